@@ -1,0 +1,9 @@
+"""fastcavi: variational Bayesian Gaussian mixtures by coordinate ascent, at multicore speed.
+
+``import fastcavi`` is cheap: numba and the compiled kernels load on the first fit.
+"""
+from ._driver import ConvergenceWarning, ELBODecreaseError
+from .api import FitResult, fit
+
+__version__ = "0.1.0"
+__all__ = ["fit", "FitResult", "ConvergenceWarning", "ELBODecreaseError", "__version__"]

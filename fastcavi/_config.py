@@ -1,0 +1,28 @@
+"""Compile policy and tunables, in one place (the numbagg pattern).
+
+Every compiled kernel of fastcavi takes its flags from here, so that the reasons
+for them live next to them.
+"""
+import os
+
+#: LLVM fast-math flags for the kernels. Not ``fastmath=True``: that adds ``nnan``
+#: and ``ninf``, which let LLVM fold away ``isnan``/``isfinite`` and mishandle
+#: ``-inf`` log-weights (numba #6217, #2923). These flags still allow FMA
+#: contraction and reassociation, which the reductions need to vectorise.
+FASTMATH = {"contract", "reassoc", "nsz", "arcp", "afn"}  # a set: numba rejects a frozenset
+
+#: Cache compiled kernels on disk (in ``__pycache__`` beside the modules). A
+#: parallel kernel takes 10-20 s to compile and under a second to load. Set
+#: ``FASTCAVI_NO_CACHE=1`` to compile in memory only (read-only installs).
+CACHE = os.environ.get("FASTCAVI_NO_CACHE", "0") in ("", "0")
+
+#: Rows per block. Parallel work is split into blocks of this many rows, each
+#: block writes its own float64 partial sums, and the partials are added in
+#: block order. Chunks are always a whole number of blocks, so results are
+#: bitwise identical for any thread count and any chunk size.
+BLOCK_ROWS = 256
+
+#: Default size, in bytes, of the per-chunk working memory (responsibilities,
+#: block partial sums, the converted chunk). The default chunk size in rows is
+#: derived from it, so memory stays bounded whatever N is.
+CHUNK_BYTES = 32 * 2**20

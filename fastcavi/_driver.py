@@ -1,0 +1,200 @@
+"""The CAVI loop: stream chunks -> kernel -> fixed-order reduction -> updates -> ELBO.
+
+This module is the only place that runs kernels over a data source. It knows
+nothing of any family's mathematics (that is :mod:`fastcavi._models`) and
+nothing of validation (:mod:`fastcavi._validation`).
+"""
+import contextlib
+import importlib
+import math
+
+import numpy as np
+
+from ._models.base import Stats, elbo_from_stats, totals_size
+
+#: An ELBO decrease larger than this fraction of the ELBO's magnitude is not
+#: round-off: float64 sums of N terms are accurate to ~N * 1e-16 relative in the
+#: worst case, far below this for any N a machine holds.
+ELBO_DECREASE_RTOL = 1e-9
+
+
+class ELBODecreaseError(ArithmeticError):
+    """The ELBO went down during CAVI, which exact coordinate ascent never does."""
+
+
+class ConvergenceWarning(UserWarning):
+    """CAVI stopped at ``max_iter`` before the ELBO converged."""
+
+
+def kernels():
+    """The compiled-kernel modules, imported (and numba with them) on first use."""
+    return importlib.import_module("fastcavi._kernels.estep")
+
+
+@contextlib.contextmanager
+def numba_threads(n_threads):
+    """Run the block with numba's thread count set to ``n_threads``, restored afterwards."""
+    if n_threads is None:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+class Preprocess:
+    """Maps raw rows to the coordinates the model works in.
+
+    Parameters
+    ----------
+    shift : ndarray of shape (D,)
+        Subtracted from every row (the data mean: keeps sums of squares accurate
+        for data far from the origin).
+    whiten : ndarray of shape (D, D) or None
+        Lower Cholesky factor ``L`` of a known covariance; rows become
+        ``L^{-1} (x - shift)``. Done in NumPy per chunk (O(chunk x D) memory).
+    """
+
+    def __init__(self, shift, whiten=None):
+        self.shift = np.ascontiguousarray(shift, dtype=np.float64)
+        self.whiten = None if whiten is None else np.ascontiguousarray(whiten, dtype=np.float64)
+        self._zero = np.zeros_like(self.shift)
+
+    def __call__(self, chunk):
+        """Return ``(rows, kernel_shift)``: what to hand a kernel for this chunk."""
+        if self.whiten is None:
+            return chunk, self.shift
+        from scipy.linalg import solve_triangular
+
+        y = solve_triangular(self.whiten, (chunk - self.shift).T, lower=True).T
+        y = np.ascontiguousarray(y)
+        y.flags.writeable = False
+        return y, self._zero
+
+    def to_model(self, points):
+        """Map points (K, D) in data coordinates to model coordinates."""
+        y = np.asarray(points, dtype=np.float64) - self.shift
+        if self.whiten is not None:
+            from scipy.linalg import solve_triangular
+
+            y = solve_triangular(self.whiten, y.T, lower=True).T
+        return y
+
+    def to_data(self, points):
+        """Map points (K, D) in model coordinates back to data coordinates."""
+        y = np.asarray(points, dtype=np.float64)
+        if self.whiten is not None:
+            y = y @ self.whiten.T
+        return y + self.shift
+
+
+_EMPTY2 = np.zeros((0, 0))
+_EMPTY1 = np.zeros(0)
+
+
+def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None):
+    """One pass over the data: the statistics of q(z) for the logits ``coeffs``.
+
+    Parameters
+    ----------
+    source : DataSource
+    model : family object
+        Gives ``kernel`` ("diag" or "full"), the number of components via ``coeffs``.
+    coeffs : tuple of ndarrays
+        The kernel's logit coefficients.
+    prep : Preprocess
+    chunk_rows : int
+        A multiple of ``BLOCK_ROWS``.
+    outputs : callable or None
+        When given, called as ``outputs(row0, resp, lse)`` with each chunk's
+        responsibilities (rows, K) and log-sum-exp (rows,), in buffers that are
+        reused for the next chunk.
+
+    Returns
+    -------
+    Stats
+    """
+    kern = getattr(kernels(), "estep_" + model.kernel)
+    K, D = coeffs[0].shape[0], source.n_features
+    totals = np.zeros(totals_size(model.kernel, K, D))
+    coeffs = tuple(np.ascontiguousarray(c, dtype=np.float64) for c in coeffs)
+    want = outputs is not None
+    resp_buf = np.empty((chunk_rows, K)) if want else _EMPTY2
+    lse_buf = np.empty(chunk_rows) if want else _EMPTY1
+    for row0, chunk in source.chunks(chunk_rows):
+        rows, shift = prep(chunk)
+        n = rows.shape[0]
+        resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
+        kern(rows, shift, *coeffs, want, resp, lse, totals)
+        if want:
+            outputs(row0, resp, lse)
+    return Stats.from_totals(totals, model.kernel, K, D)
+
+
+def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callback=None):
+    """Coordinate ascent from ``state`` until the ELBO converges or ``max_iter`` sweeps.
+
+    Each sweep updates q(z) (one pass over the data: ``sweep(coeffs)``), then q(pi),
+    then the component factors, then evaluates the full ELBO from the same pass.
+
+    Parameters
+    ----------
+    sweep : callable
+        ``sweep(coeffs) -> Stats``.
+    model : family object
+    state : the starting variational state
+    max_iter : int
+    tol : float
+        Stop when the ELBO gains less than ``tol`` (times ``|ELBO|`` when
+        ``tol_is_relative``). ``tol=0`` runs exactly ``max_iter`` sweeps.
+    callback : callable or None
+        ``callback(iteration, elbo, change)`` after each sweep.
+
+    Returns
+    -------
+    state, elbos (ndarray of shape (n_iter,)), converged (bool)
+
+    Raises
+    ------
+    ELBODecreaseError
+        When the ELBO decreases by more than round-off.
+    FloatingPointError
+        When a sweep produces a non-finite statistic or ELBO.
+    """
+    elbos = []
+    converged = False
+    for it in range(1, max_iter + 1):
+        coeffs = model.coefficients(state)
+        stats = sweep(coeffs)
+        if not (math.isfinite(stats.lse_sum) and np.all(np.isfinite(stats.S1))
+                and np.all(np.isfinite(stats.S2)) and np.all(np.isfinite(stats.Nk))):
+            raise FloatingPointError(f"Non-finite sufficient statistics at CAVI iteration {it}; "
+                                     "the data or the priors are numerically degenerate.")
+        new_state = model.update(stats)
+        elbo = elbo_from_stats(model, stats, coeffs, new_state)
+        if not math.isfinite(elbo):
+            raise FloatingPointError(f"The ELBO is not finite ({elbo}) at CAVI iteration {it}.")
+        change = math.nan
+        if elbos:
+            change = elbo - elbos[-1]
+            scale = max(abs(elbo), 1.0)
+            if change < -ELBO_DECREASE_RTOL * scale:
+                raise ELBODecreaseError(
+                    f"The ELBO went down at CAVI iteration {it}: from {elbos[-1]!r} to {elbo!r} "
+                    f"(a drop of {-change:.6g}, {-change / scale:.3g} relative), more than round-off. "
+                    "Coordinate ascent never decreases the ELBO: this is a bug or a numerical breakdown.")
+        elbos.append(elbo)
+        state = new_state
+        if callback is not None:
+            callback(it, elbo, change)
+        if len(elbos) >= 2 and tol > 0:
+            threshold = tol * abs(elbo) if tol_is_relative else tol
+            if change < threshold:
+                converged = True
+                break
+    return state, np.asarray(elbos, dtype=np.float64), converged

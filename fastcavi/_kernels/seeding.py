@@ -1,0 +1,93 @@
+"""k-means++ seeding that streams: one pass over the data per new centre.
+
+Classic k-means++ keeps every point's distance to its nearest centre (O(N)
+memory). Here each pass recomputes that distance against the centres chosen so
+far and draws the next centre with probability proportional to it using
+exponential keys (Efraimidis & Spirakis): point ``i`` gets the key
+``-log(u_i) / d_i**2`` and the smallest key wins. ``u_i`` comes from a counter-based
+hash of (seed, round, row index), so the draw is the same for any chunking and
+thread count, and memory is O(K x D).
+"""
+import numpy as np
+from numba import njit, prange
+
+from .._config import BLOCK_ROWS, CACHE, FASTMATH
+
+_JIT = dict(parallel=True, fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy")
+
+
+@njit(inline="always")
+def splitmix64(x):
+    """The splitmix64 finaliser: a well-mixed 64-bit hash of ``x`` (uint64)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(inline="always")
+def uniform_from_hash(seed, stream, index):
+    """A uniform draw in (0, 1) determined by (seed, stream, index) alone."""
+    h = splitmix64(splitmix64(seed ^ splitmix64(np.uint64(stream))) + np.uint64(index))
+    return (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(**_JIT)
+def kmeanspp_draw(X, shift, centres, seed, stream, row0):
+    """Draw the row that becomes the next k-means++ centre, within one chunk.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D), float32 or float64, C-contiguous
+        A chunk of rows; its first row is row ``row0`` of the data.
+    shift : ndarray of shape (D,), float64
+        Subtracted from each row (``centres`` are in the shifted coordinates).
+    centres : ndarray of shape (j, D), float64
+        Centres chosen so far (``j >= 1``).
+    seed : uint64
+        The random seed of this draw.
+    stream : int
+        Which draw this is (the round), so that rounds use independent numbers.
+    row0 : int
+        Global index of the chunk's first row.
+
+    Returns
+    -------
+    key : float
+        The smallest key in the chunk (``inf`` when every row sits on a centre).
+    row : int
+        The global index of the row with that key (the first such row on ties), or -1.
+    """
+    n, D = X.shape
+    J = centres.shape[0]
+    B = BLOCK_ROWS
+    nblocks = (n + B - 1) // B
+    keys = np.full(nblocks, np.inf)
+    rows = np.full(nblocks, -1, dtype=np.int64)
+    for b in prange(nblocks):
+        start = b * B
+        stop = min(n, start + B)
+        best = np.inf
+        best_row = -1
+        for i in range(start, stop):
+            d2min = np.inf
+            for j in range(J):
+                d2 = 0.0
+                for d in range(D):
+                    t = np.float64(X[i, d]) - shift[d] - centres[j, d]
+                    d2 += t * t
+                d2min = min(d2min, d2)
+            if d2min > 0.0:
+                key = -np.log(uniform_from_hash(seed, stream, row0 + i)) / d2min
+                if key < best:
+                    best = key
+                    best_row = row0 + i
+        keys[b] = best
+        rows[b] = best_row
+    best = np.inf
+    best_row = -1
+    for b in range(nblocks):
+        if keys[b] < best:
+            best = keys[b]
+            best_row = rows[b]
+    return best, best_row

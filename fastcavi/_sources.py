@@ -1,0 +1,164 @@
+"""Data sources: contiguous, native-endian, read-only row chunks from anything array-like.
+
+fastcavi never loads a whole data set. A :class:`DataSource` wraps an ndarray, an
+``np.memmap``, a path to a ``.npy`` file (memory-mapped read-only), or any object
+with ``.shape``, ``.dtype`` and row slicing (an h5py or zarr dataset), and yields
+chunks that the kernels can read directly:
+
+* float32 and float64 stay as they are (no copy for C-ordered arrays and memmaps);
+* big-endian floats become native floats of the same width, float16 becomes
+  float32, integers and booleans become float64 (all exact conversions, so the
+  result is the one the same values give as native float64: the kernels compute
+  in float64 whatever they read);
+* Fortran-ordered or strided slices are made C-contiguous, one chunk at a time;
+* every chunk is handed over as a read-only view, so the kernels compile once per
+  float width and can never write into the caller's data.
+"""
+import os
+
+import numpy as np
+
+from ._config import BLOCK_ROWS, CHUNK_BYTES
+
+
+def _sklearn_shape_errors(shape, ndim, what="X"):
+    if ndim == 1:
+        raise ValueError(
+            "Expected 2D array, got 1D array instead. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+            "if it contains a single sample.")
+    if ndim != 2:
+        raise ValueError(f"Found array with dim {ndim}. Expected 2D array (n_samples, n_features).")
+    if shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+
+
+def _compute_dtype(dtype):
+    """The float type the kernels read for data of ``dtype``, or a ValueError."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise ValueError("Complex data not supported: X has dtype %s." % dtype)
+    if dtype.kind not in "fiub":
+        raise ValueError(f"X must hold numbers, but its dtype is {dtype} (kind {dtype.kind!r}); "
+                         "convert it to a float array first.")
+    if dtype.kind == "f" and dtype.itemsize == 8:
+        return np.dtype(np.float64)
+    if dtype.kind == "f" and dtype.itemsize in (2, 4):
+        return np.dtype(np.float32)
+    if dtype.kind == "f":
+        raise ValueError(f"Unsupported float dtype {dtype}: use float16, float32 or float64.")
+    return np.dtype(np.float64)
+
+
+def _open_npy(path):
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"No such data file: {path!r}.")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        if "mmap length" in str(exc) or "cannot reshape" in str(exc):
+            raise ValueError(f"Data file {path!r} is truncated: its header promises more data than it holds "
+                             f"({exc}).") from None
+        raise ValueError(f"Cannot read {path!r} as a .npy array: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"Cannot read {path!r} as a .npy array: {exc}") from None
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{path!r} holds an archive of several arrays, not one .npy array.")
+    return arr
+
+
+class DataSource:
+    """Row chunks of a 2-D data set, ready for the kernels.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features), np.memmap, str or os.PathLike
+        The data. A path is opened with ``np.load(path, mmap_mode="r")``; an object
+        with ``shape``, ``dtype`` and ``__getitem__`` is read by row slices.
+
+    Attributes
+    ----------
+    n_samples, n_features : int
+    dtype : numpy.dtype
+        The data's own dtype.
+    compute_dtype : numpy.dtype
+        float32 or float64: what the kernels are handed.
+    """
+
+    def __init__(self, X):
+        if isinstance(X, (str, os.PathLike)):
+            X = _open_npy(X)
+        if isinstance(X, np.ndarray):
+            self._data = np.asarray(X)  # an ndarray view of a memmap: no copy
+        elif hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__"):
+            self._data = X
+        else:
+            try:
+                self._data = np.asarray(X)
+            except Exception as exc:  # ragged lists and the like
+                raise ValueError(f"X cannot be read as a 2-D array: {exc}") from None
+            if self._data.dtype == object:
+                raise ValueError("X cannot be read as a numeric 2-D array (it has dtype object).")
+        shape = tuple(int(s) for s in self._data.shape)
+        _sklearn_shape_errors(shape, len(shape))
+        self.n_samples, self.n_features = shape
+        self.dtype = np.dtype(self._data.dtype)
+        self.compute_dtype = _compute_dtype(self.dtype)
+
+    @property
+    def shape(self):
+        return (self.n_samples, self.n_features)
+
+    def default_chunk_rows(self, bytes_per_row):
+        """Rows per chunk so that the per-chunk working memory is about ``CHUNK_BYTES``."""
+        rows = max(1, CHUNK_BYTES // max(1, int(bytes_per_row)))
+        return round_chunk_rows(rows)
+
+    def _convert(self, block):
+        block = np.asarray(block)
+        if block.dtype != self.compute_dtype:
+            block = block.astype(self.compute_dtype)
+        elif not block.dtype.isnative:
+            block = block.astype(self.compute_dtype.newbyteorder("="))
+        if not block.flags.c_contiguous:
+            block = np.ascontiguousarray(block)
+        view = block.view()
+        view.flags.writeable = False
+        return view
+
+    def chunks(self, chunk_rows, start=0, stop=None):
+        """Yield ``(row0, chunk)`` for consecutive row ranges.
+
+        Parameters
+        ----------
+        chunk_rows : int
+            Rows per chunk; a multiple of ``BLOCK_ROWS`` (see :func:`round_chunk_rows`).
+        start, stop : int
+            The row range to read (default: all rows).
+
+        Yields
+        ------
+        row0 : int
+            Index of the chunk's first row.
+        chunk : ndarray of shape (rows, n_features), C-contiguous, native, read-only
+        """
+        stop = self.n_samples if stop is None else stop
+        for row0 in range(start, stop, chunk_rows):
+            yield row0, self._convert(self._data[row0:min(row0 + chunk_rows, stop)])
+
+    def rows(self, index):
+        """Rows at the (sorted, unique) integer positions ``index``, as float64, shape (len(index), D)."""
+        index = np.asarray(index, dtype=np.int64)
+        out = np.empty((index.size, self.n_features))
+        for j, i in enumerate(index):
+            out[j] = np.asarray(self._data[int(i):int(i) + 1], dtype=np.float64)[0]
+        return out
+
+
+def round_chunk_rows(rows):
+    """Round a chunk size up to a whole number of blocks (what keeps results chunk-size invariant)."""
+    rows = int(rows)
+    return max(BLOCK_ROWS, -(-rows // BLOCK_ROWS) * BLOCK_ROWS)

@@ -1,0 +1,58 @@
+"""The validating first pass: finiteness (with the first offending row), count, mean, scatter."""
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What one pass over the data tells before any CAVI work.
+
+    Attributes
+    ----------
+    n_samples : int
+    mean : ndarray of shape (D,)
+    scatter : ndarray of shape (D, D) or (D,)
+        ``sum_n (x_n - mean)(x_n - mean)^T`` (or its diagonal when only that was asked for).
+    """
+
+    n_samples: int
+    mean: np.ndarray
+    scatter: np.ndarray
+
+
+def summarize_source(source, chunk_rows, full_scatter):
+    """Check every value is finite and take the data's moments, in one streaming pass.
+
+    The moments are accumulated about the first row (so data far from the origin
+    keeps its precision) in fixed block order, then moved to the mean.
+
+    Raises
+    ------
+    ValueError
+        ``"Input X contains NaN."`` or ``"Input X contains infinity ..."``, naming the
+        first offending row and column.
+    """
+    from ._kernels.summary import summarize
+
+    D = source.n_features
+    first = source.rows([0])[0]
+    shift = first if np.all(np.isfinite(first)) else np.zeros(D)
+    totals = np.zeros(D + D * D)
+    for row0, chunk in source.chunks(chunk_rows):
+        bad = summarize(chunk, shift, full_scatter, totals)
+        if bad >= 0:
+            row = np.asarray(chunk[bad], dtype=np.float64)
+            col = int(np.flatnonzero(~np.isfinite(row))[0])
+            what = "NaN" if np.isnan(row[col]) else "infinity or a value too large for dtype('float64')"
+            raise ValueError(f"Input X contains {what} (first at row {row0 + bad}, column {col}).")
+    N = source.n_samples
+    s1 = totals[:D]
+    s2 = totals[D:].reshape(D, D)
+    s2 = np.triu(s2) + np.triu(s2, 1).T
+    delta = s1 / N
+    mean = shift + delta
+    scatter = s2 - N * np.outer(delta, delta)
+    if not full_scatter:
+        scatter = np.diag(scatter).copy()
+    return DataSummary(N, mean, scatter)

@@ -1,0 +1,140 @@
+"""Parameter and hyperparameter checks, in one place, with scikit-learn's wording.
+
+Every check runs before any pass over the data and raises ``ValueError`` (or
+``TypeError`` for a wrong type) naming the parameter and the offending value.
+"""
+import numbers
+
+import numpy as np
+
+COVARIANCE_TYPES = ("identity", "spherical", "diag", "full", "tied")
+WEIGHT_PRIOR_TYPES = ("dirichlet_distribution", "dirichlet_process")
+INIT_METHODS = ("k-means++", "random", "random_from_data")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name, value, low, high=None):
+    """An int in [low, high] (high=None: unbounded)."""
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        upper = "inf)" if high is None else f"{high}]"
+        raise ValueError(f"The '{name}' parameter must be an int in the range [{low}, {upper}. "
+                         f"Got {value!r} instead.")
+    return int(value)
+
+
+def check_real(name, value, low=None, *, strict=True, high=None):
+    """A finite real number above ``low`` (strictly, unless ``strict=False``)."""
+    ok = _is_real(value) and np.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bound = "" if low is None else (f" {'>' if strict else '>='} {low}")
+        raise ValueError(f"The '{name}' parameter must be a finite real number{bound}. Got {value!r} instead.")
+    return float(value)
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"The '{name}' parameter must be a str among {{{', '.join(map(repr, choices))}}}. "
+                         f"Got {value!r} instead.")
+    return value
+
+
+def check_vector(name, value, length, *, positive=False, what="n_components"):
+    """A scalar (broadcast) or a 1-D array of ``length`` finite values (positive if asked)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu" or arr.ndim > 1:
+        raise ValueError(f"The '{name}' parameter must be a real number or a 1-D array of shape ({length},). "
+                         f"Got {value!r} instead.")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 1 and arr.shape[0] != length:
+        raise ValueError(f"The '{name}' parameter should have the shape ({length},) ({what} = {length}), "
+                         f"but got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"The '{name}' parameter must be finite. Got {value!r} instead.")
+    if positive and not np.all(arr > 0):
+        raise ValueError(f"The '{name}' parameter must be positive. Got {value!r} instead.")
+    return np.broadcast_to(arr, (length,)).copy()
+
+
+def check_known_covariance(covariance, D):
+    """The lower Cholesky factor of a known covariance, or None for the identity.
+
+    Accepts None (identity), a positive scalar (sigma^2 I), a positive vector of
+    shape (D,) (a diagonal), or a symmetric positive definite (D, D) matrix.
+    """
+    if covariance is None:
+        return None
+    arr = np.asarray(covariance, dtype=np.float64) if np.asarray(covariance).dtype.kind in "fiu" else None
+    if arr is None or arr.ndim > 2 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"'covariance' must be None, a positive number, a positive (D,) vector or a symmetric "
+                         f"positive definite (D, D) matrix of finite numbers. Got {covariance!r}.")
+    if arr.ndim == 0 or arr.ndim == 1:
+        arr = np.broadcast_to(arr, (D,)) if arr.ndim == 0 else arr
+        if arr.shape != (D,) or not np.all(arr > 0):
+            raise ValueError(f"'covariance' as a vector must have shape ({D},) and positive entries. "
+                             f"Got {covariance!r}.")
+        return np.diag(np.sqrt(arr))
+    if arr.shape != (D, D):
+        raise ValueError(f"'covariance' should have the shape ({D}, {D}), but got {arr.shape}.")
+    if not np.allclose(arr, arr.T, rtol=1e-10, atol=0.0):
+        raise ValueError("'covariance' should be symmetric.")
+    try:
+        return np.linalg.cholesky(arr)
+    except np.linalg.LinAlgError:
+        raise ValueError("'covariance' should be symmetric, positive-definite.") from None
+
+
+def check_init(init, K, D):
+    """A method name or an array of initial means of shape (K, D)."""
+    if isinstance(init, str):
+        return check_choice("init", init, INIT_METHODS)
+    arr = np.asarray(init)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"The 'init' parameter must be one of {INIT_METHODS} or an array of initial means. "
+                         f"Got {init!r} instead.")
+    if arr.shape != (K, D):
+        raise ValueError(f"The initial means 'init' should have the shape ({K}, {D}), but got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("The initial means 'init' contain NaN or infinity.")
+    return arr.astype(np.float64).copy()
+
+
+def check_random_state(random_state):
+    """A numpy Generator from None, an int, a Generator or a RandomState."""
+    if random_state is None or _is_int(random_state):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise ValueError(f"{random_state!r} cannot be used to seed a numpy.random.Generator instance.")
+
+
+def check_n_threads(n_threads):
+    if n_threads is None:
+        return None
+    import numba
+
+    top = numba.config.NUMBA_NUM_THREADS
+    return check_int("n_threads", n_threads, 1, top)
+
+
+def check_n_samples(n_samples, n_components):
+    if n_samples < n_components:
+        raise ValueError(f"Expected n_samples >= n_components but got n_components = {n_components}, "
+                         f"n_samples = {n_samples}")
+
+
+def check_features(n_features, expected, owner="the fitted model"):
+    if n_features != expected:
+        raise ValueError(f"X has {n_features} features, but {owner} is expecting {expected} features as input.")

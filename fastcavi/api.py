@@ -1,0 +1,250 @@
+"""``fastcavi.fit`` and its result: validation and orchestration only (no maths here)."""
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validation as V
+from ._driver import ConvergenceWarning, Preprocess, estep_pass, numba_threads, run_cavi
+from ._sources import DataSource, round_chunk_rows
+
+
+def _frozen(a):
+    if isinstance(a, tuple):
+        return tuple(_frozen(x) for x in a)
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """A fitted variational posterior. Arrays are read-only.
+
+    Attributes
+    ----------
+    covariance_type : str
+    weight_concentration_prior_type : str
+    elbo : ndarray of shape (n_iter,)
+        The full ELBO (every constant kept) after each CAVI sweep of the best run.
+    n_iter : int
+        Sweeps run by the best run.
+    converged : bool
+    weights : ndarray of shape (K,)
+        ``E[pi]`` (for the Dirichlet process, the normalised expected stick weights,
+        as scikit-learn's ``weights_``).
+    weight_concentration : ndarray of shape (K,) or tuple of two
+        The Dirichlet posterior concentrations ``alpha_tilde`` (the seed's), or the
+        stick-breaking Beta parameters ``(a, b)``.
+    means : ndarray of shape (K, D)
+        ``E[mu_k]``.
+    mean_precision : ndarray of shape (K,)
+        ``nu_tilde_k``: ``Cov[mu_k] = Sigma / nu_tilde_k`` (identity/known covariance) or
+        scikit-learn's ``mean_precision_`` (beta_k).
+    covariances : ndarray
+        The known covariance (D, D) for ``"identity"``; scikit-learn's ``covariances_``
+        for the other families.
+    precisions, precisions_cholesky : ndarray
+        Inverses of ``covariances`` and their Cholesky factors, scikit-learn's shapes.
+    degrees_of_freedom : ndarray of shape (K,) or None
+        Wishart degrees of freedom (None for known covariances).
+    lower_bound : float
+        The last ELBO.
+    """
+
+    covariance_type: str
+    weight_concentration_prior_type: str
+    elbo: np.ndarray
+    n_iter: int
+    converged: bool
+    weights: np.ndarray
+    weight_concentration: object
+    means: np.ndarray
+    mean_precision: np.ndarray
+    covariances: np.ndarray
+    precisions: np.ndarray
+    precisions_cholesky: np.ndarray
+    degrees_of_freedom: object
+    _engine: object = field(repr=False)
+
+    @property
+    def lower_bound(self):
+        return float(self.elbo[-1])
+
+    @property
+    def n_components(self):
+        return self.means.shape[0]
+
+    @property
+    def n_features(self):
+        return self.means.shape[1]
+
+    def _stream(self, X, n_threads, chunk_size, consume):
+        source = DataSource(X)
+        V.check_features(source.n_features, self.n_features)
+        n_threads = V.check_n_threads(n_threads)
+        eng = self._engine
+        chunk_rows = _chunk_rows(chunk_size, source, self.n_components)
+        with numba_threads(n_threads):
+            from ._summary import summarize_source
+
+            summarize_source(source, chunk_rows, full_scatter=False)  # NaN/inf check, naming the row
+            estep_pass(source, eng.model, eng.model.coefficients(eng.state), eng.prep, chunk_rows, consume)
+        return source.n_samples
+
+    def predict_proba(self, X, *, n_threads=None, chunk_size=None):
+        """Responsibilities ``q(z_n = k)`` of new rows, shape (n_samples, K)."""
+        out = []
+
+        def consume(row0, resp, lse):
+            out.append(resp.copy())
+
+        self._stream(X, n_threads, chunk_size, consume)
+        return np.concatenate(out)
+
+    def predict(self, X, *, n_threads=None, chunk_size=None):
+        """Most responsible component of each row, shape (n_samples,), int64."""
+        out = []
+        self._stream(X, n_threads, chunk_size, lambda r0, resp, lse: out.append(np.argmax(resp, axis=1)))
+        return np.concatenate(out).astype(np.int64)
+
+    def score_samples(self, X, *, n_threads=None, chunk_size=None):
+        """``logsumexp_k (E[log pi_k] + E[log N(x | mu_k, Lambda_k)])`` per row, shape (n_samples,).
+
+        The same quantity as scikit-learn's ``BayesianGaussianMixture.score_samples``.
+        """
+        out = []
+        self._stream(X, n_threads, chunk_size, lambda r0, resp, lse: out.append(lse.copy()))
+        return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class _Engine:
+    model: object
+    state: object
+    prep: Preprocess
+
+
+def _chunk_rows(chunk_size, source, K):
+    if chunk_size is None:
+        D = source.n_features
+        return source.default_chunk_rows(8 * (2 * K + 3 * D + 2))
+    return round_chunk_rows(V.check_int("chunk_size", chunk_size, 1))
+
+
+def fit(X, n_components, *, covariance_type="identity", covariance=None,
+        weight_concentration_prior_type="dirichlet_distribution", weight_concentration_prior=None,
+        mean_precision_prior=None, mean_prior=None, init="k-means++",
+        max_iter=100, tol=1e-8, n_init=1, random_state=None,
+        n_threads=None, chunk_size=None, callback=None):
+    """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+        The data; any real dtype. It is read in chunks and never modified or copied whole.
+    n_components : int
+        K, the number of mixture components.
+    covariance_type : {"identity"}
+        ``"identity"``: the seed's model, components with a known covariance
+        (``covariance``; the identity by default).
+    covariance : None, float, ndarray of shape (D,) or (D, D)
+        The known covariance Sigma of every component for ``covariance_type="identity"``:
+        None for the identity, a number for sigma^2 I, a vector for a diagonal, or an SPD
+        matrix. The prior on each mean is then N(m0, Sigma / nu).
+    weight_concentration_prior_type : {"dirichlet_distribution", "dirichlet_process"}
+    weight_concentration_prior : float or ndarray of shape (K,), default 1.0
+        alpha (the seed's ``alpha``); for the Dirichlet process, its concentration.
+    mean_precision_prior : float, default 1.0
+        nu (the seed's ``nu``).
+    mean_prior : float or ndarray of shape (D,), default 0.0
+        m0 = phi / nu (the seed's ``phi`` is ``nu * m0``).
+    init : {"k-means++", "random", "random_from_data"} or ndarray of shape (K, D)
+        Initial means: k-means++ seeding, the seed's random hard assignments (the means
+        of K random clusters), K random rows, or given means. The fit starts as the seed
+        does: q(mu_k) = N(init_k, Sigma), q(pi) = the prior.
+    max_iter : int, default 100
+        Maximum CAVI sweeps per initialisation.
+    tol : float, default 1e-8
+        Stop when a sweep raises the ELBO by less than ``tol * |ELBO|``. ``tol=0`` runs
+        exactly ``max_iter`` sweeps.
+    n_init : int, default 1
+        Initialisations to run; the one with the highest final ELBO is kept.
+    random_state : None, int, numpy.random.Generator or RandomState
+    n_threads : int, optional
+        Threads for the kernels during this call (restored afterwards). Results do not
+        depend on it.
+    chunk_size : int, optional
+        Rows per chunk, rounded up to a multiple of 256. Results do not depend on it.
+    callback : callable, optional
+        ``callback(iteration, elbo, change)`` after every sweep.
+
+    Returns
+    -------
+    FitResult
+    """
+    K = V.check_int("n_components", n_components, 1)
+    covariance_type = V.check_choice("covariance_type", covariance_type, V.COVARIANCE_TYPES)
+    wtype = V.check_choice("weight_concentration_prior_type", weight_concentration_prior_type,
+                           V.WEIGHT_PRIOR_TYPES)
+    max_iter = V.check_int("max_iter", max_iter, 1)
+    tol = V.check_real("tol", tol, 0.0, strict=False)
+    n_init = V.check_int("n_init", n_init, 1)
+    n_threads = V.check_n_threads(n_threads)
+    rng = V.check_random_state(random_state)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"'callback' must be callable or None. Got {callback!r}.")
+
+    source = DataSource(X)
+    N, D = source.shape
+    V.check_n_samples(N, K)
+    init = V.check_init(init, K, D)
+    chunk_rows = _chunk_rows(chunk_size, source, K)
+    from ._models import families
+
+    spec = families.resolve(covariance_type, wtype, K, D,
+                            covariance=covariance,
+                            weight_concentration_prior=weight_concentration_prior,
+                            mean_precision_prior=mean_precision_prior,
+                            mean_prior=mean_prior)
+
+    with numba_threads(n_threads):
+        from ._summary import summarize_source
+
+        summary = summarize_source(source, chunk_rows, full_scatter=spec.needs_full_scatter)
+        model, prep = spec.build(summary)
+
+        def sweep(coeffs):
+            return estep_pass(source, model, coeffs, prep, chunk_rows)
+
+        best = None
+        for _ in range(n_init):
+            means = _initial_means(init, source, K, rng, chunk_rows, summary)
+            state0 = model.state_from_means(prep.to_model(means))
+            state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
+                                               callback=callback)
+            if best is None or elbos[-1] > best[1][-1]:
+                best = (state, elbos, converged)
+    state, elbos, converged = best
+    if tol > 0 and not converged:
+        warnings.warn("Best performing initialization did not converge. Try different init parameters, "
+                      "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
+                      stacklevel=2)
+    public = model.public_parameters(state, prep)
+    return FitResult(covariance_type=covariance_type, weight_concentration_prior_type=wtype,
+                     elbo=_frozen(elbos), n_iter=len(elbos), converged=bool(converged),
+                     **{k: (_frozen(v) if v is not None else None) for k, v in public.items()},
+                     _engine=_Engine(model, state, prep))
+
+
+def _initial_means(init, source, K, rng, chunk_rows, summary):
+    from . import _init
+
+    if isinstance(init, np.ndarray):
+        return init
+    if init == "random":
+        return _init.random_assignment_means(source, K, rng, chunk_rows)
+    if init == "random_from_data":
+        return _init.random_rows(source, K, rng)
+    return _init.kmeans_plusplus(source, K, rng, chunk_rows, summary.mean)

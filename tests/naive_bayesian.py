@@ -1,0 +1,442 @@
+"""Plain NumPy/SciPy reference for scikit-learn's ``BayesianGaussianMixture``.
+
+Nothing here is fast or clever: every quantity is computed the obvious way, on the
+whole (N, K) responsibility matrix, in float64, written from the mathematics (Bishop
+ch. 10 in scikit-learn's parametrisation). scikit-learn is never called.
+
+Notation
+--------
+N samples x_n in R^D, K components. Priors (already resolved, as sklearn's trailing-
+underscore attributes): alpha0 = weight_concentration_prior, beta0 =
+mean_precision_prior, m0 = mean_prior (D,), nu0 = degrees_of_freedom_prior (> D - 1),
+Psi0 = covariance_prior as a D x D matrix (full/tied: itself; diag: diag(c); spherical:
+c * I). Wishart W(Lambda | nu, W) has density
+B(W, nu) |Lambda|^((nu - D - 1)/2) exp(-tr(W^-1 Lambda)/2), with
+log B(W, nu) = -(nu/2) log|W| - (nu D/2) log 2 - log Gamma_D(nu/2).
+
+The model (the same generative model for all four covariance types)
+------------------------------------------------------------------
+    Lambda_k ~ W(nu0, Psi0^-1)                   independently, k = 1..K (D x D)
+    mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^-1)
+    weights: "dirichlet_distribution": pi ~ Dir(alpha0, ..., alpha0)
+             "dirichlet_process":      v_k ~ Beta(1, gamma), gamma = alpha0, k = 1, 2, ...
+                                       pi_k = v_k prod_{j<k} (1 - v_j)  (infinite sticks)
+    z_n ~ Cat(pi),  x_n | z_n = k ~ N(mu_k, Lambda_k^-1).
+
+The variational family
+----------------------
+    q = prod_n Cat(z_n | r_n) q(pi) prod_k N(mu_k | m_k, (beta_k Lambda_k)^-1) W(Lambda_k | nu_k, W_k),
+    W_k^-1 = Psi_k = nu_k C_k,  where C_k is sklearn's ``covariances_`` (so
+    E_q[Lambda_k] = C_k^-1 = sklearn's ``precisions_``), and ``covariance_type`` only
+    restricts the family of C_k:
+        full:      C_k any SPD matrix;
+        diag:      C_k = diag(c_k)          (but Lambda_k is still a full D x D Wishart matrix);
+        spherical: C_k = c_k I              (ditto);
+        tied:      C_1 = ... = C_K = C and nu_1 = ... = nu_K = nu: the K precisions are still
+                   *independent* random matrices with identical q-factors.
+    q(pi) = Dir(alpha) for the Dirichlet prior; for the DP, q(v_k) = Beta(a_k, b_k) for
+    k <= K, while q(z_n > K) = 0 and q(v_k), q(mu_k, Lambda_k) equal the prior for k > K
+    (those factors contribute exactly 0 to the ELBO). Note that sklearn does not clamp
+    v_K = 1 (its q(v_K) = Beta(1 + N_K, gamma)), which is exactly this truncation.
+
+sklearn's E- and M-steps are the exact CAVI coordinate updates of this model in this
+family (with reg_covar = 0; see below). Why not the "textbook" readings:
+  * spherical as a scalar Gamma precision lambda_k I, or diag as D independent Gamma
+    precisions, would need E[log|Lambda_k|] = D psi(D nu/2)-... resp. D psi(nu/2) - ...,
+    but sklearn's E-step uses the Wishart value sum_{d=0}^{D-1} psi((nu_k - d)/2) + D log 2
+    - log|Psi_k| and its bound uses the Wishart normaliser sum_d lnGamma((nu_k - d)/2).
+    Those are the D x D Wishart formulas; sklearn's C_k = trace(Psi*_k)/(D nu_k) I
+    (spherical) or diag(Psi*_k)/nu_k (diag), with Psi*_k the unrestricted full update, is
+    precisely the KL projection of the full-Wishart CAVI update onto the restricted family.
+    (For D = 1 all types coincide with a Gamma(nu/2, rate Psi/2) precision.)
+  * tied as ONE shared Lambda with prior W(nu0', .) would give q-dof nu0' + N, whereas
+    sklearn has nu = nu0 + N/K and multiplies the Wishart normaliser by K in the bound;
+    nu = mean_k(nu0 + N_k), Psi = mean_k Psi*_k is the optimum of the tied family above.
+    (For K = 1 the two readings coincide.)
+
+sklearn conventions reproduced exactly
+--------------------------------------
+  * N_k = sum_n r_nk + 10 * eps (float64 eps) everywhere in the M-step.
+  * reg_covar is added to the *scatter* S_k (full: S_k + reg I; diag: S_kdd + reg;
+    spherical: mean_d S_kdd + reg; tied: the pooled scatter sum_k N_k S_k / sum_k N_k + reg I)
+    before it is multiplied by N_k (tied: by sum_k N_k / K), i.e. Psi_k gets N_k * reg_covar
+    on the diagonal. The E-step does NOT carry a matching term, so for reg_covar > 0 the
+    M-step is a slightly perturbed CAVI update (see the offset below).
+  * covariances_ = Psi_k / nu_k ("normalised"), precisions_cholesky_ = (chol(C_k)^-1)^T
+    (upper triangular U with U U^T = C_k^-1); diag/spherical store C_k^-1/2.
+  * DP weights_ = E[v_k] prod_{j<k} E[1 - v_j], renormalised to sum to 1.
+
+The full ELBO and its offset from sklearn's ``_compute_lower_bound``
+--------------------------------------------------------------------
+``elbo`` = E_q[log p(X, Z, pi, mu, Lambda)] - E_q[log q(Z, pi, mu, Lambda)], every term
+written out (see :func:`full_elbo`). When the parameters are the M-step output of the very
+responsibilities used in the bound (which is how sklearn evaluates it), for every
+covariance type
+
+    elbo - sklearn_lower_bound = C + (reg_covar / 2) * sum_k N_k tr(E_q[Lambda_k])
+
+    C = -(N D / 2) log(2 pi)
+        + K [ (D/2) log beta0 + (nu0/2) log|Psi0| - (nu0 D/2) log 2
+              - sum_{d=0}^{D-1} lnGamma((nu0 - d)/2) ]
+        + C_w,
+    C_w = lnGamma(K alpha0) - K lnGamma(alpha0)      (dirichlet_distribution)
+    C_w = K log(alpha0)                              (dirichlet_process)
+
+with |Psi0| = det(covariance_prior) (full/tied), prod(covariance_prior) (diag),
+covariance_prior**D (spherical); tr(E_q[Lambda_k]) = tr(precisions_[k]) (tied: the
+shared precisions_ and sum_k N_k = N). The K log(pi) terms of Gamma_D cancel between
+the prior and posterior normalisers (sklearn drops them in both). So C is a constant for
+fixed data and priors; the reg_covar term is not (it changes with the iterates), and is
+0 for reg_covar = 0. Derivation: for optimal q(theta) given q(Z), the ELBO collapses to
+-sum r log r + log int p(theta) exp(E_Z log p(X, Z | theta)) dtheta, which is sklearn's
+bound plus the prior normalisers and the (2 pi)^(-N D/2); the restricted families lose
+exactly the KL(q_restricted || q_unrestricted), which sklearn's bound also accounts for
+(its Wishart normaliser uses the restricted Psi_k); the reg_covar shift Psi_k -> Psi_k +
+N_k reg I costs -(nu_k/2)[tr(Psi*_k Psi_k^-1) - D] = +(reg/2) N_k tr(E[Lambda_k]).
+The 10*eps in N_k makes C hold to ~1e-14 relative rather than exactly.
+"""
+import numpy as np
+from scipy.special import betaln, digamma, gammaln, logsumexp, multigammaln
+
+LOG_2PI = np.log(2.0 * np.pi)
+COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+WEIGHT_PRIOR_TYPES = ("dirichlet_distribution", "dirichlet_process")
+
+
+# ----------------------------------------------------------------------------------
+# small helpers
+# ----------------------------------------------------------------------------------
+def prior_scale_matrix(covariance_prior, covariance_type, D):
+    """Psi0, the inverse Wishart scale of the prior, as a (D, D) matrix."""
+    if covariance_type in ("full", "tied"):
+        return np.array(covariance_prior, dtype=np.float64).reshape(D, D)
+    if covariance_type == "diag":
+        return np.diag(np.array(covariance_prior, dtype=np.float64).reshape(D))
+    return float(covariance_prior) * np.eye(D)
+
+
+def covariance_matrices(covariances, covariance_type, K, D):
+    """sklearn's ``covariances_`` expanded to (K, D, D) matrices C_k."""
+    if covariance_type == "full":
+        return np.array(covariances, dtype=np.float64)
+    if covariance_type == "tied":
+        return np.broadcast_to(covariances, (K, D, D)).copy()
+    if covariance_type == "diag":
+        return np.array([np.diag(c) for c in covariances])
+    return np.array([c * np.eye(D) for c in covariances])
+
+
+def precision_cholesky(covariances, covariance_type):
+    """sklearn's ``precisions_cholesky_``: U = (chol(C)^-1)^T, so U U^T = C^-1."""
+    if covariance_type == "full":
+        return np.array([np.linalg.inv(np.linalg.cholesky(C)).T for C in covariances])
+    if covariance_type == "tied":
+        return np.linalg.inv(np.linalg.cholesky(covariances)).T
+    return 1.0 / np.sqrt(covariances)
+
+
+def log_wishart_B(W_inv, nu):
+    """log B(W, nu) of the Wishart density, given W^-1 (D, D) and nu."""
+    D = W_inv.shape[0]
+    return (0.5 * nu * np.linalg.slogdet(W_inv)[1] - 0.5 * nu * D * np.log(2.0)
+            - multigammaln(0.5 * nu, D))
+
+
+def wishart_expected_logdet(W_inv, nu):
+    """E[log|Lambda|] under W(nu, W): sum_{d<D} psi((nu - d)/2) + D log 2 + log|W|."""
+    D = W_inv.shape[0]
+    return (np.sum(digamma(0.5 * (nu - np.arange(D)))) + D * np.log(2.0)
+            - np.linalg.slogdet(W_inv)[1])
+
+
+def expected_log_weights(weight_concentration, weight_concentration_prior_type):
+    """E_q[log pi_k]; shape (K,)."""
+    if weight_concentration_prior_type == "dirichlet_process":
+        a, b = weight_concentration
+        elog_v = digamma(a) - digamma(a + b)
+        elog_1mv = digamma(b) - digamma(a + b)
+        return elog_v + np.concatenate(([0.0], np.cumsum(elog_1mv)[:-1]))
+    alpha = weight_concentration
+    return digamma(alpha) - digamma(alpha.sum())
+
+
+def mixture_weights(weight_concentration, weight_concentration_prior_type):
+    """sklearn's ``weights_``."""
+    if weight_concentration_prior_type == "dirichlet_process":
+        a, b = weight_concentration
+        ev = a / (a + b)
+        w = ev * np.concatenate(([1.0], np.cumprod(1.0 - ev)[:-1]))
+        return w / w.sum()
+    alpha = weight_concentration
+    return alpha / alpha.sum()
+
+
+# ----------------------------------------------------------------------------------
+# M-step
+# ----------------------------------------------------------------------------------
+def m_step(X, resp, *, covariance_type, weight_concentration_prior_type,
+           weight_concentration_prior, mean_precision_prior, mean_prior,
+           degrees_of_freedom_prior, covariance_prior, reg_covar):
+    """CAVI update of q(pi), q(mu, Lambda) from responsibilities; returns a dict."""
+    X = np.asarray(X, dtype=np.float64)
+    resp = np.asarray(resp, dtype=np.float64)
+    N, D = X.shape
+    K = resp.shape[1]
+    alpha0, beta0 = float(weight_concentration_prior), float(mean_precision_prior)
+    nu0, m0 = float(degrees_of_freedom_prior), np.asarray(mean_prior, np.float64)
+
+    # weighted statistics (sklearn adds 10 eps to N_k)
+    nk = resp.sum(axis=0) + 10.0 * np.finfo(np.float64).eps
+    xk = (resp.T @ X) / nk[:, None]
+    scatter = np.empty((K, D, D))                    # S_k = sum_n r_nk (x - xk)(x - xk)^T / N_k
+    for k in range(K):
+        diff = X - xk[k]
+        scatter[k] = (resp[:, k, None] * diff).T @ diff / nk[k]
+
+    # q(pi)
+    if weight_concentration_prior_type == "dirichlet_process":
+        tail = np.array([nk[k + 1:].sum() for k in range(K)])     # sum_{j > k} N_j
+        weight_concentration = (1.0 + nk, alpha0 + tail)
+    else:
+        weight_concentration = alpha0 + nk
+
+    # q(mu | Lambda)
+    mean_precision = beta0 + nk
+    means = (beta0 * m0 + nk[:, None] * xk) / mean_precision[:, None]
+
+    # q(Lambda): Psi_k = Psi0 + N_k (S_k + reg) + beta0 N_k / beta_k (xk - m0)(xk - m0)^T
+    dm = xk - m0
+    shrink = nk * beta0 / mean_precision                          # beta0 N_k / beta_k
+    if covariance_type == "full":
+        Psi0 = prior_scale_matrix(covariance_prior, "full", D)
+        degrees_of_freedom = nu0 + nk
+        covariances = np.array([
+            (Psi0 + nk[k] * (scatter[k] + reg_covar * np.eye(D))
+             + shrink[k] * np.outer(dm[k], dm[k])) / degrees_of_freedom[k]
+            for k in range(K)])
+    elif covariance_type == "tied":
+        # mean over k of the per-component full updates; the pooled scatter gets reg
+        Psi0 = prior_scale_matrix(covariance_prior, "tied", D)
+        pooled = np.einsum("k,kij->ij", nk, scatter) / nk.sum() + reg_covar * np.eye(D)
+        degrees_of_freedom = nu0 + nk.sum() / K
+        Psi = (Psi0 + pooled * nk.sum() / K
+               + np.einsum("k,ki,kj->ij", shrink, dm, dm) / K)
+        covariances = Psi / degrees_of_freedom
+    elif covariance_type == "diag":
+        psi0 = np.asarray(covariance_prior, np.float64).reshape(D)
+        degrees_of_freedom = nu0 + nk
+        s_diag = np.einsum("kii->ki", scatter) + reg_covar
+        covariances = (psi0 + nk[:, None] * s_diag + shrink[:, None] * dm ** 2) \
+            / degrees_of_freedom[:, None]
+    elif covariance_type == "spherical":
+        psi0 = float(covariance_prior)
+        degrees_of_freedom = nu0 + nk
+        s_mean = np.einsum("kii->k", scatter) / D + reg_covar
+        covariances = (psi0 + nk * s_mean + shrink * np.mean(dm ** 2, axis=1)) \
+            / degrees_of_freedom
+    else:
+        raise ValueError(covariance_type)
+
+    return dict(
+        weight_concentration=weight_concentration,
+        mean_precision=mean_precision,
+        means=means,
+        degrees_of_freedom=degrees_of_freedom,
+        covariances=covariances,
+        precisions_cholesky=precision_cholesky(covariances, covariance_type),
+        weights=mixture_weights(weight_concentration, weight_concentration_prior_type),
+    )
+
+
+# ----------------------------------------------------------------------------------
+# E-step
+# ----------------------------------------------------------------------------------
+def _component_arrays(params, covariance_type, K, D):
+    """(nu_k (K,), Psi_k (K,D,D), E[Lambda_k] (K,D,D)) with tied broadcast over k."""
+    C = covariance_matrices(params["covariances"], covariance_type, K, D)
+    nu = np.broadcast_to(np.asarray(params["degrees_of_freedom"], np.float64), (K,)).copy()
+    Psi = nu[:, None, None] * C
+    E_Lambda = np.linalg.inv(C)
+    return nu, Psi, E_Lambda
+
+
+def expected_log_joint_per_component(X, params, covariance_type,
+                                     weight_concentration_prior_type):
+    """log rho_nk = E[log pi_k] + E[log N(x_n | mu_k, Lambda_k^-1)]; shape (N, K)."""
+    X = np.asarray(X, dtype=np.float64)
+    N, D = X.shape
+    means, beta = params["means"], params["mean_precision"]
+    K = means.shape[0]
+    nu, Psi, E_Lambda = _component_arrays(params, covariance_type, K, D)
+    elog_pi = expected_log_weights(params["weight_concentration"],
+                                   weight_concentration_prior_type)
+    out = np.empty((N, K))
+    for k in range(K):
+        diff = X - means[k]
+        quad = np.einsum("ni,ij,nj->n", diff, E_Lambda[k], diff) + D / beta[k]
+        out[:, k] = (elog_pi[k] + 0.5 * wishart_expected_logdet(Psi[k], nu[k])
+                     - 0.5 * D * LOG_2PI - 0.5 * quad)
+    return out
+
+
+def e_step(X, params, covariance_type, weight_concentration_prior_type):
+    """Returns log_resp (N, K)."""
+    log_rho = expected_log_joint_per_component(X, params, covariance_type,
+                                               weight_concentration_prior_type)
+    return log_rho - logsumexp(log_rho, axis=1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------------
+# bounds
+# ----------------------------------------------------------------------------------
+def full_elbo(X, resp, params, *, covariance_type, weight_concentration_prior_type,
+              weight_concentration_prior, mean_precision_prior, mean_prior,
+              degrees_of_freedom_prior, covariance_prior):
+    """E_q[log p(X, Z, pi, mu, Lambda)] - E_q[log q(Z, pi, mu, Lambda)], all constants kept."""
+    X = np.asarray(X, dtype=np.float64)
+    resp = np.asarray(resp, dtype=np.float64)
+    N, D = X.shape
+    means, beta = params["means"], params["mean_precision"]
+    K = means.shape[0]
+    alpha0, beta0 = float(weight_concentration_prior), float(mean_precision_prior)
+    nu0, m0 = float(degrees_of_freedom_prior), np.asarray(mean_prior, np.float64)
+    Psi0 = prior_scale_matrix(covariance_prior, covariance_type, D)
+    nu, Psi, E_Lambda = _component_arrays(params, covariance_type, K, D)
+    E_logdet = np.array([wishart_expected_logdet(Psi[k], nu[k]) for k in range(K)])
+
+    # E[log p(X | Z, mu, Lambda)]: E[(x - mu)^T Lambda (x - mu)] = (x - m)^T E[Lambda] (x - m) + D / beta
+    ll = 0.0
+    for k in range(K):
+        diff = X - means[k]
+        quad = np.einsum("ni,ij,nj->n", diff, E_Lambda[k], diff) + D / beta[k]
+        ll += np.sum(resp[:, k] * (0.5 * E_logdet[k] - 0.5 * D * LOG_2PI - 0.5 * quad))
+
+    # E[log p(Z | pi)] - E[log q(Z)]
+    elog_pi = expected_log_weights(params["weight_concentration"],
+                                   weight_concentration_prior_type)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rlogr = np.where(resp > 0, resp * np.log(resp), 0.0)
+    z_terms = np.sum(resp * elog_pi[None, :]) - np.sum(rlogr)
+
+    # E[log p(pi)] - E[log q(pi)]
+    if weight_concentration_prior_type == "dirichlet_process":
+        a, b = params["weight_concentration"]
+        elog_v = digamma(a) - digamma(a + b)
+        elog_1mv = digamma(b) - digamma(a + b)
+        log_p = np.sum(np.log(alpha0) + (alpha0 - 1.0) * elog_1mv)    # Beta(1, gamma)
+        log_q = np.sum(-betaln(a, b) + (a - 1.0) * elog_v + (b - 1.0) * elog_1mv)
+    else:
+        alpha = params["weight_concentration"]
+        elog = digamma(alpha) - digamma(alpha.sum())
+        log_p = gammaln(K * alpha0) - K * gammaln(alpha0) + (alpha0 - 1.0) * elog.sum()
+        log_q = gammaln(alpha.sum()) - gammaln(alpha).sum() + np.sum((alpha - 1.0) * elog)
+    pi_terms = log_p - log_q
+
+    # E[log p(mu, Lambda)] - E[log q(mu, Lambda)], per component
+    theta_terms = 0.0
+    logB0 = log_wishart_B(Psi0, nu0)
+    for k in range(K):
+        dm = means[k] - m0
+        # log N(mu | m0, (beta0 Lambda)^-1) + log W(Lambda | nu0, Psi0^-1)
+        e_log_p = (0.5 * D * np.log(beta0 / (2.0 * np.pi)) + 0.5 * E_logdet[k]
+                   - 0.5 * beta0 * (D / beta[k] + dm @ E_Lambda[k] @ dm)
+                   + logB0 + 0.5 * (nu0 - D - 1.0) * E_logdet[k]
+                   - 0.5 * np.trace(Psi0 @ E_Lambda[k]))
+        # log N(mu | m_k, (beta_k Lambda)^-1) + log W(Lambda | nu_k, Psi_k^-1)
+        e_log_q = (0.5 * D * np.log(beta[k] / (2.0 * np.pi)) + 0.5 * E_logdet[k] - 0.5 * D
+                   + log_wishart_B(Psi[k], nu[k]) + 0.5 * (nu[k] - D - 1.0) * E_logdet[k]
+                   - 0.5 * nu[k] * D)
+        theta_terms += e_log_p - e_log_q
+
+    return float(ll + z_terms + pi_terms + theta_terms)
+
+
+def sklearn_lower_bound(log_resp, params, *, covariance_type,
+                        weight_concentration_prior_type):
+    """What sklearn's ``_compute_lower_bound`` returns for this state (constants dropped)."""
+    D = params["means"].shape[1]
+    K = params["means"].shape[0]
+    nu, Psi, _ = _component_arrays(params, covariance_type, K, D)
+    # sklearn's _log_wishart_norm: log B(W, nu) without the D(D-1)/4 log(pi) term
+    log_wishart = np.array([log_wishart_B(Psi[k], nu[k]) + 0.25 * D * (D - 1) * np.log(np.pi)
+                            for k in range(K)]).sum()
+    if weight_concentration_prior_type == "dirichlet_process":
+        a, b = params["weight_concentration"]
+        log_norm_weight = -np.sum(betaln(a, b))
+    else:
+        alpha = params["weight_concentration"]
+        log_norm_weight = gammaln(alpha.sum()) - gammaln(alpha).sum()
+    return float(-np.sum(np.exp(log_resp) * log_resp) - log_wishart - log_norm_weight
+                 - 0.5 * D * np.sum(np.log(params["mean_precision"])))
+
+
+def elbo_offset_constant(N, D, K, *, covariance_type, weight_concentration_prior_type,
+                         weight_concentration_prior, mean_precision_prior,
+                         degrees_of_freedom_prior, covariance_prior):
+    """C in ``elbo - sklearn_lower_bound = C + (reg_covar/2) sum_k N_k tr(E[Lambda_k])``."""
+    alpha0, beta0, nu0 = (float(weight_concentration_prior), float(mean_precision_prior),
+                          float(degrees_of_freedom_prior))
+    Psi0 = prior_scale_matrix(covariance_prior, covariance_type, D)
+    if weight_concentration_prior_type == "dirichlet_process":
+        c_w = K * np.log(alpha0)
+    else:
+        c_w = gammaln(K * alpha0) - K * gammaln(alpha0)
+    per_k = (0.5 * D * np.log(beta0) + 0.5 * nu0 * np.linalg.slogdet(Psi0)[1]
+             - 0.5 * nu0 * D * np.log(2.0) - np.sum(gammaln(0.5 * (nu0 - np.arange(D)))))
+    return float(-0.5 * N * D * LOG_2PI + K * per_k + c_w)
+
+
+def elbo_offset_reg_term(resp, params, covariance_type, reg_covar):
+    """(reg_covar / 2) sum_k N_k tr(E_q[Lambda_k]) (N_k with sklearn's 10 eps)."""
+    K, D = params["means"].shape
+    nk = np.asarray(resp).sum(axis=0) + 10.0 * np.finfo(np.float64).eps
+    _, _, E_Lambda = _component_arrays(params, covariance_type, K, D)
+    return float(0.5 * reg_covar * np.sum(nk * np.einsum("kii->k", E_Lambda)))
+
+
+# ----------------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------------
+def bayesian_gmm_reference(X, resp0, n_iter, *, covariance_type, weight_concentration_prior_type,
+                           weight_concentration_prior, mean_precision_prior, mean_prior,
+                           degrees_of_freedom_prior, covariance_prior, reg_covar):
+    """Mirror of sklearn's ``BayesianGaussianMixture.fit`` from given responsibilities.
+
+    The M-step is first applied to ``resp0`` (sklearn's ``_initialize``; rows of resp0
+    should sum to 1), then each iteration performs an E-step (log_resp from the current
+    parameters), an M-step, and evaluates the bounds with that log_resp and the new
+    parameters.
+
+    Returns a list of ``n_iter`` dicts, one per iteration, with keys
+    weight_concentration (DP: tuple (beta_a, beta_b) like sklearn; Dirichlet: (K,)),
+    mean_precision (K,), means (K, D), degrees_of_freedom (K,) (tied: float),
+    covariances, precisions_cholesky (sklearn shapes per covariance_type),
+    weights (sklearn's ``weights_``), resp (N, K) from that iteration's E-step,
+    elbo (the full ELBO, float), sklearn_lower_bound (what sklearn's
+    ``_compute_lower_bound`` returns for the same state).
+    """
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(covariance_type)
+    if weight_concentration_prior_type not in WEIGHT_PRIOR_TYPES:
+        raise ValueError(weight_concentration_prior_type)
+    X = np.asarray(X, dtype=np.float64)
+    priors = dict(covariance_type=covariance_type,
+                  weight_concentration_prior_type=weight_concentration_prior_type,
+                  weight_concentration_prior=weight_concentration_prior,
+                  mean_precision_prior=mean_precision_prior, mean_prior=mean_prior,
+                  degrees_of_freedom_prior=degrees_of_freedom_prior,
+                  covariance_prior=covariance_prior)
+    params = m_step(X, resp0, reg_covar=reg_covar, **priors)
+    history = []
+    for _ in range(n_iter):
+        log_resp = e_step(X, params, covariance_type, weight_concentration_prior_type)
+        resp = np.exp(log_resp)
+        params = m_step(X, resp, reg_covar=reg_covar, **priors)
+        state = dict(params)
+        state["resp"] = resp
+        state["elbo"] = full_elbo(X, resp, params, **priors)
+        state["sklearn_lower_bound"] = sklearn_lower_bound(
+            log_resp, params, covariance_type=covariance_type,
+            weight_concentration_prior_type=weight_concentration_prior_type)
+        history.append(state)
+    return history
