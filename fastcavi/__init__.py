@@ -3,7 +3,7 @@
 ``import fastcavi`` is cheap: numba and the compiled kernels load on the first fit.
 """
 from ._driver import ConvergenceWarning, ELBODecreaseError
-from .api import FitResult, fit
+from .api import FitResult, fit, load
 
 __version__ = "0.1.0"
-__all__ = ["fit", "FitResult", "ConvergenceWarning", "ELBODecreaseError", "__version__"]
+__all__ = ["fit", "load", "FitResult", "ConvergenceWarning", "ELBODecreaseError", "__version__"]

@@ -103,8 +103,8 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None):
     Parameters
     ----------
     source : DataSource
-    model : family object
-        Gives ``kernel`` ("diag" or "full"), the number of components via ``coeffs``.
+    model : object with a ``kernel`` attribute
+        ``"diag"`` or ``"full"``: which E-step kernel the coefficients are for.
     coeffs : tuple of ndarrays
         The kernel's logit coefficients.
     prep : Preprocess

@@ -90,8 +90,27 @@ class FitResult:
             from ._summary import summarize_source
 
             summarize_source(source, chunk_rows, full_scatter=False)  # NaN/inf check, naming the row
-            estep_pass(source, eng.model, eng.model.coefficients(eng.state), eng.prep, chunk_rows, consume)
+            estep_pass(source, eng, eng.coeffs, eng.prep, chunk_rows, consume)
         return source.n_samples
+
+    def save(self, path):
+        """Write the result to ``path`` (an ``.npz`` file that :func:`fastcavi.load` reads)."""
+        arrays = dict(covariance_type=self.covariance_type,
+                      weight_concentration_prior_type=self.weight_concentration_prior_type,
+                      converged=self.converged, kernel=self._engine.kernel,
+                      shift=self._engine.prep.shift, format_version=1)
+        for name in _ARRAY_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                for j, part in enumerate(value):
+                    arrays[f"{name}__{j}"] = part
+            elif value is not None:
+                arrays[name] = value
+        if self._engine.prep.whiten is not None:
+            arrays["whiten"] = self._engine.prep.whiten
+        for j, c in enumerate(self._engine.coeffs):
+            arrays[f"coeffs__{j}"] = c
+        np.savez(path, **arrays)
 
     def predict_proba(self, X, *, n_threads=None, chunk_size=None):
         """Responsibilities ``q(z_n = k)`` of new rows, shape (n_samples, K)."""
@@ -119,11 +138,39 @@ class FitResult:
         return np.concatenate(out)
 
 
+_ARRAY_FIELDS = ("elbo", "weights", "weight_concentration", "means", "mean_precision", "covariances",
+                 "precisions", "precisions_cholesky", "degrees_of_freedom")
+
+
 @dataclass(frozen=True)
 class _Engine:
-    model: object
-    state: object
+    """What prediction needs: the kernel, its logit coefficients, and the preprocessing."""
+
+    kernel: str
+    coeffs: tuple
     prep: Preprocess
+
+
+def load(path):
+    """Read a :class:`FitResult` written by :meth:`FitResult.save`."""
+    with np.load(path, allow_pickle=False) as f:
+        data = {k: f[k] for k in f.files}
+    if "format_version" not in data or "coeffs__0" not in data:
+        raise ValueError(f"{path!r} is not a model file written by fastcavi.")
+    fields = {}
+    for name in _ARRAY_FIELDS:
+        if name in data:
+            fields[name] = _frozen(data[name])
+        elif f"{name}__0" in data:
+            fields[name] = _frozen((data[f"{name}__0"], data[f"{name}__1"]))
+        else:
+            fields[name] = None
+    coeffs = tuple(data[k] for k in sorted(k for k in data if k.startswith("coeffs__")))
+    prep = Preprocess(data["shift"], data.get("whiten"))
+    return FitResult(covariance_type=str(data["covariance_type"]),
+                     weight_concentration_prior_type=str(data["weight_concentration_prior_type"]),
+                     n_iter=int(data["elbo"].shape[0]), converged=bool(data["converged"]),
+                     _engine=_Engine(str(data["kernel"]), coeffs, prep), **fields)
 
 
 def _chunk_rows(chunk_size, source, K):
@@ -136,7 +183,7 @@ def _chunk_rows(chunk_size, source, K):
 def fit(X, n_components, *, covariance_type="identity", covariance=None,
         weight_concentration_prior_type="dirichlet_distribution", weight_concentration_prior=None,
         mean_precision_prior=None, mean_prior=None, init="k-means++",
-        max_iter=100, tol=1e-8, n_init=1, random_state=None,
+        max_iter=100, tol=1e-8, tol_type="relative", n_init=1, random_state=None,
         n_threads=None, chunk_size=None, callback=None):
     """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
 
@@ -169,6 +216,9 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     tol : float, default 1e-8
         Stop when a sweep raises the ELBO by less than ``tol * |ELBO|``. ``tol=0`` runs
         exactly ``max_iter`` sweeps.
+    tol_type : {"relative", "absolute"}, default "relative"
+        ``"absolute"`` compares the gain with ``tol`` itself (the seed notebook's rule,
+        and scikit-learn's).
     n_init : int, default 1
         Initialisations to run; the one with the highest final ELBO is kept.
     random_state : None, int, numpy.random.Generator or RandomState
@@ -190,6 +240,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                            V.WEIGHT_PRIOR_TYPES)
     max_iter = V.check_int("max_iter", max_iter, 1)
     tol = V.check_real("tol", tol, 0.0, strict=False)
+    tol_type = V.check_choice("tol_type", tol_type, ("relative", "absolute"))
     n_init = V.check_int("n_init", n_init, 1)
     n_threads = V.check_n_threads(n_threads)
     rng = V.check_random_state(random_state)
@@ -223,7 +274,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
             means = _initial_means(init, source, K, rng, chunk_rows, summary)
             state0 = model.state_from_means(prep.to_model(means))
             state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
-                                               callback=callback)
+                                               tol_is_relative=tol_type == "relative", callback=callback)
             if best is None or elbos[-1] > best[1][-1]:
                 best = (state, elbos, converged)
     state, elbos, converged = best
@@ -235,7 +286,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     return FitResult(covariance_type=covariance_type, weight_concentration_prior_type=wtype,
                      elbo=_frozen(elbos), n_iter=len(elbos), converged=bool(converged),
                      **{k: (_frozen(v) if v is not None else None) for k, v in public.items()},
-                     _engine=_Engine(model, state, prep))
+                     _engine=_Engine(model.kernel, tuple(_frozen(c) for c in model.coefficients(state)), prep))
 
 
 def _initial_means(init, source, K, rng, chunk_rows, summary):

@@ -1,0 +1,128 @@
+"""The command line: ``fastcavi fit``, ``fastcavi predict``, ``fastcavi demo``."""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+class _Progress:
+    """One line per sweep (or one rewritten line on a terminal): iteration, ELBO, change, time."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.start = time.perf_counter()
+        self.tty = stream.isatty()
+
+    def __call__(self, it, elbo, change):
+        text = (f"iter {it:5d}  ELBO {elbo: .10e}  change {change: .3e}  "
+                f"{time.perf_counter() - self.start:8.2f} s")
+        if self.tty:
+            self.stream.write("\r" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _floats(text):
+    values = [float(v) for v in text.split(",")]
+    return values[0] if len(values) == 1 else np.array(values)
+
+
+def _cmd_fit(args):
+    import fastcavi
+
+    progress = None if args.quiet else _Progress(sys.stderr)
+    try:
+        result = fastcavi.fit(
+            args.data, args.k, covariance_type=args.covariance_type,
+            weight_concentration_prior_type=args.weight_prior_type,
+            weight_concentration_prior=args.alpha, mean_precision_prior=args.nu, mean_prior=args.mean_prior,
+            init=args.init, max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
+            random_state=args.seed, n_threads=args.threads, chunk_size=args.chunk_size, callback=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    result.save(args.out)
+    print(f"{result.n_iter} sweeps, converged={result.converged}, ELBO {result.lower_bound:.10e}; "
+          f"model written to {args.out}")
+    for k in range(result.n_components):
+        print(f"  component {k}: weight {result.weights[k]:.4f}  mean "
+              + " ".join(f"{v:.4f}" for v in result.means[k][:8]) + (" ..." if result.n_features > 8 else ""))
+    return 0
+
+
+def _cmd_predict(args):
+    import fastcavi
+
+    result = fastcavi.load(args.model)
+    if args.proba:
+        out = result.predict_proba(args.data, n_threads=args.threads)
+    else:
+        out = result.predict(args.data, n_threads=args.threads)
+    np.save(args.out, out)
+    print(f"wrote {out.shape} {'responsibilities' if args.proba else 'labels'} to {args.out}")
+    return 0
+
+
+def _cmd_demo(args):
+    from ._demo import run_demo
+
+    run_demo(out_dir=args.out_dir, plots=not args.no_plots)
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fastcavi", description="Variational Bayesian Gaussian mixtures (CAVI).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="fit a mixture to a .npy file (memory-mapped, streamed)")
+    p.add_argument("data", help="an (N, D) .npy file")
+    p.add_argument("-k", type=int, required=True, help="number of components")
+    p.add_argument("--out", required=True, help="where to write the model (.npz)")
+    p.add_argument("--covariance-type", default="identity")
+    p.add_argument("--weight-prior-type", default="dirichlet_distribution",
+                   choices=["dirichlet_distribution", "dirichlet_process"])
+    p.add_argument("--alpha", type=_floats, default=None, help="weight concentration prior (number or a,b,c)")
+    p.add_argument("--nu", type=float, default=None, help="mean precision prior")
+    p.add_argument("--mean-prior", type=_floats, default=None, help="prior mean (number or comma list)")
+    p.add_argument("--init", default="k-means++", choices=["k-means++", "random", "random_from_data"])
+    p.add_argument("--max-iter", type=int, default=100)
+    p.add_argument("--tol", type=float, default=1e-8, help="relative ELBO tolerance")
+    p.add_argument("--n-init", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--chunk-size", type=int, default=None, help="rows per chunk")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("predict", help="label the rows of a .npy file with a saved model")
+    p.add_argument("model")
+    p.add_argument("data")
+    p.add_argument("--out", required=True, help="output .npy (labels, or responsibilities with --proba)")
+    p.add_argument("--proba", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("demo", help="run the seed notebook's example on its embedded data")
+    p.add_argument("--out-dir", default=".", help="where to save the figures")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"fastcavi: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
