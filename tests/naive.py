@@ -29,30 +29,43 @@ def kl_isotropic_gaussians(m_q, prec_q, m_p, prec_p):
     return 0.5 * (D * prec_p / prec_q + prec_p * sq - D + D * np.log(prec_q / prec_p))
 
 
-def identity_expected_loglik(X, means, mean_precision):
-    """E_q(mu_k)[log N(x_n | mu_k, I)] for every n, k; shape (N, K)."""
+def identity_expected_loglik(X, means, mean_precision, cov=None):
+    """E_q(mu_k)[log N(x_n | mu_k, Sigma)] for q(mu_k) = N(m_k, Sigma / nu_k); shape (N, K).
+
+    ``= log N(x_n | m_k, Sigma) - tr(Sigma^-1 Sigma / nu_k) / 2``; Sigma = I when ``cov`` is None.
+    """
     D = X.shape[1]
-    sq = ((X[:, None, :] - means[None, :, :]) ** 2).sum(-1)
-    return -0.5 * D * LOG_2PI - 0.5 * sq - 0.5 * D / mean_precision[None, :]
+    cov = np.eye(D) if cov is None else cov
+    prec = np.linalg.inv(cov)
+    diff = X[:, None, :] - means[None, :, :]
+    sq = np.einsum("nki,ij,nkj->nk", diff, prec, diff)
+    logdet = np.linalg.slogdet(cov)[1]
+    return -0.5 * D * LOG_2PI - 0.5 * logdet - 0.5 * sq - 0.5 * D / mean_precision[None, :]
 
 
-def identity_elbo(X, resp, alpha_tilde, means, nu_tilde, alpha, nu, m0):
-    """The seed's full ELBO, every constant kept."""
-    K = means.shape[0]
+def identity_elbo(X, resp, alpha_tilde, means, nu_tilde, alpha, nu, m0, cov=None):
+    """The seed's full ELBO, every constant kept (known covariance ``cov``, default I)."""
+    K, D = means.shape
+    cov = np.eye(D) if cov is None else cov
     elog_pi = dirichlet_expected_log(alpha_tilde)
-    ell = identity_expected_loglik(X, means, nu_tilde)
+    ell = identity_expected_loglik(X, means, nu_tilde, cov)
     with np.errstate(divide="ignore", invalid="ignore"):
         rlogr = np.where(resp > 0, resp * np.log(resp), 0.0)
     elbo = np.sum(resp * ell) + np.sum(resp * elog_pi) - np.sum(rlogr)
     elbo -= kl_dirichlet(alpha_tilde, np.broadcast_to(alpha, (K,)).astype(float))
-    elbo -= np.sum(kl_isotropic_gaussians(means, nu_tilde, m0, nu))
+    # KL(N(m_k, Sigma/nu_k) || N(m0, Sigma/nu))
+    prec = np.linalg.inv(cov)
+    diff = means - m0
+    maha = np.einsum("ki,ij,kj->k", diff, prec, diff)
+    elbo -= np.sum(0.5 * (D * nu / nu_tilde + nu * maha - D + D * np.log(nu_tilde / nu)))
     return elbo
 
 
-def identity_cavi(X, init_means, alpha, nu, m0, n_iter):
-    """The seed's CAVI for the identity-covariance model.
+def identity_cavi(X, init_means, alpha, nu, m0, n_iter, cov=None):
+    """The seed's CAVI for the known-covariance model (Sigma = ``cov``, default the identity).
 
-    Starts as the seed does: q(mu_k) = N(init_means_k, I), q(pi) = prior, q(z) uniform.
+    x_n ~ N(mu_k, Sigma), mu_k ~ N(m0, Sigma / nu). Starts as the seed does:
+    q(mu_k) = N(init_means_k, Sigma), q(pi) = prior, q(z) uniform.
     Each sweep updates q(z), then q(pi), then q(mu), then evaluates the ELBO.
 
     Returns
@@ -71,13 +84,40 @@ def identity_cavi(X, init_means, alpha, nu, m0, n_iter):
     nu_tilde = np.ones(K)
     alpha_tilde = alpha.copy()
     resp = np.full((N, K), 1.0 / K)
-    elbos = [identity_elbo(X, resp, alpha_tilde, means, nu_tilde, alpha, nu, m0)]
+    elbos = [identity_elbo(X, resp, alpha_tilde, means, nu_tilde, alpha, nu, m0, cov)]
     for _ in range(n_iter):
-        logits = dirichlet_expected_log(alpha_tilde) + identity_expected_loglik(X, means, nu_tilde)
+        logits = dirichlet_expected_log(alpha_tilde) + identity_expected_loglik(X, means, nu_tilde, cov)
         resp = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
         Nk = resp.sum(0)
         alpha_tilde = alpha + Nk
         nu_tilde = nu + Nk
         means = (nu * m0 + resp.T @ X) / nu_tilde[:, None]
-        elbos.append(identity_elbo(X, resp, alpha_tilde, means, nu_tilde, alpha, nu, m0))
+        elbos.append(identity_elbo(X, resp, alpha_tilde, means, nu_tilde, alpha, nu, m0, cov))
     return np.array(elbos), dict(resp=resp, alpha_tilde=alpha_tilde, means=means, nu_tilde=nu_tilde)
+
+
+def responsibilities(logits):
+    """Row-wise softmax and log-sum-exp of an (N, K) logit matrix."""
+    lse = logsumexp(logits, axis=1)
+    return np.exp(logits - lse[:, None]), lse
+
+
+def diag_kernel_reference(X, shift, bias, W1, W2):
+    """What ``estep_diag`` must compute, the obvious way.
+
+    Returns ``(resp, lse, Nk, S1, S2)`` with logits ``bias + y W1^T + y**2 W2^T``, ``y = X - shift``.
+    """
+    y = np.asarray(X, dtype=np.float64) - shift
+    resp, lse = responsibilities(bias + y @ W1.T + (y * y) @ W2.T)
+    return resp, lse, resp.sum(0), resp.T @ y, resp.T @ (y * y)
+
+
+def full_kernel_reference(X, shift, bias, A, c):
+    """What ``estep_full`` must compute: logits ``bias_k - |y A_k - c_k|^2 / 2``.
+
+    Returns ``(resp, lse, Nk, S1, S2)`` with ``S2[k] = sum_n r_nk y_n y_n^T``.
+    """
+    y = np.asarray(X, dtype=np.float64) - shift
+    z = np.einsum("nd,kdj->nkj", y, np.triu(A)) - c[None]
+    resp, lse = responsibilities(bias - 0.5 * (z ** 2).sum(-1))
+    return resp, lse, resp.sum(0), resp.T @ y, np.einsum("nk,ni,nj->kij", resp, y, y)
