@@ -97,7 +97,28 @@ _EMPTY2 = np.zeros((0, 0))
 _EMPTY1 = np.zeros(0)
 
 
-def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None):
+class Workspace:
+    """Buffers a kernel reuses across chunks and sweeps (no allocation, no page faults per pass).
+
+    Parameters
+    ----------
+    kernel : {"diag", "full"}
+    K, D : int
+    chunk_rows : int
+        The largest chunk that will be passed.
+    """
+
+    def __init__(self, kernel, K, D, chunk_rows):
+        from ._config import BLOCK_ROWS
+        import numba
+
+        k = kernels()
+        self.key = (kernel, K, D, chunk_rows)
+        self.partials = np.empty((-(-chunk_rows // BLOCK_ROWS), totals_size(kernel, K, D)))
+        self.scratch = np.empty((numba.config.NUMBA_NUM_THREADS, k.scratch_rows(kernel, K, D), BLOCK_ROWS))
+
+
+def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=None):
     """One pass over the data: the statistics of q(z) for the logits ``coeffs``.
 
     Parameters
@@ -114,6 +135,8 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None):
         When given, called as ``outputs(row0, resp, lse)`` with each chunk's
         responsibilities (rows, K) and log-sum-exp (rows,), in buffers that are
         reused for the next chunk.
+    workspace : Workspace, optional
+        Reused buffers (made here when not given).
 
     Returns
     -------
@@ -122,6 +145,8 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None):
     kern = getattr(kernels(), "estep_" + model.kernel)
     K, D = coeffs[0].shape[0], source.n_features
     totals = np.zeros(totals_size(model.kernel, K, D))
+    if workspace is None or workspace.key != (model.kernel, K, D, chunk_rows):
+        workspace = Workspace(model.kernel, K, D, chunk_rows)
     coeffs = tuple(np.ascontiguousarray(c, dtype=np.float64) for c in coeffs)
     want = outputs is not None
     resp_buf = np.empty((chunk_rows, K)) if want else _EMPTY2
@@ -130,7 +155,7 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None):
         rows, shift = prep(chunk)
         n = rows.shape[0]
         resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
-        kern(rows, shift, *coeffs, want, resp, lse, totals)
+        kern(rows, shift, *coeffs, want, resp, lse, workspace.partials, workspace.scratch, totals)
         if want:
             outputs(row0, resp, lse)
     return Stats.from_totals(totals, model.kernel, K, D)

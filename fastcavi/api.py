@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _validation as V
-from ._driver import ConvergenceWarning, Preprocess, estep_pass, numba_threads, run_cavi
+from ._driver import ConvergenceWarning, Preprocess, Workspace, estep_pass, numba_threads, run_cavi
 from ._sources import DataSource, round_chunk_rows
 
 
@@ -266,8 +266,10 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         summary = summarize_source(source, chunk_rows, full_scatter=spec.needs_full_scatter)
         model, prep = spec.build(summary)
 
+        workspace = Workspace(model.kernel, K, D, chunk_rows)
+
         def sweep(coeffs):
-            return estep_pass(source, model, coeffs, prep, chunk_rows)
+            return estep_pass(source, model, coeffs, prep, chunk_rows, workspace=workspace)
 
         best = None
         for _ in range(n_init):

@@ -5,6 +5,7 @@ import pytest
 from conftest import readonly
 from naive import diag_kernel_reference, full_kernel_reference
 
+from fastcavi._driver import Workspace
 from fastcavi._kernels.estep import estep_diag, estep_full
 from fastcavi._kernels.seeding import kmeanspp_draw
 from fastcavi._kernels.summary import summarize
@@ -30,7 +31,10 @@ def test_estep_diag_matches_reference(D, K, dtype):
     resp = np.empty((n, K))
     lse = np.empty(n)
     totals = np.zeros(1 + K + 2 * K * D)
-    estep_diag(readonly(X), shift, bias, W1, W2, True, resp, lse, totals)
+    ws = Workspace("diag", K, D, n)
+    ws.partials[:] = np.nan  # stale work space must not leak into the sums
+    ws.scratch[:] = np.nan
+    estep_diag(readonly(X), shift, bias, W1, W2, True, resp, lse, ws.partials, ws.scratch, totals)
     r_ref, lse_ref, Nk, S1, S2 = diag_kernel_reference(X, shift, bias, W1, W2)
     np.testing.assert_allclose(resp, r_ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-13, atol=1e-12)
@@ -53,7 +57,10 @@ def test_estep_full_matches_reference(D, K, dtype):
     resp = np.empty((n, K))
     lse = np.empty(n)
     totals = np.zeros(1 + K + K * D + K * D * D)
-    estep_full(readonly(X), shift, bias, A, c, True, resp, lse, totals)
+    ws = Workspace("full", K, D, n)
+    ws.partials[:] = np.nan
+    ws.scratch[:] = np.nan
+    estep_full(readonly(X), shift, bias, A, c, True, resp, lse, ws.partials, ws.scratch, totals)
     r_ref, lse_ref, Nk, S1, S2 = full_kernel_reference(X, shift, bias, A, c)
     np.testing.assert_allclose(resp, r_ref, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-12, atol=1e-11)
@@ -61,6 +68,7 @@ def test_estep_full_matches_reference(D, K, dtype):
     np.testing.assert_allclose(totals[1 + K:1 + K + K * D].reshape(K, D), S1, rtol=1e-10, atol=1e-8)
     upper = np.triu(totals[1 + K + K * D:].reshape(K, D, D))
     np.testing.assert_allclose(upper, np.triu(S2), rtol=1e-10, atol=1e-8)
+    assert np.all(np.isfinite(totals))
 
 
 def test_estep_handles_extreme_logits():
@@ -71,7 +79,8 @@ def test_estep_handles_extreme_logits():
     resp = np.empty((2, 3))
     lse = np.empty(2)
     totals = np.zeros(1 + 3 + 6)
-    estep_diag(X, np.zeros(1), bias, W, W, True, resp, lse, totals)
+    ws = Workspace("diag", 3, 1, 2)
+    estep_diag(X, np.zeros(1), bias, W, W, True, resp, lse, ws.partials, ws.scratch, totals)
     assert np.all(np.isfinite(resp)) and np.all(np.isfinite(totals))
     np.testing.assert_allclose(resp[:, 0], 1.0)
     assert np.all(resp[:, 1] == 0.0)

@@ -76,4 +76,5 @@ def test_other_inits_reach_the_seed_optimum(seed_case, init):
     r = fastcavi.fit(seed_case["X"], 3, init=init, n_init=4, random_state=0, max_iter=200, tol=1e-12)
     np.testing.assert_allclose(r.lower_bound, ref.lower_bound, rtol=1e-9)
     order = np.argsort(r.means[:, 0])
-    np.testing.assert_allclose(r.means[order], ref.means[np.argsort(ref.means[:, 0])], rtol=1e-6)
+    # both stop on an ELBO gain below 3e-10: the means agree to about sqrt of that
+    np.testing.assert_allclose(r.means[order], ref.means[np.argsort(ref.means[:, 0])], rtol=1e-4)

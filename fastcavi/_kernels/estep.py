@@ -17,9 +17,16 @@ Layout inside a block is "components x rows" so that the innermost loops run
 over contiguous rows and vectorise, the exponential included
 (:func:`~fastcavi._kernels._fastexp.exp_nonpos`).
 
+Memory: the caller passes a ``partials`` array (one row per block of the largest
+chunk) and a ``scratch`` array (one slot per thread, indexed by
+``numba.get_thread_id()``), both reused across chunks and sweeps, so a pass
+allocates nothing and touches no fresh pages. A slot's contents are rewritten
+for every block, so which thread runs which block cannot change any result.
+
 These kernels validate nothing: shapes, dtypes and finiteness are the caller's
 job (:mod:`fastcavi._validation`, :mod:`fastcavi._sources`).
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -89,8 +96,21 @@ def _write_resp(L, mx, start, m, K, resp, lse):
             resp[start + i, k] = L[k, i]
 
 
+@njit(inline="always")
+def _fold(partials, nblocks, S, totals):
+    """Add the blocks' partial sums to ``totals`` one block at a time, in block order."""
+    for b in range(nblocks):
+        for j in range(S):
+            totals[j] += partials[b, j]
+
+
+def scratch_rows(kernel, K, D):
+    """Rows of BLOCK_ROWS float64 a thread's scratch slot needs for ``kernel``."""
+    return K + 2 * D + 2 if kernel == "diag" else K + D + 4
+
+
 @njit(**_JIT)
-def estep_diag(X, shift, bias, W1, W2, want_resp, resp, lse, totals):
+def estep_diag(X, shift, bias, W1, W2, want_resp, resp, lse, partials, scratch, totals):
     """E-step for logits that are linear in ``x`` and ``x**2`` (identity, spherical, diag, tied).
 
     The logit of row ``x`` (after subtracting ``shift``) and component ``k`` is
@@ -110,6 +130,10 @@ def estep_diag(X, shift, bias, W1, W2, want_resp, resp, lse, totals):
         Output responsibilities when ``want_resp`` (else any shape, untouched).
     lse : ndarray of shape (n,), float64
         Output log-sum-exp of the logits when ``want_resp``.
+    partials : ndarray of shape (>= n_blocks, >= 1 + K + 2 K D), float64
+        Work space for the blocks' partial sums.
+    scratch : ndarray of shape (n_threads_max, >= K + 2 D + 2, BLOCK_ROWS), float64
+        Per-thread work space.
     totals : ndarray of shape (1 + K + 2 K D,), float64
         Accumulated in place, block by block in order:
         ``[sum_n lse_n, N_k (K), sum_n r_nk x_n (K, D), sum_n r_nk x_n**2 (K, D)]``.
@@ -119,17 +143,14 @@ def estep_diag(X, shift, bias, W1, W2, want_resp, resp, lse, totals):
     B = BLOCK_ROWS
     nblocks = (n + B - 1) // B
     S = 1 + K + 2 * K * D
-    partials = np.zeros((nblocks, S))
-    logits = np.empty((nblocks, K, B))
-    xts = np.empty((nblocks, 2 * D, B))
-    rows = np.empty((nblocks, 2, B))
     for b in prange(nblocks):
         start = b * B
         m = min(B, n - start)
-        L = logits[b]
-        xt = xts[b]
-        mx = rows[b, 0]
-        s = rows[b, 1]
+        slot = scratch[numba.get_thread_id()]
+        L = slot[:K]
+        xt = slot[K:K + 2 * D]
+        mx = slot[K + 2 * D]
+        s = slot[K + 2 * D + 1]
         p = partials[b]
         _load_block(X, start, m, shift, xt)
         for d in range(D):
@@ -150,7 +171,7 @@ def estep_diag(X, shift, bias, W1, W2, want_resp, resp, lse, totals):
             for i in range(m):
                 acc += L[k, i]
             p[1 + k] = acc
-            for f in range(2 * D):
+            for f in range(2 * D):  # every entry of p[:S] is written: no zeroing needed
                 acc = 0.0
                 for i in range(m):
                     acc += L[k, i] * xt[f, i]
@@ -160,13 +181,11 @@ def estep_diag(X, shift, bias, W1, W2, want_resp, resp, lse, totals):
                     p[1 + K + K * D + k * D + (f - D)] = acc
         if want_resp:
             _write_resp(L, mx, start, m, K, resp, lse)
-    for b in range(nblocks):
-        for j in range(S):
-            totals[j] += partials[b, j]
+    _fold(partials, nblocks, S, totals)
 
 
 @njit(**_JIT)
-def estep_full(X, shift, bias, A, c, want_resp, resp, lse, totals):
+def estep_full(X, shift, bias, A, c, want_resp, resp, lse, partials, scratch, totals):
     """E-step for per-component full precision matrices.
 
     The logit of row ``x`` (after subtracting ``shift``) and component ``k`` is
@@ -188,6 +207,10 @@ def estep_full(X, shift, bias, A, c, want_resp, resp, lse, totals):
         Whether to write responsibilities and log-sum-exp.
     resp : ndarray of shape (n, K), float64
     lse : ndarray of shape (n,), float64
+    partials : ndarray of shape (>= n_blocks, >= 1 + K + K D + K D D), float64
+        Work space for the blocks' partial sums.
+    scratch : ndarray of shape (n_threads_max, >= K + D + 4, BLOCK_ROWS), float64
+        Per-thread work space.
     totals : ndarray of shape (1 + K + K D + K D D,), float64
         Accumulated in place, block by block in order: ``[sum_n lse_n, N_k,
         sum_n r_nk x_n (K, D), sum_n r_nk x_n x_n^T (K, D, D), upper triangle only]``.
@@ -197,19 +220,16 @@ def estep_full(X, shift, bias, A, c, want_resp, resp, lse, totals):
     B = BLOCK_ROWS
     nblocks = (n + B - 1) // B
     S = 1 + K + K * D + K * D * D
-    partials = np.zeros((nblocks, S))
-    logits = np.empty((nblocks, K, B))
-    xts = np.empty((nblocks, D, B))
-    rows = np.empty((nblocks, 4, B))
     for b in prange(nblocks):
         start = b * B
         m = min(B, n - start)
-        L = logits[b]
-        xt = xts[b]
-        mx = rows[b, 0]
-        s = rows[b, 1]
-        acc_row = rows[b, 2]
-        rx = rows[b, 3]
+        slot = scratch[numba.get_thread_id()]
+        L = slot[:K]
+        xt = slot[K:K + D]
+        mx = slot[K + D]
+        s = slot[K + D + 1]
+        acc_row = slot[K + D + 2]
+        rx = slot[K + D + 3]
         p = partials[b]
         _load_block(X, start, m, shift, xt)
         for k in range(K):
@@ -242,6 +262,8 @@ def estep_full(X, shift, bias, A, c, want_resp, resp, lse, totals):
                     rx[i] = L[k, i] * xt[a, i]
                     acc += rx[i]
                 p[o1 + k * D + a] = acc
+                for e in range(a):
+                    p[o2 + (k * D + a) * D + e] = 0.0  # lower triangle: not accumulated
                 for e in range(a, D):
                     acc = 0.0
                     for i in range(m):
@@ -249,6 +271,4 @@ def estep_full(X, shift, bias, A, c, want_resp, resp, lse, totals):
                     p[o2 + (k * D + a) * D + e] = acc
         if want_resp:
             _write_resp(L, mx, start, m, K, resp, lse)
-    for b in range(nblocks):
-        for j in range(S):
-            totals[j] += partials[b, j]
+    _fold(partials, nblocks, S, totals)

@@ -1,0 +1,55 @@
+"""The command line, run as a user runs it."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastcavi.cli import main
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "fastcavi", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_demo_prints_the_seed_table(tmp_path):
+    out = _run("demo", "--out-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "E[mu_k]:  [7.3993, 7.4017]" in out.stdout
+    assert "E[mu_k]:  [4.4907, 4.1577]" in out.stdout
+    assert "E[mu_k]:  [1.2618, 1.6898]" in out.stdout
+    assert "E[pi_k]:  0.3061" in out.stdout
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed" in out.stdout
+    else:
+        for name in ("seed_elbo.png", "seed_clusters.png"):
+            assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_then_predict(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(300, 2)) + c for c in ([0, 0], [6, 0], [0, 6])])
+    np.save(tmp_path / "x.npy", X)
+    model, labels = tmp_path / "m.npz", tmp_path / "labels.npy"
+    assert main(["fit", str(tmp_path / "x.npy"), "-k", "3", "--out", str(model), "--seed", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "iter     1  ELBO" in err and "change" in err
+    assert main(["predict", str(model), str(tmp_path / "x.npy"), "--out", str(labels)]) == 0
+    lab = np.load(labels)
+    assert lab.shape == (900,)
+    # three blobs 6 sd apart: each gets its own label (a point or two may sit past the midpoint)
+    majority = [np.bincount(lab[i * 300:(i + 1) * 300], minlength=3).argmax() for i in range(3)]
+    assert sorted(majority) == [0, 1, 2]
+    assert np.mean(lab == np.repeat(majority, 300)) > 0.99
+    assert main(["predict", str(model), str(tmp_path / "x.npy"), "--out", str(labels), "--proba"]) == 0
+    np.testing.assert_allclose(np.load(labels).sum(1), 1.0)
+
+
+def test_errors_are_reported_not_raised(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((3, 2)))
+    assert main(["fit", str(tmp_path / "x.npy"), "-k", "5", "--out", str(tmp_path / "m.npz")]) == 2
+    assert "n_samples >= n_components" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["fit"])
