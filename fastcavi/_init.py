@@ -102,3 +102,58 @@ def kmeans_plusplus(source, K, rng, chunk_rows, shift):
             best_row = rng.integers(source.n_samples)
         centres.append(source.rows([best_row])[0] - shift)
     return np.array(centres) + shift
+
+
+def responsibility_stats(source, prep, kernel, K, chunk_rows, resp_of_chunk):
+    """Sufficient statistics of given responsibilities, in one streaming pass.
+
+    Used to start a fit from responsibilities (scikit-learn's initialisation: an M-step
+    from ``init_responsibilities``, or from the hard assignment of each row to its
+    nearest initial mean). Sums are taken per block of ``BLOCK_ROWS`` rows and added in
+    block order, like the kernels', so they do not depend on the chunk size.
+
+    Parameters
+    ----------
+    source : DataSource
+    prep : Preprocess
+    kernel : {"diag", "full"}
+        Which second moments to accumulate: ``sum r y**2`` (K, D) or ``sum r y y^T`` (K, D, D).
+    K : int
+    chunk_rows : int
+    resp_of_chunk : callable
+        ``resp_of_chunk(row0, y)`` -> (rows, K) responsibilities of the chunk's rows,
+        ``y`` being the rows in model coordinates.
+
+    Returns
+    -------
+    Stats
+    """
+    from ._models.base import Stats
+
+    D = source.n_features
+    Nk = np.zeros(K)
+    S1 = np.zeros((K, D))
+    S2 = np.zeros((K, D) if kernel == "diag" else (K, D, D))
+    for row0, chunk in source.chunks(chunk_rows):
+        rows, shift = prep(chunk)
+        y = np.asarray(rows, dtype=np.float64) - shift
+        R = resp_of_chunk(row0, y)
+        for b in range(0, y.shape[0], BLOCK_ROWS):
+            yb, rb = y[b:b + BLOCK_ROWS], R[b:b + BLOCK_ROWS]
+            Nk += rb.sum(0)
+            S1 += rb.T @ yb
+            S2 += rb.T @ (yb * yb) if kernel == "diag" else np.einsum("nk,ni,nj->kij", rb, yb, yb)
+    return Stats(0.0, Nk, S1, S2)
+
+
+def nearest_mean_resp(means_model):
+    """``resp_of_chunk`` for the hard assignment of each row to its nearest mean (model coordinates)."""
+    means_model = np.asarray(means_model, dtype=np.float64)
+    K = means_model.shape[0]
+
+    def resp_of_chunk(row0, y):
+        d2 = (np.einsum("nd,nd->n", y, y)[:, None] - 2.0 * y @ means_model.T
+              + np.einsum("kd,kd->k", means_model, means_model)[None, :])
+        return np.eye(K)[np.argmin(d2, axis=1)]
+
+    return resp_of_chunk

@@ -138,3 +138,47 @@ def check_n_samples(n_samples, n_components):
 def check_features(n_features, expected, owner="the fitted model"):
     if n_features != expected:
         raise ValueError(f"X has {n_features} features, but {owner} is expecting {expected} features as input.")
+
+
+def check_covariance_prior(value, covariance_type, D):
+    """scikit-learn's checks of a given ``covariance_prior``: shape, symmetry, positivity."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
+        raise ValueError(f"The '{covariance_type} covariance_prior' must hold finite numbers. Got {value!r}.")
+    arr = arr.astype(np.float64)
+    if covariance_type in ("full", "tied"):
+        if arr.shape != (D, D):
+            raise ValueError(f"The parameter '{covariance_type} covariance_prior' should have the shape "
+                             f"({D}, {D}), but got {arr.shape}")
+        if not np.allclose(arr, arr.T) or np.any(np.linalg.eigvalsh(arr) <= 0.0):
+            raise ValueError(f"'{covariance_type} covariance_prior' should be symmetric, positive-definite")
+        return arr.copy()
+    if covariance_type == "diag":
+        if arr.shape != (D,):
+            raise ValueError(f"The parameter 'diag covariance_prior' should have the shape ({D},), "
+                             f"but got {arr.shape}")
+        if np.any(arr <= 0.0):
+            raise ValueError("'diag covariance_prior' should be positive")
+        return arr.copy()
+    if arr.ndim != 0 or not arr > 0.0:
+        raise ValueError(f"The 'spherical covariance_prior' must be a positive number. Got {value!r}.")
+    return float(arr)
+
+
+def check_init_responsibilities(R, N, K):
+    """Shape (N, K), finite, non-negative, rows summing to 1 (checked on the given array)."""
+    arr = np.asarray(R)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"'init_responsibilities' must be a numeric array. Got dtype {arr.dtype}.")
+    if arr.shape != (N, K):
+        raise ValueError(f"'init_responsibilities' should have the shape ({N}, {K}), but got {arr.shape}.")
+    return arr
+
+
+def check_resp_chunk(R, row0):
+    """Rows of init_responsibilities: finite, >= 0, summing to 1 (within 1e-6)."""
+    bad = ~np.isfinite(R).all(1) | (R < 0).any(1) | (np.abs(R.sum(1) - 1.0) > 1e-6)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"'init_responsibilities' row {row0 + i} is not a probability vector "
+                         f"(finite, non-negative, summing to 1): {R[i]!r}.")

@@ -1,7 +1,7 @@
 """``fastcavi.fit`` and its result: validation and orchestration only (no maths here)."""
-import math
 import warnings
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -13,6 +13,8 @@ from ._sources import DataSource, round_chunk_rows
 def _frozen(a):
     if isinstance(a, tuple):
         return tuple(_frozen(x) for x in a)
+    if np.ndim(a) == 0:
+        return float(a)
     a = np.array(a, dtype=np.float64, copy=True)
     a.flags.writeable = False
     return a
@@ -47,8 +49,10 @@ class FitResult:
         for the other families.
     precisions, precisions_cholesky : ndarray
         Inverses of ``covariances`` and their Cholesky factors, scikit-learn's shapes.
-    degrees_of_freedom : ndarray of shape (K,) or None
+    degrees_of_freedom : ndarray of shape (K,), float (tied) or None
         Wishart degrees of freedom (None for known covariances).
+    priors : mapping
+        The hyperparameters used, defaults resolved (scikit-learn's ``*_prior_`` attributes).
     lower_bound : float
         The last ELBO.
     """
@@ -66,6 +70,7 @@ class FitResult:
     precisions: np.ndarray
     precisions_cholesky: np.ndarray
     degrees_of_freedom: object
+    priors: object = field(repr=False)
     _engine: object = field(repr=False)
 
     @property
@@ -110,6 +115,9 @@ class FitResult:
             arrays["whiten"] = self._engine.prep.whiten
         for j, c in enumerate(self._engine.coeffs):
             arrays[f"coeffs__{j}"] = c
+        for name, value in self.priors.items():
+            if value is not None:
+                arrays[f"prior__{name}"] = value
         np.savez(path, **arrays)
 
     def predict_proba(self, X, *, n_threads=None, chunk_size=None):
@@ -167,9 +175,11 @@ def load(path):
             fields[name] = None
     coeffs = tuple(data[k] for k in sorted(k for k in data if k.startswith("coeffs__")))
     prep = Preprocess(data["shift"], data.get("whiten"))
+    priors = {k[len("prior__"):]: _frozen(v) for k, v in data.items() if k.startswith("prior__")}
     return FitResult(covariance_type=str(data["covariance_type"]),
                      weight_concentration_prior_type=str(data["weight_concentration_prior_type"]),
                      n_iter=int(data["elbo"].shape[0]), converged=bool(data["converged"]),
+                     priors=MappingProxyType(priors),
                      _engine=_Engine(str(data["kernel"]), coeffs, prep), **fields)
 
 
@@ -182,7 +192,8 @@ def _chunk_rows(chunk_size, source, K):
 
 def fit(X, n_components, *, covariance_type="identity", covariance=None,
         weight_concentration_prior_type="dirichlet_distribution", weight_concentration_prior=None,
-        mean_precision_prior=None, mean_prior=None, init="k-means++",
+        mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
+        reg_covar=1e-6, init="k-means++", init_responsibilities=None,
         max_iter=100, tol=1e-8, tol_type="relative", n_init=1, random_state=None,
         n_threads=None, chunk_size=None, callback=None):
     """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
@@ -193,24 +204,41 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         The data; any real dtype. It is read in chunks and never modified or copied whole.
     n_components : int
         K, the number of mixture components.
-    covariance_type : {"identity"}
+    covariance_type : {"identity", "spherical", "diag", "full", "tied"}
         ``"identity"``: the seed's model, components with a known covariance
-        (``covariance``; the identity by default).
+        (``covariance``; the identity by default). The others: unknown covariances
+        with conjugate Normal-Wishart priors, exactly scikit-learn's
+        ``BayesianGaussianMixture`` (same parameters, defaults and updates).
     covariance : None, float, ndarray of shape (D,) or (D, D)
         The known covariance Sigma of every component for ``covariance_type="identity"``:
         None for the identity, a number for sigma^2 I, a vector for a diagonal, or an SPD
         matrix. The prior on each mean is then N(m0, Sigma / nu).
     weight_concentration_prior_type : {"dirichlet_distribution", "dirichlet_process"}
-    weight_concentration_prior : float or ndarray of shape (K,), default 1.0
-        alpha (the seed's ``alpha``); for the Dirichlet process, its concentration.
+    weight_concentration_prior : float or ndarray of shape (K,), optional
+        alpha (the seed's ``alpha``); for the Dirichlet process, its concentration (a
+        float). Default: 1.0 for "identity" (the seed's), 1/K for the others (scikit-learn's).
     mean_precision_prior : float, default 1.0
-        nu (the seed's ``nu``).
-    mean_prior : float or ndarray of shape (D,), default 0.0
-        m0 = phi / nu (the seed's ``phi`` is ``nu * m0``).
+        nu, the seed's ``nu`` (scikit-learn's beta0).
+    mean_prior : float or ndarray of shape (D,), optional
+        m0 = phi / nu (the seed's ``phi`` is ``nu * m0``). Default: 0 for "identity"
+        (the seed's), the data mean for the others (scikit-learn's).
+    degrees_of_freedom_prior : float, optional
+        Wishart nu0 > D - 1 (default D). Wishart families only.
+    covariance_prior : float, ndarray of shape (D,) or (D, D), optional
+        Wishart Psi0 in scikit-learn's shape for the type (default: the empirical
+        covariance, its diagonal or the mean of its diagonal; ``reg_covar`` is added to
+        it when it is singular). Wishart families only.
+    reg_covar : float, default 1e-6
+        Added to the diagonal of each component's scatter, as scikit-learn adds it.
     init : {"k-means++", "random", "random_from_data"} or ndarray of shape (K, D)
         Initial means: k-means++ seeding, the seed's random hard assignments (the means
-        of K random clusters), K random rows, or given means. The fit starts as the seed
-        does: q(mu_k) = N(init_k, Sigma), q(pi) = the prior.
+        of K random clusters), K random rows, or given means. "identity" starts as the
+        seed does: q(mu_k) = N(init_k, Sigma), q(pi) = the prior; the Wishart families
+        start as scikit-learn does, with an M-step from the hard assignment of each row
+        to its nearest initial mean.
+    init_responsibilities : array-like of shape (n_samples, K), optional
+        Start instead with an M-step from these responsibilities (scikit-learn's
+        initialisation), for every covariance type. Rows must be probability vectors.
     max_iter : int, default 100
         Maximum CAVI sweeps per initialisation.
     tol : float, default 1e-8
@@ -251,6 +279,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     N, D = source.shape
     V.check_n_samples(N, K)
     init = V.check_init(init, K, D)
+    resp0 = None if init_responsibilities is None else V.check_init_responsibilities(init_responsibilities, N, K)
     chunk_rows = _chunk_rows(chunk_size, source, K)
     from ._models import families
 
@@ -258,13 +287,14 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                             covariance=covariance,
                             weight_concentration_prior=weight_concentration_prior,
                             mean_precision_prior=mean_precision_prior,
-                            mean_prior=mean_prior)
+                            mean_prior=mean_prior, degrees_of_freedom_prior=degrees_of_freedom_prior,
+                            covariance_prior=covariance_prior, reg_covar=reg_covar)
 
     with numba_threads(n_threads):
         from ._summary import summarize_source
 
         summary = summarize_source(source, chunk_rows, full_scatter=spec.needs_full_scatter)
-        model, prep = spec.build(summary)
+        model, prep, priors = spec.build(summary)
 
         workspace = Workspace(model.kernel, K, D, chunk_rows)
 
@@ -273,8 +303,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
 
         best = None
         for _ in range(n_init):
-            means = _initial_means(init, source, K, rng, chunk_rows, summary)
-            state0 = model.state_from_means(prep.to_model(means))
+            state0 = _initial_state(model, prep, init, resp0, source, K, rng, chunk_rows, summary)
             state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
                                                tol_is_relative=tol_type == "relative", callback=callback)
             if best is None or elbos[-1] > best[1][-1]:
@@ -288,7 +317,26 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     return FitResult(covariance_type=covariance_type, weight_concentration_prior_type=wtype,
                      elbo=_frozen(elbos), n_iter=len(elbos), converged=bool(converged),
                      **{k: (_frozen(v) if v is not None else None) for k, v in public.items()},
+                     priors=MappingProxyType({k: _frozen(v) if v is not None else None for k, v in priors.items()}),
                      _engine=_Engine(model.kernel, tuple(_frozen(c) for c in model.coefficients(state)), prep))
+
+
+def _initial_state(model, prep, init, resp0, source, K, rng, chunk_rows, summary):
+    """The variational state CAVI starts from (see ``init`` and ``init_responsibilities`` in :func:`fit`)."""
+    from . import _init
+
+    if resp0 is not None:
+        def given(row0, y):
+            R = np.asarray(resp0[row0:row0 + y.shape[0]], dtype=np.float64)
+            V.check_resp_chunk(R, row0)
+            return R
+
+        return model.update(_init.responsibility_stats(source, prep, model.kernel, K, chunk_rows, given))
+    means = prep.to_model(_initial_means(init, source, K, rng, chunk_rows, summary))
+    if hasattr(model, "state_from_means"):
+        return model.state_from_means(means)
+    hard = _init.nearest_mean_resp(means)
+    return model.update(_init.responsibility_stats(source, prep, model.kernel, K, chunk_rows, hard))
 
 
 def _initial_means(init, source, K, rng, chunk_rows, summary):

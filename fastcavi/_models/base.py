@@ -102,10 +102,17 @@ def elbo_from_stats(model, stats, coeffs_used, new_state):
 
     Returns
     -------
-    float
+    elbo : float
         ``E_q[log p(X, Z, pi, theta)] - E_q[log q(Z, pi, theta)]``.
+    magnitude : float
+        The sum of the absolute values of the parts it was added up from: what its
+        round-off is relative to (the ELBO itself can be near 0 while its parts are large).
     """
     k = model.kernel
-    expected_log_joint = kernel_dot(k, model.coefficients(new_state), stats) + model.dropped_sum(new_state)
-    entropy_z = stats.lse_sum - kernel_dot(k, coeffs_used, stats)
-    return expected_log_joint + entropy_z - model.kl(new_state)
+    new_dot = kernel_dot(k, model.coefficients(new_state), stats)
+    old_dot = kernel_dot(k, coeffs_used, stats)
+    dropped = model.dropped_sum(new_state)
+    kl = model.kl(new_state)
+    elbo = new_dot + dropped + (stats.lse_sum - old_dot) - kl
+    magnitude = abs(new_dot) + abs(dropped) + abs(stats.lse_sum) + abs(old_dot) + abs(kl)
+    return elbo, magnitude

@@ -10,6 +10,7 @@ from .. import _validation as V
 from .._driver import Preprocess
 from .known import KnownCovariance
 from .weights import DirichletProcessWeights, DirichletWeights
+from .wishart import NormalWishart
 
 
 def weight_prior(wtype, K, concentration):
@@ -38,11 +39,94 @@ class KnownSpec:
         log_det = 0.0 if self.chol is None else float(np.sum(np.log(np.diag(self.chol))))
         model = KnownCovariance(self.weights, self.nu, prep.to_model(self.m0[None])[0],
                                 summary.n_samples, log_det)
-        return model, prep
+        priors = dict(weight_concentration_prior=_prior_value(self.weights),
+                      mean_precision_prior=self.nu, mean_prior=self.m0,
+                      covariance=None if self.chol is None else self.chol @ self.chol.T)
+        return model, prep, priors
 
 
-def resolve(covariance_type, wtype, K, D, *, covariance=None, **priors):
+def _prior_value(weights):
+    return weights.gamma if isinstance(weights, DirichletProcessWeights) else weights.alpha
+
+
+class WishartSpec:
+    """scikit-learn's Normal-Wishart families, with its defaults.
+
+    Defaults (scikit-learn's): ``weight_concentration_prior`` 1/K, ``mean_precision_prior``
+    1, ``mean_prior`` the data mean, ``degrees_of_freedom_prior`` D, ``covariance_prior``
+    the empirical covariance (ddof=1), its diagonal, or the mean of its diagonal. When
+    that default is singular (a constant column, or fewer rows than columns) the prior
+    would be improper and the ELBO -inf: ``reg_covar`` is then added to its diagonal.
+    """
+
+    def __init__(self, covariance_type, wtype, K, D, weight_concentration_prior, mean_precision_prior,
+                 mean_prior, degrees_of_freedom_prior, covariance_prior, reg_covar):
+        self.covariance_type = covariance_type
+        self.needs_full_scatter = covariance_type in ("full", "tied")
+        self.D = D
+        self.weights = weight_prior(wtype, K, 1.0 / K if weight_concentration_prior is None
+                                    else weight_concentration_prior)
+        self.beta0 = V.check_real("mean_precision_prior", 1.0 if mean_precision_prior is None
+                                  else mean_precision_prior, 0.0)
+        self.m0 = None if mean_prior is None else V.check_vector("mean_prior", mean_prior, D, what="n_features")
+        if degrees_of_freedom_prior is None:
+            self.nu0 = float(D)
+        else:
+            nu0 = V.check_real("degrees_of_freedom_prior", degrees_of_freedom_prior)
+            if not nu0 > D - 1.0:
+                raise ValueError("The parameter 'degrees_of_freedom_prior' should be greater than %d, "
+                                 "but got %.3f." % (D - 1, nu0))
+            self.nu0 = nu0
+        self.reg_covar = V.check_real("reg_covar", reg_covar, 0.0, strict=False)
+        self.Psi0 = None if covariance_prior is None else V.check_covariance_prior(covariance_prior,
+                                                                                  covariance_type, D)
+
+    def _default_covariance_prior(self, summary):
+        N, D, ct = summary.n_samples, self.D, self.covariance_type
+        if N < 2:
+            raise ValueError("The default covariance_prior (the empirical covariance) needs at least 2 samples; "
+                             "pass covariance_prior.")
+        scatter = summary.scatter / (N - 1)
+        if ct in ("full", "tied"):
+            prior = np.atleast_2d(scatter)
+            singular = np.linalg.eigvalsh(prior)[0] <= 1e-12 * max(np.trace(prior), 1e-300)
+        else:
+            var = np.diag(scatter) if scatter.ndim == 2 else scatter
+            prior = var if ct == "diag" else float(np.mean(var))
+            singular = np.any(np.asarray(prior) <= 0.0)
+        if singular:
+            if self.reg_covar <= 0.0:
+                raise ValueError("The default covariance_prior (the empirical covariance of X) is singular "
+                                 "(constant columns, or fewer distinct rows than features) and reg_covar is 0: "
+                                 "pass covariance_prior or a positive reg_covar.")
+            prior = prior + (self.reg_covar * np.eye(D) if ct in ("full", "tied") else self.reg_covar)
+        return prior
+
+    def build(self, summary):
+        prep = Preprocess(summary.mean)
+        m0 = summary.mean if self.m0 is None else self.m0
+        Psi0 = self._default_covariance_prior(summary) if self.Psi0 is None else self.Psi0
+        total = None
+        if self.covariance_type == "tied":
+            total = summary.scatter  # about the mean = the shift
+        model = NormalWishart(self.covariance_type, self.weights, self.beta0, prep.to_model(m0[None])[0],
+                              self.nu0, Psi0, self.reg_covar, total_scatter=total)
+        priors = dict(weight_concentration_prior=_prior_value(self.weights), mean_precision_prior=self.beta0,
+                      mean_prior=np.array(m0), degrees_of_freedom_prior=self.nu0, covariance_prior=Psi0,
+                      reg_covar=self.reg_covar)
+        return model, prep, priors
+
+
+def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom_prior=None,
+            covariance_prior=None, reg_covar=1e-6, **priors):
     """Check the hyperparameters of ``covariance_type`` and return its spec."""
     if covariance_type == "identity":
+        if degrees_of_freedom_prior is not None or covariance_prior is not None:
+            raise ValueError("degrees_of_freedom_prior and covariance_prior apply to the Wishart families "
+                             "(spherical, diag, full, tied), not to covariance_type='identity' "
+                             "(use 'covariance' for its known covariance).")
         return KnownSpec(wtype, K, D, covariance, **priors)
-    raise NotImplementedError(covariance_type)
+    if covariance is not None:
+        raise ValueError("'covariance' (a known covariance) applies only to covariance_type='identity'.")
+    return WishartSpec(covariance_type, wtype, K, D, degrees_of_freedom_prior=degrees_of_freedom_prior,
+                       covariance_prior=covariance_prior, reg_covar=reg_covar, **priors)

@@ -1,0 +1,265 @@
+"""Normal-Wishart mixtures: scikit-learn's ``BayesianGaussianMixture``, with the full ELBO.
+
+The model (one generative model for every covariance type; see ``tests/naive_bayesian.py``
+for the derivation and the checks against scikit-learn):
+
+    Lambda_k ~ Wishart(nu0, Psi0^-1),  mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^-1),
+    pi ~ Dirichlet(alpha0) or stick-breaking(gamma),  z_n ~ Cat(pi),  x_n | z_n=k ~ N(mu_k, Lambda_k^-1).
+
+q(mu_k, Lambda_k) = N(m_k, (beta_k Lambda_k)^-1) Wishart(nu_k, (nu_k C_k)^-1), where
+``C_k`` is scikit-learn's ``covariances_`` (so ``E[Lambda_k] = C_k^-1``); the
+covariance type restricts the family of ``C_k``: any SPD matrix ("full"), a diagonal
+("diag"), a multiple of the identity ("spherical"), or one matrix and one ``nu`` shared
+by all K components ("tied"). scikit-learn's updates are exactly the CAVI updates of
+this family (up to ``reg_covar``, which adds ``N_k reg_covar`` to the scale matrix,
+and the ``10 eps`` it adds to ``N_k``; both reproduced here).
+
+All statistics are in shifted coordinates (``y = x - shift``, ``shift`` the data mean),
+which leaves every covariance and the ELBO unchanged and keeps sums of squares exact
+for data far from the origin.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import digamma, multigammaln
+
+from .known import LOG_2PI
+
+_EPS10 = 10.0 * np.finfo(np.float64).eps
+
+ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined empirical "
+               "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+               "number of components, increase reg_covar, or scale the input data.")
+
+
+@dataclass(frozen=True)
+class WishartState:
+    """Variational parameters in scikit-learn's layout (means in shifted coordinates).
+
+    ``degrees_of_freedom`` is (K,) for every type (tied: K equal values);
+    ``covariances`` has scikit-learn's shape for the type, ``precisions_cholesky`` too.
+    """
+
+    weights: object
+    mean_precision: np.ndarray
+    means: np.ndarray
+    degrees_of_freedom: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+
+
+def _log_wishart_B(Psi, nu):
+    """log B(W, nu) of the Wishart density with W^-1 = Psi (D, D)."""
+    D = Psi.shape[0]
+    return 0.5 * nu * np.linalg.slogdet(Psi)[1] - 0.5 * nu * D * np.log(2.0) - multigammaln(0.5 * nu, D)
+
+
+class NormalWishart:
+    """CAVI updates, logits and KL terms of the Normal-Wishart families.
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    weight_prior : DirichletWeights or DirichletProcessWeights
+    mean_precision_prior : float
+        beta0.
+    mean_prior : ndarray of shape (D,)
+        m0, in shifted coordinates.
+    degrees_of_freedom_prior : float
+        nu0 > D - 1.
+    covariance_prior : float, ndarray of shape (D,) or (D, D)
+        Psi0 in scikit-learn's shape for the type.
+    reg_covar : float
+    total_scatter : ndarray of shape (D, D) or None
+        ``sum_n y_n y_n^T`` over the whole data set (tied only: its pooled scatter and
+        the common quadratic term of its logits need it, and it never changes).
+    """
+
+    def __init__(self, covariance_type, weight_prior, mean_precision_prior, mean_prior,
+                 degrees_of_freedom_prior, covariance_prior, reg_covar, total_scatter=None):
+        self.covariance_type = covariance_type
+        self.kernel = "full" if covariance_type == "full" else "diag"
+        self.weight_prior = weight_prior
+        self.beta0 = float(mean_precision_prior)
+        self.m0 = np.asarray(mean_prior, dtype=np.float64)
+        self.nu0 = float(degrees_of_freedom_prior)
+        self.D = self.m0.shape[0]
+        self.covariance_prior = covariance_prior
+        self.Psi0 = self._as_matrix(np.asarray(covariance_prior, dtype=np.float64))
+        self.reg_covar = float(reg_covar)
+        # scikit-learn's reg_covar enters the M-step only: exact CAVI only without it
+        self.exact_cavi = self.reg_covar == 0.0
+        self.total_scatter = total_scatter
+        self._logB0 = _log_wishart_B(self.Psi0, self.nu0)
+
+    # -- shapes ---------------------------------------------------------------------------
+    def _as_matrix(self, c):
+        """A scale in the type's shape (one component's) as a (D, D) matrix."""
+        if self.covariance_type in ("full", "tied"):
+            return np.array(c, dtype=np.float64).reshape(self.D, self.D)
+        if self.covariance_type == "diag":
+            return np.diag(np.asarray(c, dtype=np.float64).reshape(self.D))
+        return float(c) * np.eye(self.D)
+
+    def covariance_matrices(self, state):
+        """C_k as (K, D, D) matrices."""
+        C, K = state.covariances, state.means.shape[0]
+        if self.covariance_type == "full":
+            return C
+        if self.covariance_type == "tied":
+            return np.broadcast_to(C, (K, self.D, self.D))
+        if self.covariance_type == "diag":
+            return np.einsum("kd,de->kde", C, np.eye(self.D))
+        return C[:, None, None] * np.eye(self.D)
+
+    def precision_matrices(self, state):
+        """E[Lambda_k] = C_k^-1 as (K, D, D) matrices, from the Cholesky factors."""
+        P, K = state.precisions_cholesky, state.means.shape[0]
+        if self.covariance_type == "full":
+            return P @ P.transpose(0, 2, 1)
+        if self.covariance_type == "tied":
+            return np.broadcast_to(P @ P.T, (K, self.D, self.D))
+        if self.covariance_type == "diag":
+            return np.einsum("kd,de->kde", P * P, np.eye(self.D))
+        return (P * P)[:, None, None] * np.eye(self.D)
+
+    # -- the CAVI updates -------------------------------------------------------------------
+    def update(self, stats):
+        """q(pi) and q(mu_k, Lambda_k) from the sufficient statistics (scikit-learn's M-step).
+
+        Raises
+        ------
+        ValueError
+            scikit-learn's "ill-defined empirical covariance" error, naming the component,
+            when a covariance is not positive definite.
+        """
+        D, ct = self.D, self.covariance_type
+        raw = stats.Nk
+        nk = raw + _EPS10
+        K = nk.shape[0]
+        xk = stats.S1 / nk[:, None]
+        # sum_n r_nk (y - xk)(y - xk)^T = S2 - (2 nk - raw) xk xk^T, exactly (S1 = nk xk)
+        excess = 2.0 * nk - raw
+        beta = self.beta0 + nk
+        means = (self.beta0 * self.m0 + stats.S1) / beta[:, None]
+        dm = xk - self.m0
+        shrink = nk * self.beta0 / beta
+        if ct == "full":
+            dof = self.nu0 + nk
+            scatter = stats.S2 - excess[:, None, None] * np.einsum("ki,kj->kij", xk, xk)
+            Psi = (self.Psi0 + scatter + (nk * self.reg_covar)[:, None, None] * np.eye(D)
+                   + shrink[:, None, None] * np.einsum("ki,kj->kij", dm, dm))
+            cov = Psi / dof[:, None, None]
+        elif ct == "tied":
+            dof_scalar = self.nu0 + nk.sum() / K
+            dof = np.full(K, dof_scalar)
+            pooled = self.total_scatter - np.einsum("k,ki,kj->ij", excess, xk, xk)
+            pooled = pooled / nk.sum() + self.reg_covar * np.eye(D)
+            Psi = self.Psi0 + pooled * nk.sum() / K + np.einsum("k,ki,kj->ij", shrink, dm, dm) / K
+            cov = Psi / dof_scalar
+        else:
+            dof = self.nu0 + nk
+            s_diag = (stats.S2 - excess[:, None] * xk * xk) / nk[:, None] + self.reg_covar
+            if ct == "diag":
+                cov = (self.covariance_prior + nk[:, None] * s_diag + shrink[:, None] * dm * dm) / dof[:, None]
+            else:
+                cov = (self.covariance_prior + nk * s_diag.mean(1) + shrink * np.mean(dm * dm, axis=1)) / dof
+        return WishartState(self.weight_prior.update(nk), beta, means, dof, cov,
+                            self._precision_cholesky(cov))
+
+    def _precision_cholesky(self, cov):
+        ct, D = self.covariance_type, self.D
+        if ct in ("full", "tied"):
+            mats = cov if ct == "full" else cov[None]
+            out = np.empty_like(mats)
+            for k, C in enumerate(mats):
+                try:
+                    L = np.linalg.cholesky(C)
+                except np.linalg.LinAlgError:
+                    raise ValueError(f"{ILL_DEFINED} (component {k})" if ct == "full" else ILL_DEFINED) from None
+                out[k] = np.linalg.solve(L, np.eye(D)).T
+            return out if ct == "full" else out[0]
+        bad = np.flatnonzero(~(cov > 0.0).reshape(cov.shape[0], -1).all(1))
+        if bad.size:
+            raise ValueError(f"{ILL_DEFINED} (component {int(bad[0])})")
+        return 1.0 / np.sqrt(cov)
+
+    # -- logits ---------------------------------------------------------------------------
+    def _expected_logdet(self, state):
+        """E[log|Lambda_k|] = sum_{i<D} psi((nu_k - i)/2) + D log 2 + log|C_k^-1| - D log nu_k; (K,)."""
+        D, ct, P = self.D, self.covariance_type, state.precisions_cholesky
+        nu = state.degrees_of_freedom
+        if ct == "full":
+            logdet_prec = 2.0 * np.sum(np.log(np.diagonal(P, axis1=1, axis2=2)), axis=1)
+        elif ct == "tied":
+            logdet_prec = np.full(nu.shape[0], 2.0 * np.sum(np.log(np.diag(P))))
+        elif ct == "diag":
+            logdet_prec = 2.0 * np.sum(np.log(P), axis=1)
+        else:
+            logdet_prec = 2.0 * D * np.log(P)
+        psi = digamma(0.5 * (nu[:, None] - np.arange(D)[None, :])).sum(1)
+        return psi + D * np.log(2.0) + logdet_prec - D * np.log(nu)
+
+    def coefficients(self, state):
+        """Kernel logit coefficients of ``E[log pi_k] + E[log N(y | mu_k, Lambda_k^-1)]``."""
+        D, ct = self.D, self.covariance_type
+        m = state.means
+        base = (self.weight_prior.expected_log(state.weights) + 0.5 * self._expected_logdet(state)
+                - 0.5 * D * LOG_2PI - 0.5 * D / state.mean_precision)
+        if ct == "full":
+            A = np.ascontiguousarray(state.precisions_cholesky)
+            c = np.einsum("kd,kdj->kj", m, A)
+            return base, A, c
+        if ct == "tied":
+            Lam = state.precisions_cholesky @ state.precisions_cholesky.T
+            W1 = m @ Lam
+            return base - 0.5 * np.sum(W1 * m, axis=1), W1, np.zeros_like(m)
+        prec = state.precisions_cholesky ** 2
+        prec = prec if ct == "diag" else np.repeat(prec[:, None], D, axis=1)
+        return base - 0.5 * np.sum(prec * m * m, axis=1), prec * m, -0.5 * prec
+
+    def dropped_sum(self, state):
+        """Tied: the common quadratic term ``-1/2 sum_n y_n^T E[Lambda] y_n`` left out of the logits."""
+        if self.covariance_type != "tied":
+            return 0.0
+        Lam = state.precisions_cholesky @ state.precisions_cholesky.T
+        return -0.5 * float(np.sum(Lam * self.total_scatter))
+
+    # -- KL ---------------------------------------------------------------------------------
+    def kl(self, state):
+        """KL(q(pi) || p(pi)) + sum_k KL(q(mu_k, Lambda_k) || p(mu_k, Lambda_k))."""
+        D = self.D
+        nu, beta = state.degrees_of_freedom, state.mean_precision
+        E_logdet = self._expected_logdet(state)
+        Lam = self.precision_matrices(state)
+        Psi = nu[:, None, None] * self.covariance_matrices(state)
+        dm = state.means - self.m0
+        total = self.weight_prior.kl(state.weights)
+        for k in range(nu.shape[0]):
+            e_log_p = (0.5 * D * np.log(self.beta0) - 0.5 * self.beta0 * (D / beta[k] + dm[k] @ Lam[k] @ dm[k])
+                       + self._logB0 + 0.5 * (self.nu0 - D - 1.0) * E_logdet[k]
+                       - 0.5 * np.sum(self.Psi0 * Lam[k]))
+            e_log_q = (0.5 * D * np.log(beta[k]) - 0.5 * D + _log_wishart_B(Psi[k], nu[k])
+                       + 0.5 * (nu[k] - D - 1.0) * E_logdet[k] - 0.5 * nu[k] * D)
+            total += e_log_q - e_log_p
+        return float(total)
+
+    # -- results ----------------------------------------------------------------------------
+    def public_parameters(self, state, prep):
+        """scikit-learn's attributes, means moved back to data coordinates."""
+        ct, P = self.covariance_type, state.precisions_cholesky
+        if ct == "full":
+            precisions = P @ P.transpose(0, 2, 1)
+        elif ct == "tied":
+            precisions = P @ P.T
+        else:
+            precisions = P * P
+        dof = state.degrees_of_freedom
+        return dict(weights=self.weight_prior.mean(state.weights),
+                    weight_concentration=state.weights,
+                    means=prep.to_data(state.means),
+                    mean_precision=state.mean_precision,
+                    covariances=state.covariances,
+                    precisions=precisions,
+                    precisions_cholesky=P,
+                    degrees_of_freedom=dof[0] if ct == "tied" else dof)
