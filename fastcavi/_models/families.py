@@ -25,7 +25,8 @@ class KnownSpec:
 
     needs_full_scatter = False
 
-    def __init__(self, wtype, K, D, covariance, weight_concentration_prior, mean_precision_prior, mean_prior):
+    def __init__(self, wtype, K, D, covariance=None, weight_concentration_prior=None, mean_precision_prior=None,
+                 mean_prior=None):
         self.chol = V.check_known_covariance(covariance, D)
         self.weights = weight_prior(wtype, K, 1.0 if weight_concentration_prior is None
                                     else weight_concentration_prior)
@@ -59,8 +60,8 @@ class WishartSpec:
     would be improper and the ELBO -inf: ``reg_covar`` is then added to its diagonal.
     """
 
-    def __init__(self, covariance_type, wtype, K, D, weight_concentration_prior, mean_precision_prior,
-                 mean_prior, degrees_of_freedom_prior, covariance_prior, reg_covar):
+    def __init__(self, covariance_type, wtype, K, D, weight_concentration_prior=None, mean_precision_prior=None,
+                 mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6):
         self.covariance_type = covariance_type
         self.needs_full_scatter = covariance_type in ("full", "tied")
         self.D = D
