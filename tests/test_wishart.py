@@ -108,19 +108,29 @@ def test_far_from_origin(cov):
     np.testing.assert_allclose(b.elbo, a.elbo, rtol=1e-9)
 
 
-def test_fit_from_responsibilities_matches_reference_on_known_model():
-    from naive import identity_cavi  # noqa: F401  (the seed model also starts from responsibilities)
+def test_seed_model_from_responsibilities_matches_reference():
+    # init_responsibilities works for the seed's model too: an M-step from R, then CAVI sweeps.
+    from naive import dirichlet_expected_log, identity_elbo, identity_expected_loglik
+    from scipy.special import logsumexp
 
     X = _blobs(seed=7, N=300, D=2)
     R = np.random.default_rng(0).dirichlet(np.ones(3), size=300)
-    r = fastcavi.fit(X, 3, init_responsibilities=R, max_iter=1, tol=0)
+    alpha, nu, m0 = np.ones(3), 1.0, np.zeros(2)
     Nk = R.sum(0)
-    # one sweep after an M-step from R: the M-step alone is checked through its E-step's input
-    m0_state_means = (R.T @ X) / (1.0 + Nk)[:, None]
-    r0 = fastcavi.fit(X, 3, init=m0_state_means, max_iter=1, tol=0)
-    assert r.n_iter == r0.n_iter == 1
-    # same start means, but init_responsibilities also sets q(pi) and nu_k from R: the fits differ
-    assert not np.allclose(r.weight_concentration, r0.weight_concentration)
+    a, n = alpha + Nk, nu + Nk
+    m = (nu * m0 + R.T @ X) / n[:, None]
+    elbos = []
+    for _ in range(4):
+        logits = dirichlet_expected_log(a) + identity_expected_loglik(X, m, n)
+        resp = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+        Nk = resp.sum(0)
+        a, n = alpha + Nk, nu + Nk
+        m = (nu * m0 + resp.T @ X) / n[:, None]
+        elbos.append(identity_elbo(X, resp, a, m, n, alpha, nu, m0))
+    r = fastcavi.fit(X, 3, init_responsibilities=R, max_iter=4, tol=0)
+    np.testing.assert_allclose(r.elbo, elbos, rtol=1e-11)
+    np.testing.assert_allclose(r.means, m, rtol=1e-11)
+    np.testing.assert_allclose(r.weight_concentration, a, rtol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, message", [
