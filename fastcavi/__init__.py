@@ -6,4 +6,13 @@ from ._driver import ConvergenceWarning, ELBODecreaseError, ELBODecreaseWarning
 from .api import FitResult, fit, load
 
 __version__ = "0.1.0"
-__all__ = ["fit", "load", "FitResult", "ConvergenceWarning", "ELBODecreaseError", "ELBODecreaseWarning", "__version__"]
+
+
+def __getattr__(name):
+    # the estimator imports scikit-learn's base class when available: only on first use
+    if name == "BayesianGaussianMixture":
+        from .estimator import BayesianGaussianMixture
+
+        return BayesianGaussianMixture
+    raise AttributeError(f"module 'fastcavi' has no attribute {name!r}")
+__all__ = ["fit", "load", "FitResult", "BayesianGaussianMixture", "ConvergenceWarning", "ELBODecreaseError", "ELBODecreaseWarning", "__version__"]

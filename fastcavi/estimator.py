@@ -1,0 +1,195 @@
+"""A scikit-learn-compatible estimator: ``fastcavi.BayesianGaussianMixture``.
+
+A thin adapter over :func:`fastcavi.fit` with the constructor, attributes and methods of
+``sklearn.mixture.BayesianGaussianMixture``. scikit-learn itself is optional: when it is
+installed the estimator is a real ``BaseEstimator`` (``clone``, pipelines, grid search);
+without it, ``get_params``/``set_params`` are provided here.
+
+Differences from scikit-learn, all documented on the class: ``lower_bound_`` is the full
+ELBO (scikit-learn drops constants, so values differ by a constant; changes are the same);
+``init_params="kmeans"`` seeds with k-means++ and assigns each row to its nearest seed
+(no Lloyd iterations); ``warm_start`` is not supported.
+"""
+import numpy as np
+
+from .api import fit as _fit
+
+try:  # optional
+    from sklearn.base import BaseEstimator as _Base
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    class _Base:
+        """Minimal get_params/set_params when scikit-learn is absent."""
+
+        def get_params(self, deep=True):
+            return {name: getattr(self, name) for name in self._param_names()}
+
+        def set_params(self, **params):
+            for key, value in params.items():
+                if key not in self._param_names():
+                    raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}.")
+                setattr(self, key, value)
+            return self
+
+        @classmethod
+        def _param_names(cls):
+            import inspect
+
+            return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+_INIT = {"kmeans": "k-means++", "k-means++": "k-means++", "random": "random", "random_from_data": "random_from_data"}
+
+
+class BayesianGaussianMixture(_Base):
+    """Variational Bayesian Gaussian mixture, scikit-learn's API, fastcavi's engine.
+
+    Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``
+    and ``chunk_size``. ``X`` may also be a ``np.memmap``, a ``.npy`` path or an h5py/zarr
+    dataset: it is streamed, never copied whole.
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+    weight_concentration_, mean_precision_, degrees_of_freedom_ : ndarray (tuple for the process)
+    weight_concentration_prior_, mean_precision_prior_, mean_prior_, degrees_of_freedom_prior_,
+    covariance_prior_ : the resolved priors
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        The full ELBO of the best initialisation (scikit-learn's ``lower_bound_`` plus the
+        constants it drops; see ``tests/naive_bayesian.py``).
+    lower_bounds_ : list of float
+    n_features_in_ : int
+    result_ : fastcavi.FitResult
+    """
+
+    def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100,
+                 n_init=1, init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
+                 weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, random_state=None, verbose=0,
+                 verbose_interval=10, n_threads=None, chunk_size=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.random_state = random_state
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+        self.chunk_size = chunk_size
+
+    def fit(self, X, y=None):
+        """Fit by CAVI; returns self."""
+        if self.init_params not in _INIT:
+            raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
+                             f"{sorted(_INIT)}. Got {self.init_params!r} instead.")
+        if self.covariance_type == "identity":
+            raise ValueError("The 'covariance_type' parameter of BayesianGaussianMixture must be a str among "
+                             "{'full', 'tied', 'diag', 'spherical'} (use fastcavi.fit for 'identity').")
+        callback = None
+        if self.verbose:
+            def callback(it, elbo, change):
+                if it % self.verbose_interval == 0 or self.verbose >= 2:
+                    print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
+        result = _fit(X, self.n_components, covariance_type=self.covariance_type,
+                      weight_concentration_prior_type=self.weight_concentration_prior_type,
+                      weight_concentration_prior=self.weight_concentration_prior,
+                      mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
+                      degrees_of_freedom_prior=self.degrees_of_freedom_prior,
+                      covariance_prior=self.covariance_prior, reg_covar=self.reg_covar,
+                      init=_INIT[self.init_params], max_iter=self.max_iter, tol=self.tol, tol_type="absolute",
+                      n_init=self.n_init, random_state=self.random_state, n_threads=self.n_threads,
+                      chunk_size=self.chunk_size, callback=callback)
+        self._store(result)
+        return self
+
+    def _store(self, r):
+        self.result_ = r
+        self.weights_ = r.weights
+        self.means_ = r.means
+        self.covariances_ = r.covariances
+        self.precisions_ = r.precisions
+        self.precisions_cholesky_ = r.precisions_cholesky
+        self.weight_concentration_ = r.weight_concentration
+        self.mean_precision_ = r.mean_precision
+        self.degrees_of_freedom_ = r.degrees_of_freedom
+        p = r.priors
+        wcp = p["weight_concentration_prior"]
+        self.weight_concentration_prior_ = float(np.ravel(wcp)[0]) if np.ndim(wcp) else wcp
+        self.mean_precision_prior_ = p["mean_precision_prior"]
+        self.mean_prior_ = p["mean_prior"]
+        self.degrees_of_freedom_prior_ = p["degrees_of_freedom_prior"]
+        self.covariance_prior_ = p["covariance_prior"]
+        self.converged_ = r.converged
+        self.n_iter_ = r.n_iter
+        self.lower_bound_ = r.lower_bound
+        self.lower_bounds_ = [float(v) for v in r.elbo]
+        self.n_features_in_ = r.n_features
+
+    def _fitted(self):
+        if not hasattr(self, "result_"):
+            try:
+                from sklearn.exceptions import NotFittedError
+            except ImportError:  # pragma: no cover
+                NotFittedError = ValueError
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                                 "appropriate arguments before using this estimator.")
+        return self.result_
+
+    def fit_predict(self, X, y=None):
+        """Fit, then label X with the fitted model (a final E-step, so it equals ``fit(X).predict(X)``)."""
+        return self.fit(X).predict(X)
+
+    def predict(self, X):
+        """Most responsible component of each row, shape (n_samples,)."""
+        return self._fitted().predict(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+
+    def predict_proba(self, X):
+        """Responsibilities, shape (n_samples, n_components)."""
+        return self._fitted().predict_proba(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+
+    def score_samples(self, X):
+        """scikit-learn's ``score_samples``: log-sum-exp of the variational logits, shape (n_samples,)."""
+        return self._fitted().score_samples(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`."""
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` rows from the plug-in mixture (weights_, means_, covariances_), as scikit-learn.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+        """
+        r = self._fitted()
+        if n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+                             "one sample.")
+        rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
+                                    else self.random_state.randint(2**31 - 1))
+        counts = rng.multinomial(n_samples, self.weights_)
+        D = r.n_features
+        ct = self.covariance_type
+        parts = []
+        for k, n in enumerate(counts):
+            if ct == "full":
+                cov = self.covariances_[k]
+            elif ct == "tied":
+                cov = self.covariances_
+            elif ct == "diag":
+                cov = np.diag(self.covariances_[k])
+            else:
+                cov = self.covariances_[k] * np.eye(D)
+            parts.append(rng.multivariate_normal(self.means_[k], cov, size=n))
+        return np.vstack(parts), np.repeat(np.arange(len(counts)), counts)
