@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from ._models.base import Stats, elbo_from_stats, totals_size
+from ._models.base import Stats, elbo_from_stats, n_features, totals_size
 
 #: An ELBO decrease larger than this fraction of the magnitude of the terms it is
 #: added up from is not round-off: float64 sums of N terms are accurate to
@@ -127,7 +127,8 @@ class Workspace:
         k = kernels()
         self.key = (kernel, K, D, chunk_rows)
         self.partials = np.empty((-(-chunk_rows // BLOCK_ROWS), totals_size(kernel, K, D)))
-        self.scratch = np.empty((numba.config.NUMBA_NUM_THREADS, k.scratch_rows(kernel, K, D), BLOCK_ROWS))
+        self.scratch = np.empty((numba.config.NUMBA_NUM_THREADS, k.scratch_rows(K, n_features(D, kernel)),
+                                 k.SUB_ROWS))
 
 
 def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=None):
@@ -154,7 +155,8 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=
     -------
     Stats
     """
-    kern = getattr(kernels(), "estep_" + model.kernel)
+    kern = kernels().estep
+    full_quad = model.kernel == "full"
     K, D = coeffs[0].shape[0], source.n_features
     totals = np.zeros(totals_size(model.kernel, K, D))
     if workspace is None or workspace.key != (model.kernel, K, D, chunk_rows):
@@ -167,7 +169,7 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=
         rows, shift = prep(chunk)
         n = rows.shape[0]
         resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
-        kern(rows, shift, *coeffs, want, resp, lse, workspace.partials, workspace.scratch, totals)
+        kern(rows, shift, *coeffs, full_quad, want, resp, lse, workspace.partials, workspace.scratch, totals)
         if want:
             outputs(row0, resp, lse)
     return Stats.from_totals(totals, model.kernel, K, D)

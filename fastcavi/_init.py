@@ -117,7 +117,7 @@ def responsibility_stats(source, prep, kernel, K, chunk_rows, resp_of_chunk):
     source : DataSource
     prep : Preprocess
     kernel : {"diag", "full"}
-        Which second moments to accumulate: ``sum r y**2`` (K, D) or ``sum r y y^T`` (K, D, D).
+        Which quadratic features to accumulate: ``y**2`` or ``y_a y_b`` (see ``_models.base.features``).
     K : int
     chunk_rows : int
     resp_of_chunk : callable
@@ -128,22 +128,20 @@ def responsibility_stats(source, prep, kernel, K, chunk_rows, resp_of_chunk):
     -------
     Stats
     """
-    from ._models.base import Stats
+    from ._models.base import Stats, features, n_features
 
     D = source.n_features
     Nk = np.zeros(K)
-    S1 = np.zeros((K, D))
-    S2 = np.zeros((K, D) if kernel == "diag" else (K, D, D))
+    S = np.zeros((K, n_features(D, kernel)))
     for row0, chunk in source.chunks(chunk_rows):
         rows, shift = prep(chunk)
         y = np.asarray(rows, dtype=np.float64) - shift
         R = resp_of_chunk(row0, y)
         for b in range(0, y.shape[0], BLOCK_ROWS):
-            yb, rb = y[b:b + BLOCK_ROWS], R[b:b + BLOCK_ROWS]
+            rb = R[b:b + BLOCK_ROWS]
             Nk += rb.sum(0)
-            S1 += rb.T @ yb
-            S2 += rb.T @ (yb * yb) if kernel == "diag" else np.einsum("nk,ni,nj->kij", rb, yb, yb)
-    return Stats(0.0, Nk, S1, S2)
+            S += rb.T @ features(y[b:b + BLOCK_ROWS], kernel)
+    return Stats.from_features(0.0, Nk, S, kernel, D)
 
 
 def nearest_mean_resp(means_model):

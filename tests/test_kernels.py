@@ -6,81 +6,79 @@ from conftest import readonly
 from naive import diag_kernel_reference, full_kernel_reference
 
 from fastcavi._driver import Workspace
-from fastcavi._kernels.estep import estep_diag, estep_full
+from fastcavi._kernels.estep import estep
 from fastcavi._kernels.seeding import kmeanspp_draw
 from fastcavi._kernels.summary import summarize
+from fastcavi._models.base import n_features
 
 SHAPES = [(1, 1), (1, 5), (2, 8), (3, 1), (7, 32), (16, 4), (64, 3), (33, 17)]
 
 
-def _problem(rng, n, D, K, dtype):
-    X = (rng.normal(size=(n, D)) * 3 + rng.normal(size=D) * 5).astype(dtype)
-    shift = rng.normal(size=D)
-    bias = rng.normal(size=K) * 2
-    return X, shift, bias
+def _run_estep(X, shift, bias, W, kernel):
+    n, K = X.shape[0], bias.shape[0]
+    ws = Workspace(kernel, K, X.shape[1], n)
+    ws.partials[:] = np.nan  # stale work space must not leak into the sums
+    ws.scratch[:] = np.nan
+    resp = np.empty((n, K))
+    lse = np.empty(n)
+    totals = np.zeros(1 + K + K * W.shape[1])
+    estep(readonly(X), shift, bias, W, kernel == "full", True, resp, lse, ws.partials, ws.scratch, totals)
+    return resp, lse, totals
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("D,K", SHAPES)
-def test_estep_diag_matches_reference(D, K, dtype):
+def test_estep_diag_features_match_reference(D, K, dtype):
+    # logits bias + W1 y + W2 y**2 (identity, spherical, diag, tied)
     rng = np.random.default_rng(D * 100 + K)
     n = 1000  # several blocks and a ragged last block
-    X, shift, bias = _problem(rng, n, D, K, dtype)
-    W1 = rng.normal(size=(K, D))
-    W2 = -np.abs(rng.normal(size=(K, D))) * 0.5
-    resp = np.empty((n, K))
-    lse = np.empty(n)
-    totals = np.zeros(1 + K + 2 * K * D)
-    ws = Workspace("diag", K, D, n)
-    ws.partials[:] = np.nan  # stale work space must not leak into the sums
-    ws.scratch[:] = np.nan
-    estep_diag(readonly(X), shift, bias, W1, W2, True, resp, lse, ws.partials, ws.scratch, totals)
+    X = (rng.normal(size=(n, D)) * 3 + rng.normal(size=D) * 5).astype(dtype)
+    shift, bias = rng.normal(size=D), rng.normal(size=K) * 2
+    W1, W2 = rng.normal(size=(K, D)), -np.abs(rng.normal(size=(K, D))) * 0.5
+    resp, lse, totals = _run_estep(X, shift, bias, np.hstack((W1, W2)), "diag")
     r_ref, lse_ref, Nk, S1, S2 = diag_kernel_reference(X, shift, bias, W1, W2)
     np.testing.assert_allclose(resp, r_ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-13, atol=1e-12)
     np.testing.assert_allclose(totals[0], lse_ref.sum(), rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(totals[1:1 + K], Nk, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(totals[1 + K:1 + K + K * D].reshape(K, D), S1, rtol=1e-11, atol=1e-9)
-    np.testing.assert_allclose(totals[1 + K + K * D:].reshape(K, D), S2, rtol=1e-11, atol=1e-9)
+    S = totals[1 + K:].reshape(K, 2 * D)
+    np.testing.assert_allclose(S[:, :D], S1, rtol=1e-11, atol=1e-9)
+    np.testing.assert_allclose(S[:, D:], S2, rtol=1e-11, atol=1e-9)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("D,K", SHAPES)
-def test_estep_full_matches_reference(D, K, dtype):
+def test_estep_full_features_match_reference(D, K, dtype):
+    # logits bias_k - |y A_k - c_k|^2 / 2 (full covariances), written as weights of y and y_a y_b
     rng = np.random.default_rng(D * 100 + K + 1)
     n = 700
-    X, shift, bias = _problem(rng, n, D, K, dtype)
+    X = (rng.normal(size=(n, D)) * 3 + rng.normal(size=D) * 5).astype(dtype)
+    shift, bias = rng.normal(size=D), rng.normal(size=K) * 2
     A = np.triu(rng.normal(size=(K, D, D))) * 0.3
     for k in range(K):
         A[k][np.diag_indices(D)] = np.abs(A[k].diagonal()) + 0.2
     c = rng.normal(size=(K, D))
-    resp = np.empty((n, K))
-    lse = np.empty(n)
-    totals = np.zeros(1 + K + K * D + K * D * D)
-    ws = Workspace("full", K, D, n)
-    ws.partials[:] = np.nan
-    ws.scratch[:] = np.nan
-    estep_full(readonly(X), shift, bias, A, c, True, resp, lse, ws.partials, ws.scratch, totals)
+    Lam = A @ A.transpose(0, 2, 1)
+    a, b = np.triu_indices(D)
+    W = np.hstack((np.einsum("kij,kj->ki", A, c), np.where(a == b, -0.5, -1.0) * Lam[:, a, b]))
+    bias_full = bias - 0.5 * np.sum(c * c, axis=1)
+    resp, lse, totals = _run_estep(X, shift, bias_full, W, "full")
     r_ref, lse_ref, Nk, S1, S2 = full_kernel_reference(X, shift, bias, A, c)
-    np.testing.assert_allclose(resp, r_ref, rtol=1e-10, atol=1e-13)
-    np.testing.assert_allclose(lse, lse_ref, rtol=1e-12, atol=1e-11)
-    np.testing.assert_allclose(totals[1:1 + K], Nk, rtol=1e-11, atol=1e-11)
-    np.testing.assert_allclose(totals[1 + K:1 + K + K * D].reshape(K, D), S1, rtol=1e-10, atol=1e-8)
-    upper = np.triu(totals[1 + K + K * D:].reshape(K, D, D))
-    np.testing.assert_allclose(upper, np.triu(S2), rtol=1e-10, atol=1e-8)
+    # the expanded quadratic form cancels terms of size |y|^2 |A|^2: ~1e-13 relative on the logits
+    np.testing.assert_allclose(resp, r_ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lse, lse_ref, rtol=1e-11, atol=1e-10)
+    np.testing.assert_allclose(totals[1:1 + K], Nk, rtol=1e-10, atol=1e-10)
+    S = totals[1 + K:].reshape(K, n_features(D, "full"))
+    np.testing.assert_allclose(S[:, :D], S1, rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(S[:, D:], S2[:, a, b], rtol=1e-9, atol=1e-8)
     assert np.all(np.isfinite(totals))
 
 
 def test_estep_handles_extreme_logits():
     # logits far apart (one component at -1e6 below): no overflow, no NaN, responsibilities exact 0/1
-    X = readonly(np.array([[0.0], [1.0]]))
+    X = np.array([[0.0], [1.0]])
     bias = np.array([0.0, -1e6, -800.0])
-    W = np.zeros((3, 1))
-    resp = np.empty((2, 3))
-    lse = np.empty(2)
-    totals = np.zeros(1 + 3 + 6)
-    ws = Workspace("diag", 3, 1, 2)
-    estep_diag(X, np.zeros(1), bias, W, W, True, resp, lse, ws.partials, ws.scratch, totals)
+    resp, lse, totals = _run_estep(X, np.zeros(1), bias, np.zeros((3, 2)), "diag")
     assert np.all(np.isfinite(resp)) and np.all(np.isfinite(totals))
     np.testing.assert_allclose(resp[:, 0], 1.0)
     assert np.all(resp[:, 1] == 0.0)

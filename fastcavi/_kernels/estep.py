@@ -1,60 +1,109 @@
-"""Single-pass E-step kernels: responsibilities and sufficient statistics.
+"""The single-pass E-step kernel: responsibilities and sufficient statistics.
 
-Each kernel makes one pass over a chunk of rows and, for every row, computes the
-variational logits of the K components, their log-sum-exp, the responsibilities,
-and adds the row's contribution to the sufficient statistics the posterior
-updates and the ELBO need. Nothing of size N x K outlives a block of rows unless
-the caller asks for the responsibilities (``want_resp``).
+Every family's variational logit is linear in a vector of features of the row
+``y = x - shift``:
 
-Determinism: the chunk is cut into blocks of ``BLOCK_ROWS`` rows. Blocks run in
-parallel, each writes its own float64 partial sums, and the partials are then
-added to ``totals`` one block at a time, in block order. Chunks always start on a
-block boundary, so the order of every floating-point addition is fixed by the
-row index alone: results are bitwise identical for any thread count and chunk
-size.
+    logit_k(y) = bias_k + W_k . phi(y),
+    phi(y) = [y_1 .. y_D, q_1 .. q_Q],
 
-Layout inside a block is "components x rows" so that the innermost loops run
-over contiguous rows and vectorise, the exponential included
-(:func:`~fastcavi._kernels._fastexp.exp_nonpos`).
+where the quadratic features ``q`` are ``y_d**2`` (identity, spherical, diag, tied;
+``Q = D``) or the products ``y_a y_b, a <= b``, of the upper triangle in row-major
+order (full covariances; ``Q = D (D + 1) / 2``). So one kernel serves every family:
+per row it computes the features, the K logits, their log-sum-exp and the
+responsibilities, and adds ``r_k`` and ``r_k phi(y)`` to the statistics, which are all
+the updates and the ELBO need.
 
-Memory: the caller passes a ``partials`` array (one row per block of the largest
-chunk) and a ``scratch`` array (one slot per thread, indexed by
-``numba.get_thread_id()``), both reused across chunks and sweeps, so a pass
-allocates nothing and touches no fresh pages. A slot's contents are rewritten
-for every block, so which thread runs which block cannot change any result.
+The two products (logits ``W phi`` and statistics ``r phi^T``) run as register-tiled
+loops over tiles of 4 components x 4 features, the rows innermost so they vectorise,
+the exponential included (:func:`~fastcavi._kernels._fastexp.exp_nonpos`).
 
-These kernels validate nothing: shapes, dtypes and finiteness are the caller's
-job (:mod:`fastcavi._validation`, :mod:`fastcavi._sources`).
+Determinism: the chunk is cut into blocks of ``BLOCK_ROWS`` rows (computed in
+sub-blocks of ``SUB_ROWS`` rows, in order). Blocks run in parallel, each writes its own
+float64 partial sums, and the partials are then added to ``totals`` one block at a
+time, in block order. Chunks always start on a block boundary, so the order of every
+floating-point addition is fixed by the row index alone: results are bitwise identical
+for any thread count and chunk size.
+
+Memory: the caller passes ``partials`` (one row per block of the largest chunk) and
+``scratch`` (one slot per thread, indexed by ``numba.get_thread_id()``), both reused
+across chunks and sweeps. A slot's contents are rewritten for every sub-block, so
+which thread runs which block cannot change any result.
+
+The kernel validates nothing: shapes, dtypes and finiteness are the caller's job.
 """
 import numba
 import numpy as np
 from numba import njit, prange
 
 from .._config import BLOCK_ROWS, CACHE, FASTMATH
-from ._fastexp import exp_nonpos
+from ._fastexp import exp_nonpos, log_ge1
 
 _JIT = dict(parallel=True, fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy")
 
+#: Rows computed together inside a block: the features of SUB_ROWS rows stay in cache.
+SUB_ROWS = 128
+
+
+def scratch_rows(K, F):
+    """Rows of SUB_ROWS float64 one thread's scratch slot needs for K components and F features."""
+    return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 2
+
 
 @njit(inline="always", fastmath=FASTMATH)
-def _normalise_block(L, mx, s, m, K):
-    """Turn logits ``L[:, :m]`` into responsibilities in place.
+def _features(X, row0, m, shift, full_quad, phi):
+    """phi[:, :m] = features of rows row0 .. row0+m of X (minus shift), transposed."""
+    D = X.shape[1]
+    for i in range(m):
+        for d in range(D):
+            phi[d, i] = np.float64(X[row0 + i, d]) - shift[d]
+    f = D
+    if full_quad:
+        for a in range(D):
+            for e in range(a, D):
+                for i in range(m):
+                    phi[f, i] = phi[a, i] * phi[e, i]
+                f += 1
+    else:
+        for d in range(D):
+            for i in range(m):
+                phi[f, i] = phi[d, i] * phi[d, i]
+            f += 1
+    for g in range(f, phi.shape[0]):  # padding features: zero
+        for i in range(m):
+            phi[g, i] = 0.0
 
-    Parameters
-    ----------
-    L : ndarray of shape (K, BLOCK_ROWS)
-        Logits on entry, responsibilities on exit (first ``m`` columns).
-    mx, s : ndarray of shape (BLOCK_ROWS,)
-        Scratch; on exit ``mx`` holds each row's log-sum-exp.
-    m : int
-        Number of valid rows in the block.
-    K : int
-        Number of components.
 
-    Returns
-    -------
-    lse_sum : float
-        Sum of the rows' log-sum-exp, added in row order.
+@njit(inline="always", fastmath=FASTMATH)
+def _logits(Wp, bias, phi, L, m, K):
+    """L[:K4, :m] = bias + Wp phi, in tiles of 4 components x 4 features."""
+    K4, F4 = Wp.shape
+    for k0 in range(0, K4, 4):
+        for r in range(4):
+            k = k0 + r
+            b = bias[k] if k < K else 0.0
+            for i in range(m):
+                L[k, i] = b
+        for f0 in range(0, F4, 4):
+            w00, w01, w02, w03 = Wp[k0, f0], Wp[k0, f0 + 1], Wp[k0, f0 + 2], Wp[k0, f0 + 3]
+            w10, w11, w12, w13 = Wp[k0 + 1, f0], Wp[k0 + 1, f0 + 1], Wp[k0 + 1, f0 + 2], Wp[k0 + 1, f0 + 3]
+            w20, w21, w22, w23 = Wp[k0 + 2, f0], Wp[k0 + 2, f0 + 1], Wp[k0 + 2, f0 + 2], Wp[k0 + 2, f0 + 3]
+            w30, w31, w32, w33 = Wp[k0 + 3, f0], Wp[k0 + 3, f0 + 1], Wp[k0 + 3, f0 + 2], Wp[k0 + 3, f0 + 3]
+            for i in range(m):
+                p0 = phi[f0, i]
+                p1 = phi[f0 + 1, i]
+                p2 = phi[f0 + 2, i]
+                p3 = phi[f0 + 3, i]
+                L[k0, i] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
+                L[k0 + 1, i] += w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3
+                L[k0 + 2, i] += w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3
+                L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _normalise(L, mx, s, m, K):
+    """Logits L[:K, :m] -> responsibilities in place; mx gets each row's log-sum-exp.
+
+    Returns the sum of the rows' log-sum-exp, added in row order.
     """
     for i in range(m):
         mx[i] = L[0, i]
@@ -70,205 +119,131 @@ def _normalise_block(L, mx, s, m, K):
             s[i] += e
     lse_sum = 0.0
     for i in range(m):
-        mx[i] = mx[i] + np.log(s[i])
+        mx[i] = mx[i] + log_ge1(s[i])  # s >= 1: the largest term is exp(0)
         lse_sum += mx[i]
         s[i] = 1.0 / s[i]
     for k in range(K):
         for i in range(m):
             L[k, i] *= s[i]
+    for k in range(K, L.shape[0]):  # padding components: zero responsibility
+        for i in range(m):
+            L[k, i] = 0.0
     return lse_sum
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _load_block(X, start, m, shift, xt):
-    """Copy rows ``start:start+m`` of X, minus ``shift``, transposed into ``xt`` (float64)."""
-    D = X.shape[1]
-    for i in range(m):
-        for d in range(D):
-            xt[d, i] = np.float64(X[start + i, d]) - shift[d]
-
-
-@njit(inline="always")
-def _write_resp(L, mx, start, m, K, resp, lse):
-    for i in range(m):
-        lse[start + i] = mx[i]
-        for k in range(K):
-            resp[start + i, k] = L[k, i]
-
-
-@njit(inline="always")
-def _fold(partials, nblocks, S, totals):
-    """Add the blocks' partial sums to ``totals`` one block at a time, in block order."""
-    for b in range(nblocks):
-        for j in range(S):
-            totals[j] += partials[b, j]
-
-
-def scratch_rows(kernel, K, D):
-    """Rows of BLOCK_ROWS float64 a thread's scratch slot needs for ``kernel``."""
-    return K + 2 * D + 2 if kernel == "diag" else K + D + 4
+def _statistics(L, phi, m, K, F, p):
+    """p[1 + k] += sum_i r_ki and p[1 + K + k F + f] += sum_i r_ki phi_fi, in 4 x 4 tiles."""
+    K4 = L.shape[0]
+    F4 = phi.shape[0]
+    for k in range(K):
+        acc = 0.0
+        for i in range(m):
+            acc += L[k, i]
+        p[1 + k] += acc
+    base = 1 + K
+    for k0 in range(0, K4, 4):
+        for f0 in range(0, F4, 4):
+            a00 = a01 = a02 = a03 = 0.0
+            a10 = a11 = a12 = a13 = 0.0
+            a20 = a21 = a22 = a23 = 0.0
+            a30 = a31 = a32 = a33 = 0.0
+            for i in range(m):
+                p0 = phi[f0, i]
+                p1 = phi[f0 + 1, i]
+                p2 = phi[f0 + 2, i]
+                p3 = phi[f0 + 3, i]
+                r0 = L[k0, i]
+                r1 = L[k0 + 1, i]
+                r2 = L[k0 + 2, i]
+                r3 = L[k0 + 3, i]
+                a00 += r0 * p0
+                a01 += r0 * p1
+                a02 += r0 * p2
+                a03 += r0 * p3
+                a10 += r1 * p0
+                a11 += r1 * p1
+                a12 += r1 * p2
+                a13 += r1 * p3
+                a20 += r2 * p0
+                a21 += r2 * p1
+                a22 += r2 * p2
+                a23 += r2 * p3
+                a30 += r3 * p0
+                a31 += r3 * p1
+                a32 += r3 * p2
+                a33 += r3 * p3
+            tile = ((a00, a01, a02, a03), (a10, a11, a12, a13), (a20, a21, a22, a23), (a30, a31, a32, a33))
+            for r in range(4):
+                k = k0 + r
+                if k < K:
+                    row = tile[r]
+                    for c in range(4):
+                        f = f0 + c
+                        if f < F:
+                            p[base + k * F + f] += row[c]
 
 
 @njit(**_JIT)
-def estep_diag(X, shift, bias, W1, W2, want_resp, resp, lse, partials, scratch, totals):
-    """E-step for logits that are linear in ``x`` and ``x**2`` (identity, spherical, diag, tied).
-
-    The logit of row ``x`` (after subtracting ``shift``) and component ``k`` is
-    ``bias[k] + sum_d W1[k, d] x_d + W2[k, d] x_d**2``.
+def estep(X, shift, bias, W, full_quad, want_resp, resp, lse, partials, scratch, totals):
+    """One pass over a chunk: responsibilities and sufficient statistics.
 
     Parameters
     ----------
     X : ndarray of shape (n, D), float32 or float64, C-contiguous
         A chunk of rows starting on a block boundary.
     shift : ndarray of shape (D,), float64
-        Subtracted from every row before anything else (data centring, for precision).
-    bias, W1, W2 : ndarrays of shape (K,), (K, D), (K, D), float64
-        Coefficients of the logits.
+        Subtracted from every row first (the data mean: keeps sums of squares exact).
+    bias : ndarray of shape (K,), float64
+    W : ndarray of shape (K, F), float64
+        Logit weights of the features (see the module docstring): F = D + D, or D + D (D + 1) / 2.
+    full_quad : bool
+        Quadratic features ``y_a y_b, a <= b`` (True) or ``y_d**2`` (False).
     want_resp : bool
         Whether to write each row's responsibilities and log-sum-exp.
     resp : ndarray of shape (n, K), float64
         Output responsibilities when ``want_resp`` (else any shape, untouched).
     lse : ndarray of shape (n,), float64
         Output log-sum-exp of the logits when ``want_resp``.
-    partials : ndarray of shape (>= n_blocks, >= 1 + K + 2 K D), float64
+    partials : ndarray of shape (>= n_blocks, >= 1 + K + K F), float64
         Work space for the blocks' partial sums.
-    scratch : ndarray of shape (n_threads_max, >= K + 2 D + 2, BLOCK_ROWS), float64
+    scratch : ndarray of shape (n_threads_max, >= scratch_rows(K, F), SUB_ROWS), float64
         Per-thread work space.
-    totals : ndarray of shape (1 + K + 2 K D,), float64
-        Accumulated in place, block by block in order:
-        ``[sum_n lse_n, N_k (K), sum_n r_nk x_n (K, D), sum_n r_nk x_n**2 (K, D)]``.
+    totals : ndarray of shape (1 + K + K F,), float64
+        Accumulated in place, block by block in order: ``[sum_n lse_n, N_k (K),
+        sum_n r_nk phi(y_n) (K, F)]``.
     """
-    n, D = X.shape
-    K = bias.shape[0]
+    n = X.shape[0]
+    K, F = W.shape
+    K4 = (K + 3) // 4 * 4
+    F4 = (F + 3) // 4 * 4
+    Wp = np.zeros((K4, F4))
+    Wp[:K, :F] = W
     B = BLOCK_ROWS
     nblocks = (n + B - 1) // B
-    S = 1 + K + 2 * K * D
+    S = 1 + K + K * F
     for b in prange(nblocks):
         start = b * B
-        m = min(B, n - start)
+        stop = min(n, start + B)
         slot = scratch[numba.get_thread_id()]
-        L = slot[:K]
-        xt = slot[K:K + 2 * D]
-        mx = slot[K + 2 * D]
-        s = slot[K + 2 * D + 1]
+        L = slot[:K4]
+        phi = slot[K4:K4 + F4]
+        mx = slot[K4 + F4]
+        s = slot[K4 + F4 + 1]
         p = partials[b]
-        _load_block(X, start, m, shift, xt)
-        for d in range(D):
-            for i in range(m):
-                xt[D + d, i] = xt[d, i] * xt[d, i]
-        for k in range(K):
-            bk = bias[k]
-            for i in range(m):
-                L[k, i] = bk
-            for d in range(D):
-                w1 = W1[k, d]
-                w2 = W2[k, d]
+        for j in range(S):
+            p[j] = 0.0
+        for row0 in range(start, stop, SUB_ROWS):
+            m = min(SUB_ROWS, stop - row0)
+            _features(X, row0, m, shift, full_quad, phi)
+            _logits(Wp, bias, phi, L, m, K)
+            p[0] += _normalise(L, mx, s, m, K)
+            _statistics(L, phi, m, K, F, p)
+            if want_resp:
                 for i in range(m):
-                    L[k, i] += xt[d, i] * w1 + xt[D + d, i] * w2
-        p[0] = _normalise_block(L, mx, s, m, K)
-        for k in range(K):
-            acc = 0.0
-            for i in range(m):
-                acc += L[k, i]
-            p[1 + k] = acc
-            for f in range(2 * D):  # every entry of p[:S] is written: no zeroing needed
-                acc = 0.0
-                for i in range(m):
-                    acc += L[k, i] * xt[f, i]
-                if f < D:
-                    p[1 + K + k * D + f] = acc
-                else:
-                    p[1 + K + K * D + k * D + (f - D)] = acc
-        if want_resp:
-            _write_resp(L, mx, start, m, K, resp, lse)
-    _fold(partials, nblocks, S, totals)
-
-
-@njit(**_JIT)
-def estep_full(X, shift, bias, A, c, want_resp, resp, lse, partials, scratch, totals):
-    """E-step for per-component full precision matrices.
-
-    The logit of row ``x`` (after subtracting ``shift``) and component ``k`` is
-    ``bias[k] - 0.5 * |x A_k - c_k|**2`` with ``A_k`` upper triangular (a scaled
-    Cholesky factor of the expected precision, ``E[Lambda_k] = A_k A_k^T``).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, D), float32 or float64, C-contiguous
-        A chunk of rows starting on a block boundary.
-    shift : ndarray of shape (D,), float64
-        Subtracted from every row first.
-    bias : ndarray of shape (K,), float64
-    A : ndarray of shape (K, D, D), float64
-        Upper-triangular factors; only ``A[k, d, j]`` with ``d <= j`` is read.
-    c : ndarray of shape (K, D), float64
-        ``(m_k - shift) A_k``.
-    want_resp : bool
-        Whether to write responsibilities and log-sum-exp.
-    resp : ndarray of shape (n, K), float64
-    lse : ndarray of shape (n,), float64
-    partials : ndarray of shape (>= n_blocks, >= 1 + K + K D + K D D), float64
-        Work space for the blocks' partial sums.
-    scratch : ndarray of shape (n_threads_max, >= K + D + 4, BLOCK_ROWS), float64
-        Per-thread work space.
-    totals : ndarray of shape (1 + K + K D + K D D,), float64
-        Accumulated in place, block by block in order: ``[sum_n lse_n, N_k,
-        sum_n r_nk x_n (K, D), sum_n r_nk x_n x_n^T (K, D, D), upper triangle only]``.
-    """
-    n, D = X.shape
-    K = bias.shape[0]
-    B = BLOCK_ROWS
-    nblocks = (n + B - 1) // B
-    S = 1 + K + K * D + K * D * D
-    for b in prange(nblocks):
-        start = b * B
-        m = min(B, n - start)
-        slot = scratch[numba.get_thread_id()]
-        L = slot[:K]
-        xt = slot[K:K + D]
-        mx = slot[K + D]
-        s = slot[K + D + 1]
-        acc_row = slot[K + D + 2]
-        rx = slot[K + D + 3]
-        p = partials[b]
-        _load_block(X, start, m, shift, xt)
-        for k in range(K):
-            for i in range(m):
-                s[i] = 0.0
-            for j in range(D):
-                cj = c[k, j]
-                for i in range(m):
-                    acc_row[i] = -cj
-                for d in range(j + 1):
-                    a = A[k, d, j]
-                    for i in range(m):
-                        acc_row[i] += xt[d, i] * a
-                for i in range(m):
-                    s[i] += acc_row[i] * acc_row[i]
-            bk = bias[k]
-            for i in range(m):
-                L[k, i] = bk - 0.5 * s[i]
-        p[0] = _normalise_block(L, mx, s, m, K)
-        o1 = 1 + K
-        o2 = 1 + K + K * D
-        for k in range(K):
-            acc = 0.0
-            for i in range(m):
-                acc += L[k, i]
-            p[1 + k] = acc
-            for a in range(D):
-                acc = 0.0
-                for i in range(m):
-                    rx[i] = L[k, i] * xt[a, i]
-                    acc += rx[i]
-                p[o1 + k * D + a] = acc
-                for e in range(a):
-                    p[o2 + (k * D + a) * D + e] = 0.0  # lower triangle: not accumulated
-                for e in range(a, D):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += rx[i] * xt[e, i]
-                    p[o2 + (k * D + a) * D + e] = acc
-        if want_resp:
-            _write_resp(L, mx, start, m, K, resp, lse)
-    _fold(partials, nblocks, S, totals)
+                    lse[row0 + i] = mx[i]
+                    for k in range(K):
+                        resp[row0 + i, k] = L[k, i]
+    for b in range(nblocks):
+        for j in range(S):
+            totals[j] += partials[b, j]

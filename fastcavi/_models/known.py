@@ -57,13 +57,15 @@ class KnownCovariance:
         return KnownState(self.weight_prior.prior_state(), means, np.ones(means.shape[0]))
 
     def coefficients(self, state):
-        """Logits ``E[log pi_k] - D/2 log 2pi - |y - m_k|^2/2 - D/(2 nu_k)`` as (bias, W1, W2)."""
+        """Logits ``E[log pi_k] - D/2 log 2pi - |y - m_k|^2/2 - D/(2 nu_k)`` as ``(bias, W)``.
+
+        ``W = [m_k, -1/2, ..., -1/2]`` on the features ``[y, y**2]``.
+        """
         D = self.D
         m = state.means
         bias = (self.weight_prior.expected_log(state.weights)
                 - 0.5 * D * LOG_2PI - 0.5 * np.sum(m * m, axis=1) - 0.5 * D / state.mean_precision)
-        W2 = np.full_like(m, -0.5)
-        return bias, m.copy(), W2
+        return bias, np.hstack((m, np.full_like(m, -0.5)))
 
     def dropped_sum(self, state):
         """The whitening Jacobian, ``-N log|det L|`` (nothing is dropped from the logits)."""

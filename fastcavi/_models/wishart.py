@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, multigammaln
 
+from .base import quadratic_weights
 from .known import LOG_2PI
 
 _EPS10 = 10.0 * np.finfo(np.float64).eps
@@ -207,16 +208,18 @@ class NormalWishart:
         base = (self.weight_prior.expected_log(state.weights) + 0.5 * self._expected_logdet(state)
                 - 0.5 * D * LOG_2PI - 0.5 * D / state.mean_precision)
         if ct == "full":
-            A = np.ascontiguousarray(state.precisions_cholesky)
-            c = np.einsum("kd,kdj->kj", m, A)
-            return base, A, c
+            # -(y - m)^T Lam (y - m)/2 = -y^T Lam y/2 + y . Lam m - m^T Lam m/2
+            Lam = self.precision_matrices(state)
+            W1 = np.einsum("kij,kj->ki", Lam, m)
+            return base - 0.5 * np.sum(W1 * m, axis=1), np.hstack((W1, quadratic_weights(Lam)))
         if ct == "tied":
+            # the quadratic term -y^T Lam y/2 is the same for every k: left out (see dropped_sum)
             Lam = state.precisions_cholesky @ state.precisions_cholesky.T
             W1 = m @ Lam
-            return base - 0.5 * np.sum(W1 * m, axis=1), W1, np.zeros_like(m)
+            return base - 0.5 * np.sum(W1 * m, axis=1), np.hstack((W1, np.zeros_like(m)))
         prec = state.precisions_cholesky ** 2
         prec = prec if ct == "diag" else np.repeat(prec[:, None], D, axis=1)
-        return base - 0.5 * np.sum(prec * m * m, axis=1), prec * m, -0.5 * prec
+        return base - 0.5 * np.sum(prec * m * m, axis=1), np.hstack((prec * m, -0.5 * prec))
 
     def dropped_sum(self, state):
         """Tied: the common quadratic term ``-1/2 sum_n y_n^T E[Lambda] y_n`` left out of the logits."""
