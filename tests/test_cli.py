@@ -47,6 +47,20 @@ def test_fit_then_predict(tmp_path, capsys):
     np.testing.assert_allclose(np.load(labels).sum(1), 1.0)
 
 
+def test_fit_full_covariance_with_process_prior(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(size=(200, 2)) @ np.array([[1.0, 0.8], [0.0, 0.5]]) + c for c in ([0, 0], [8, 8])])
+    np.save(tmp_path / "x.npy", X)
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(tmp_path / "x.npy"), "-k", "6", "--covariance-type", "full", "--weight-prior-type",
+                 "dirichlet_process", "--out", str(model), "--seed", "0", "--quiet"]) == 0
+    import fastcavi
+
+    r = fastcavi.load(model)
+    assert r.covariance_type == "full" and r.covariances.shape == (6, 2, 2)
+    assert np.sum(r.weights > 0.1) == 2
+
+
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((3, 2)))
     assert main(["fit", str(tmp_path / "x.npy"), "-k", "5", "--out", str(tmp_path / "m.npz")]) == 2

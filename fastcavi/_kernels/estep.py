@@ -100,10 +100,11 @@ def _logits(Wp, bias, phi, L, m, K):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _normalise(L, mx, s, m, K):
+def _normalise(L, mx, s, m, K, p):
     """Logits L[:K, :m] -> responsibilities in place; mx gets each row's log-sum-exp.
 
-    Returns the sum of the rows' log-sum-exp, added in row order.
+    Adds ``sum_i r_ki`` to ``p[1 + k]`` (in the same pass as the normalisation) and
+    returns the sum of the rows' log-sum-exp, added in row order.
     """
     for i in range(m):
         mx[i] = L[0, i]
@@ -123,8 +124,12 @@ def _normalise(L, mx, s, m, K):
         lse_sum += mx[i]
         s[i] = 1.0 / s[i]
     for k in range(K):
+        acc = 0.0
         for i in range(m):
-            L[k, i] *= s[i]
+            r = L[k, i] * s[i]
+            L[k, i] = r
+            acc += r
+        p[1 + k] += acc
     for k in range(K, L.shape[0]):  # padding components: zero responsibility
         for i in range(m):
             L[k, i] = 0.0
@@ -133,14 +138,9 @@ def _normalise(L, mx, s, m, K):
 
 @njit(inline="always", fastmath=FASTMATH)
 def _statistics(L, phi, m, K, F, p):
-    """p[1 + k] += sum_i r_ki and p[1 + K + k F + f] += sum_i r_ki phi_fi, in 4 x 4 tiles."""
+    """p[1 + K + k F + f] += sum_i r_ki phi_fi, in tiles of 4 components x 4 features."""
     K4 = L.shape[0]
     F4 = phi.shape[0]
-    for k in range(K):
-        acc = 0.0
-        for i in range(m):
-            acc += L[k, i]
-        p[1 + k] += acc
     base = 1 + K
     for k0 in range(0, K4, 4):
         for f0 in range(0, F4, 4):
@@ -237,7 +237,7 @@ def estep(X, shift, bias, W, full_quad, want_resp, resp, lse, partials, scratch,
             m = min(SUB_ROWS, stop - row0)
             _features(X, row0, m, shift, full_quad, phi)
             _logits(Wp, bias, phi, L, m, K)
-            p[0] += _normalise(L, mx, s, m, K)
+            p[0] += _normalise(L, mx, s, m, K, p)
             _statistics(L, phi, m, K, F, p)
             if want_resp:
                 for i in range(m):
