@@ -6,10 +6,12 @@ with ``.shape``, ``.dtype`` and row slicing (an h5py or zarr dataset), and yield
 chunks that the kernels can read directly:
 
 * float32 and float64 stay as they are (no copy for C-ordered arrays and memmaps);
-* big-endian floats become native floats of the same width, float16 becomes
-  float32, integers and booleans become float64 (all exact conversions, so the
-  result is the one the same values give as native float64: the kernels compute
-  in float64 whatever they read);
+* big-endian floats become native floats of the same width; float16, integers and
+  booleans become float64. All are exact conversions, so big-endian input gives
+  exactly the native result and float16/integer input exactly the result of the
+  same values as float64. (float32 input is read as float32 and computed in
+  float64; its kernel is compiled separately, so it agrees with the float64 result
+  of the same values to round-off, ~1e-15 relative, not bit for bit.)
 * Fortran-ordered or strided slices are made C-contiguous, one chunk at a time;
 * every chunk is handed over as a read-only view, so the kernels compile once per
   float width and can never write into the caller's data.
@@ -45,8 +47,10 @@ def _compute_dtype(dtype):
                          "convert it to a float array first.")
     if dtype.kind == "f" and dtype.itemsize == 8:
         return np.dtype(np.float64)
-    if dtype.kind == "f" and dtype.itemsize in (2, 4):
+    if dtype.kind == "f" and dtype.itemsize == 4:
         return np.dtype(np.float32)
+    if dtype.kind == "f" and dtype.itemsize == 2:
+        return np.dtype(np.float64)  # exact, and gives bit for bit the float64 result
     if dtype.kind == "f":
         raise ValueError(f"Unsupported float dtype {dtype}: use float16, float32 or float64.")
     return np.dtype(np.float64)
