@@ -9,6 +9,7 @@ from fastcavi._models.base import elbo_from_stats
 from fastcavi._models.known import KnownCovariance
 from fastcavi._models.weights import DirichletWeights
 from fastcavi._sources import DataSource
+from fastcavi.api import _chunk_rows
 
 K = 8
 
@@ -26,7 +27,7 @@ def test_sweep_fastcavi(benchmark, blobs, D, dtype):
     model = KnownCovariance(DirichletWeights(np.ones(K)), 1.0, np.zeros(D), X.shape[0])
     prep = Preprocess(np.zeros(D))
     state = model.state_from_means(_start(X))
-    chunk = source.default_chunk_rows(8 * (2 * K + 3 * D + 2))
+    chunk = _chunk_rows(None, source, K, "diag")  # what fit() uses
     work = Workspace("diag", K, D, chunk)
 
     def sweep():

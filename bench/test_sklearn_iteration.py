@@ -11,6 +11,7 @@ from fastcavi._driver import Workspace, estep_pass
 from fastcavi._init import responsibility_stats
 from fastcavi._models import families
 from fastcavi._sources import DataSource
+from fastcavi.api import _chunk_rows
 from fastcavi._summary import summarize_source
 from fastcavi._models.base import elbo_from_stats
 
@@ -31,7 +32,7 @@ def _initial_resp(X):
 def test_sweep_fastcavi_wishart(benchmark, blobs, D, cov):
     X = blobs(D, "float64")
     source = DataSource(X)
-    chunk = source.default_chunk_rows(8 * (2 * K + 3 * D + 2))
+    chunk = _chunk_rows(None, source, K, "full" if cov == "full" else "diag")  # what fit() uses
     spec = families.resolve(cov, "dirichlet_distribution", K, D)
     summary = summarize_source(source, chunk, full_scatter=spec.needs_full_scatter)
     model, prep, _ = spec.build(summary)

@@ -90,7 +90,7 @@ class FitResult:
         V.check_features(source.n_features, self.n_features)
         n_threads = V.check_n_threads(n_threads)
         eng = self._engine
-        chunk_rows = _chunk_rows(chunk_size, source, self.n_components)
+        chunk_rows = _chunk_rows(chunk_size, source, self.n_components, eng.kernel)
         with numba_threads(n_threads):
             from ._summary import summarize_source
 
@@ -183,10 +183,18 @@ def load(path):
                      _engine=_Engine(str(data["kernel"]), coeffs, prep), **fields)
 
 
-def _chunk_rows(chunk_size, source, K):
+def _chunk_rows(chunk_size, source, K, kernel):
+    """Rows per chunk: the user's, rounded to whole blocks, or what fits ``CHUNK_BYTES`` of working memory.
+
+    Per row: the converted row (D float64), responsibilities and log-sum-exp when they are
+    returned (K + 1), and its share of the per-block partial sums (``totals_size / BLOCK_ROWS``).
+    """
     if chunk_size is None:
+        from ._config import BLOCK_ROWS
+        from ._models.base import totals_size
+
         D = source.n_features
-        return source.default_chunk_rows(8 * (2 * K + 3 * D + 2))
+        return source.default_chunk_rows(8 * (D + K + 1) + 8 * totals_size(kernel, K, D) // BLOCK_ROWS)
     return round_chunk_rows(V.check_int("chunk_size", chunk_size, 1))
 
 
@@ -280,7 +288,6 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     V.check_n_samples(N, K)
     init = V.check_init(init, K, D)
     resp0 = None if init_responsibilities is None else V.check_init_responsibilities(init_responsibilities, N, K)
-    chunk_rows = _chunk_rows(chunk_size, source, K)
     from ._models import families
 
     spec = families.resolve(covariance_type, wtype, K, D,
@@ -289,6 +296,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                             mean_precision_prior=mean_precision_prior,
                             mean_prior=mean_prior, degrees_of_freedom_prior=degrees_of_freedom_prior,
                             covariance_prior=covariance_prior, reg_covar=reg_covar)
+    chunk_rows = _chunk_rows(chunk_size, source, K, "full" if covariance_type == "full" else "diag")
 
     with numba_threads(n_threads):
         from ._summary import summarize_source

@@ -115,7 +115,10 @@ def _normalise(L, mx, s, m, K, p):
         s[i] = 0.0
     for k in range(K):
         for i in range(m):
-            e = exp_nonpos(L[k, i] - mx[i])
+            d = L[k, i] - mx[i]
+            # below e**-708 the result is subnormal: flushed to 0, since arithmetic on subnormals
+            # is slow (and a responsibility under 1e-307 changes no statistic)
+            e = exp_nonpos(d) if d > -708.0 else 0.0
             L[k, i] = e
             s[i] += e
     lse_sum = 0.0
