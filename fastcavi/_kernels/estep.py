@@ -187,6 +187,18 @@ def _statistics(L, phi, m, K, F, p):
                             p[base + k * F + f] += row[c]
 
 
+@njit(fastmath=False, cache=CACHE, nogil=True)
+def _fold(partials, nblocks, j, acc):
+    """``acc + partials[0, j] + partials[1, j] + ...``, strictly left to right.
+
+    Compiled without fastmath (and not inlined): the 'reassoc' flag would let LLVM split this
+    sum into interleaved partial sums, whose grouping would then depend on the chunk size.
+    """
+    for b in range(nblocks):
+        acc += partials[b, j]
+    return acc
+
+
 @njit(**_JIT)
 def estep(X, shift, bias, W, full_quad, want_resp, resp, lse, partials, scratch, totals):
     """One pass over a chunk: responsibilities and sufficient statistics.
@@ -247,6 +259,7 @@ def estep(X, shift, bias, W, full_quad, want_resp, resp, lse, partials, scratch,
                     lse[row0 + i] = mx[i]
                     for k in range(K):
                         resp[row0 + i, k] = L[k, i]
-    for b in range(nblocks):
-        for j in range(S):
-            totals[j] += partials[b, j]
+    # Each total adds its blocks' partials in block order: the order depends on nothing but the
+    # row index, so the statistics can be split across threads.
+    for j in prange(S):
+        totals[j] = _fold(partials, nblocks, j, totals[j])
