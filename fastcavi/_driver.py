@@ -131,7 +131,7 @@ class Workspace:
                                  k.SUB_ROWS))
 
 
-def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=None):
+def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=None, check_finite=False):
     """One pass over the data: the statistics of q(z) for the logits ``coeffs``.
 
     Parameters
@@ -150,6 +150,9 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=
         reused for the next chunk.
     workspace : Workspace, optional
         Reused buffers (made here when not given).
+    check_finite : bool
+        Check each chunk for NaN/inf (naming the row) just before its kernel runs, while
+        it is in cache: new data met at prediction time gets the same error as in fit.
 
     Returns
     -------
@@ -166,6 +169,10 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=
     resp_buf = np.empty((chunk_rows, K)) if want else _EMPTY2
     lse_buf = np.empty(chunk_rows) if want else _EMPTY1
     for row0, chunk in source.chunks(chunk_rows):
+        if check_finite:
+            from ._summary import check_finite_chunk
+
+            check_finite_chunk(chunk, row0)
         rows, shift = prep(chunk)
         n = rows.shape[0]
         resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)

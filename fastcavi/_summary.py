@@ -21,6 +21,24 @@ class DataSummary:
     scatter: np.ndarray
 
 
+def raise_if_non_finite(chunk, row0, bad):
+    """Raise scikit-learn's NaN/inf error for row ``bad`` of ``chunk`` (the summary kernel's answer), if any."""
+    if bad < 0:
+        return
+    row = np.asarray(chunk[bad], dtype=np.float64)
+    col = int(np.flatnonzero(~np.isfinite(row))[0])
+    what = "NaN" if np.isnan(row[col]) else "infinity or a value too large for dtype('float64')"
+    raise ValueError(f"Input X contains {what} (first at row {row0 + bad}, column {col}).")
+
+
+def check_finite_chunk(chunk, row0):
+    """The NaN/inf check alone, for one chunk (used while predicting, in the same pass)."""
+    from ._kernels.summary import summarize
+
+    D = chunk.shape[1]
+    raise_if_non_finite(chunk, row0, summarize(chunk, np.zeros(D), False, np.zeros(D + D * D)))
+
+
 def summarize_source(source, chunk_rows, full_scatter):
     """Check every value is finite and take the data's moments, in one streaming pass.
 
@@ -40,12 +58,7 @@ def summarize_source(source, chunk_rows, full_scatter):
     shift = first if np.all(np.isfinite(first)) else np.zeros(D)
     totals = np.zeros(D + D * D)
     for row0, chunk in source.chunks(chunk_rows):
-        bad = summarize(chunk, shift, full_scatter, totals)
-        if bad >= 0:
-            row = np.asarray(chunk[bad], dtype=np.float64)
-            col = int(np.flatnonzero(~np.isfinite(row))[0])
-            what = "NaN" if np.isnan(row[col]) else "infinity or a value too large for dtype('float64')"
-            raise ValueError(f"Input X contains {what} (first at row {row0 + bad}, column {col}).")
+        raise_if_non_finite(chunk, row0, summarize(chunk, shift, full_scatter, totals))
     N = source.n_samples
     s1 = totals[:D]
     s2 = totals[D:].reshape(D, D)

@@ -92,10 +92,7 @@ class FitResult:
         eng = self._engine
         chunk_rows = _chunk_rows(chunk_size, source, self.n_components, eng.kernel)
         with numba_threads(n_threads):
-            from ._summary import summarize_source
-
-            summarize_source(source, chunk_rows, full_scatter=False)  # NaN/inf check, naming the row
-            estep_pass(source, eng, eng.coeffs, eng.prep, chunk_rows, consume)
+            estep_pass(source, eng, eng.coeffs, eng.prep, chunk_rows, consume, check_finite=True)
         return source.n_samples
 
     def save(self, path):

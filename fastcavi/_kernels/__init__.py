@@ -1,0 +1,1 @@
+"""Compiled kernels: @njit loops over arrays, no validation and no Python objects."""
