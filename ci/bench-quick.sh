@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 FASTCAVI_BENCH_N=${FASTCAVI_BENCH_N:-200000} python -m pytest bench --benchmark-only --benchmark-autosave \
-    -k "sweep or cold" "$@"
+    -k "sweep or first_fit or import" "$@"
