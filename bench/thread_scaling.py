@@ -58,7 +58,7 @@ def main():
         work = Workspace(kernel, K, D, chunk)
         coeffs = model.coefficients(state)
 
-        def sweep():
+        def sweep(source=source, model=model, coeffs=coeffs, prep=prep, chunk=chunk, work=work):
             stats = estep_pass(source, model, coeffs, prep, chunk, workspace=work)
             elbo_from_stats(model, stats, coeffs, model.update(stats))
             return stats

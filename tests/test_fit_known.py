@@ -98,7 +98,9 @@ def test_result_is_immutable_and_saves(tmp_path):
     r = fastcavi.fit(X, 3, random_state=0)
     with pytest.raises(ValueError):
         r.means[0, 0] = 1.0
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.n_iter = 3
     path = tmp_path / "m.npz"
     r.save(path)

@@ -32,7 +32,6 @@ def test_singular_component_without_reg_covar_names_it():
 @pytest.mark.parametrize("cov", TYPES)
 @pytest.mark.parametrize("case", ["duplicates", "constant_column", "empty_components"])
 def test_degenerate_data_fits_without_nan(case, cov, wtype):
-    rng = np.random.default_rng(1)
     X = _blobs(seed=2, N=400, D=3)
     K = 4
     if case == "duplicates":
