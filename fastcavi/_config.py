@@ -26,3 +26,6 @@ BLOCK_ROWS = 256
 #: block partial sums, the converted chunk). The default chunk size in rows is
 #: derived from it, so memory stays bounded whatever N is.
 CHUNK_BYTES = 32 * 2**20
+
+#: Options of every parallel kernel (numpy's error model: no exceptions from division).
+PARALLEL_JIT = dict(parallel=True, fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy")

@@ -1,8 +1,8 @@
-"""The CAVI loop: stream chunks -> kernel -> fixed-order reduction -> updates -> ELBO.
+"""The CAVI loop: stream chunks -> E-step kernel -> fixed-order reduction -> updates -> ELBO.
 
-This module is the only place that runs kernels over a data source. It knows
-nothing of any family's mathematics (that is :mod:`fastcavi._models`) and
-nothing of validation (:mod:`fastcavi._validation`).
+It knows nothing of any family's mathematics (that is :mod:`fastcavi._models`) and
+nothing of validation (:mod:`fastcavi._validation`). The validating first pass lives in
+:mod:`fastcavi._summary`, the initialisations in :mod:`fastcavi._init`.
 """
 import contextlib
 import importlib
@@ -73,8 +73,8 @@ class Preprocess:
     """
 
     def __init__(self, shift, whiten=None):
-        self.shift = np.ascontiguousarray(shift, dtype=np.float64)
-        self.whiten = None if whiten is None else np.ascontiguousarray(whiten, dtype=np.float64)
+        self.shift = np.array(shift, dtype=np.float64, order="C")
+        self.whiten = None if whiten is None else np.array(whiten, dtype=np.float64, order="C")
         self._zero = np.zeros_like(self.shift)
 
     def __call__(self, chunk):
@@ -138,7 +138,7 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=
     ----------
     source : DataSource
     model : object with a ``kernel`` attribute
-        ``"diag"`` or ``"full"``: which E-step kernel the coefficients are for.
+        ``"diag"`` or ``"full"``: which quadratic features the coefficients weigh.
     coeffs : tuple of ndarrays
         The kernel's logit coefficients.
     prep : Preprocess
@@ -151,8 +151,8 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=
     workspace : Workspace, optional
         Reused buffers (made here when not given).
     check_finite : bool
-        Check each chunk for NaN/inf (naming the row) just before its kernel runs, while
-        it is in cache: new data met at prediction time gets the same error as in fit.
+        Check each chunk for NaN/inf (naming the row) just before its kernel runs: new data
+        met at prediction time gets the same error as in fit.
 
     Returns
     -------
@@ -164,7 +164,8 @@ def estep_pass(source, model, coeffs, prep, chunk_rows, outputs=None, workspace=
     totals = np.zeros(totals_size(model.kernel, K, D))
     if workspace is None or workspace.key != (model.kernel, K, D, chunk_rows):
         workspace = Workspace(model.kernel, K, D, chunk_rows)
-    coeffs = tuple(np.ascontiguousarray(c, dtype=np.float64) for c in coeffs)
+    # writable C-ordered float64 copies: a read-only array is another numba type (another compile)
+    coeffs = tuple(np.array(c, dtype=np.float64, order="C") for c in coeffs)
     want = outputs is not None
     resp_buf = np.empty((chunk_rows, K)) if want else _EMPTY2
     lse_buf = np.empty(chunk_rows) if want else _EMPTY1

@@ -7,9 +7,9 @@ chunks that the kernels can read directly:
 
 * float32 and float64 stay as they are (no copy for C-ordered arrays and memmaps);
 * big-endian floats become native floats of the same width; float16, integers and
-  booleans become float64. All are exact conversions, so big-endian input gives
-  exactly the native result and float16/integer input exactly the result of the
-  same values as float64. (float32 input is read as float32 and computed in
+  booleans become float64. These conversions are exact (integers up to 2**53), so
+  big-endian input gives exactly the native result and float16/integer input exactly
+  the result of the same values as float64. (float32 input is read as float32 and computed in
   float64; its kernel is compiled separately, so it agrees with the float64 result
   of the same values to round-off, ~1e-15 relative, not bit for bit.)
 * Fortran-ordered or strided slices are made C-contiguous, one chunk at a time;
@@ -123,10 +123,8 @@ class DataSource:
 
     def _convert(self, block):
         block = np.asarray(block)
-        if block.dtype != self.compute_dtype:
+        if block.dtype != self.compute_dtype:  # other types, and big-endian floats (compute_dtype is native)
             block = block.astype(self.compute_dtype)
-        elif not block.dtype.isnative:
-            block = block.astype(self.compute_dtype.newbyteorder("="))
         if not block.flags.c_contiguous:
             block = np.ascontiguousarray(block)
         view = block.view()

@@ -32,11 +32,10 @@ def raise_if_non_finite(chunk, row0, bad):
 
 
 def check_finite_chunk(chunk, row0):
-    """The NaN/inf check alone, for one chunk (used while predicting, in the same pass)."""
-    from ._kernels.summary import summarize
+    """The NaN/inf check alone, for one chunk (used while predicting, chunk by chunk)."""
+    from ._kernels.summary import first_non_finite
 
-    D = chunk.shape[1]
-    raise_if_non_finite(chunk, row0, summarize(chunk, np.zeros(D), False, np.zeros(D + D * D)))
+    raise_if_non_finite(chunk, row0, first_non_finite(chunk))
 
 
 def summarize_source(source, chunk_rows, full_scatter):
@@ -56,16 +55,15 @@ def summarize_source(source, chunk_rows, full_scatter):
     D = source.n_features
     first = source.rows([0])[0]
     shift = first if np.all(np.isfinite(first)) else np.zeros(D)
-    totals = np.zeros(D + D * D)
+    totals = np.zeros(D + (D * D if full_scatter else D))
     for row0, chunk in source.chunks(chunk_rows):
         raise_if_non_finite(chunk, row0, summarize(chunk, shift, full_scatter, totals))
     N = source.n_samples
-    s1 = totals[:D]
-    s2 = totals[D:].reshape(D, D)
-    s2 = np.triu(s2) + np.triu(s2, 1).T
-    delta = s1 / N
+    delta = totals[:D] / N
     mean = shift + delta
-    scatter = s2 - N * np.outer(delta, delta)
-    if not full_scatter:
-        scatter = np.diag(scatter).copy()
+    if full_scatter:
+        s2 = totals[D:].reshape(D, D)
+        scatter = np.triu(s2) + np.triu(s2, 1).T - N * np.outer(delta, delta)
+    else:
+        scatter = totals[D:] - N * delta * delta
     return DataSummary(N, mean, scatter)

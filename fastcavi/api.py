@@ -1,4 +1,5 @@
 """``fastcavi.fit`` and its result: validation and orchestration only (no maths here)."""
+import os
 import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -86,17 +87,30 @@ class FitResult:
         return self.means.shape[1]
 
     def _stream(self, X, n_threads, chunk_size, consume):
+        def checked(row0, resp, lse):
+            bad = np.flatnonzero(~np.isfinite(lse))
+            if bad.size:
+                raise ValueError(f"Row {row0 + int(bad[0])} of X has a non-finite log-density under the model "
+                                 "(its values overflow: they are far outside the fitted components' scale).")
+            consume(row0, resp, lse)
+
         source = DataSource(X)
         V.check_features(source.n_features, self.n_features)
         n_threads = V.check_n_threads(n_threads)
         eng = self._engine
         chunk_rows = _chunk_rows(chunk_size, source, self.n_components, eng.kernel)
         with numba_threads(n_threads):
-            estep_pass(source, eng, eng.coeffs, eng.prep, chunk_rows, consume, check_finite=True)
+            estep_pass(source, eng, eng.coeffs, eng.prep, chunk_rows, checked, check_finite=True)
         return source.n_samples
 
     def save(self, path):
-        """Write the result to ``path`` (an ``.npz`` file that :func:`fastcavi.load` reads)."""
+        """Write the result to an ``.npz`` file that :func:`fastcavi.load` reads.
+
+        Returns
+        -------
+        str
+            The path written (``.npz`` is appended when ``path`` lacks it, as ``np.savez`` does).
+        """
         arrays = dict(covariance_type=self.covariance_type,
                       weight_concentration_prior_type=self.weight_concentration_prior_type,
                       converged=self.converged, kernel=self._engine.kernel,
@@ -113,9 +127,15 @@ class FitResult:
         for j, c in enumerate(self._engine.coeffs):
             arrays[f"coeffs__{j}"] = c
         for name, value in self.priors.items():
-            if value is not None:
+            if value is None:
+                arrays[f"prior_none__{name}"] = 0
+            else:
                 arrays[f"prior__{name}"] = value
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
         np.savez(path, **arrays)
+        return path
 
     def predict_proba(self, X, *, n_threads=None, chunk_size=None):
         """Responsibilities ``q(z_n = k)`` of new rows, shape (n_samples, K)."""
@@ -156,6 +176,11 @@ class _Engine:
     prep: Preprocess
 
 
+def _engine(model, state, prep):
+    kernel, coeffs = model.prediction_coefficients(state)
+    return _Engine(kernel, tuple(_frozen(c) for c in coeffs), prep)
+
+
 def load(path):
     """Read a :class:`FitResult` written by :meth:`FitResult.save`."""
     with np.load(path, allow_pickle=False) as f:
@@ -170,9 +195,10 @@ def load(path):
             fields[name] = _frozen((data[f"{name}__0"], data[f"{name}__1"]))
         else:
             fields[name] = None
-    coeffs = tuple(data[k] for k in sorted(k for k in data if k.startswith("coeffs__")))
+    coeffs = tuple(_frozen(data[k]) for k in sorted(k for k in data if k.startswith("coeffs__")))
     prep = Preprocess(data["shift"], data.get("whiten"))
     priors = {k[len("prior__"):]: _frozen(v) for k, v in data.items() if k.startswith("prior__")}
+    priors.update({k[len("prior_none__"):]: None for k in data if k.startswith("prior_none__")})
     return FitResult(covariance_type=str(data["covariance_type"]),
                      weight_concentration_prior_type=str(data["weight_concentration_prior_type"]),
                      n_iter=int(data["elbo"].shape[0]), converged=bool(data["converged"]),
@@ -191,8 +217,10 @@ def _chunk_rows(chunk_size, source, K, kernel):
         from ._models.base import totals_size
 
         D = source.n_features
-        return source.default_chunk_rows(8 * (D + K + 1) + 8 * totals_size(kernel, K, D) // BLOCK_ROWS)
-    return round_chunk_rows(V.check_int("chunk_size", chunk_size, 1))
+        rows = source.default_chunk_rows(8 * (D + K + 1) + 8 * totals_size(kernel, K, D) // BLOCK_ROWS)
+    else:
+        rows = round_chunk_rows(V.check_int("chunk_size", chunk_size, 1))
+    return min(rows, round_chunk_rows(source.n_samples))  # never a buffer larger than the data
 
 
 def fit(X, n_components, *, covariance_type="identity", covariance=None,
@@ -253,7 +281,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         ``"absolute"`` compares the gain with ``tol`` itself (the seed notebook's rule,
         and scikit-learn's).
     n_init : int, default 1
-        Initialisations to run; the one with the highest final ELBO is kept.
+        Initialisations to run; the one with the highest final ELBO is kept (one run when
+        ``init_responsibilities`` or an array ``init`` fixes the start).
     random_state : None, int, numpy.random.Generator or RandomState
     n_threads : int, optional
         Threads for the kernels during this call (restored afterwards). Results do not
@@ -307,7 +336,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
             return estep_pass(source, model, coeffs, prep, chunk_rows, workspace=workspace)
 
         best = None
-        for _ in range(n_init):
+        fixed_start = resp0 is not None or isinstance(init, np.ndarray)
+        for _ in range(1 if fixed_start else n_init):  # a given start is the same every time
             state0 = _initial_state(model, prep, init, resp0, source, K, rng, chunk_rows, summary)
             state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
                                                tol_is_relative=tol_type == "relative", callback=callback)
@@ -323,7 +353,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                      elbo=_frozen(elbos), n_iter=len(elbos), converged=bool(converged),
                      **{k: (_frozen(v) if v is not None else None) for k, v in public.items()},
                      priors=MappingProxyType({k: _frozen(v) if v is not None else None for k, v in priors.items()}),
-                     _engine=_Engine(model.kernel, tuple(_frozen(c) for c in model.coefficients(state)), prep))
+                     _engine=_engine(model, state, prep))
 
 
 def _initial_state(model, prep, init, resp0, source, K, rng, chunk_rows, summary):

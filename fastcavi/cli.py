@@ -47,9 +47,9 @@ def _cmd_fit(args):
     finally:
         if progress is not None:
             progress.close()
-    result.save(args.out)
+    written = result.save(args.out)
     print(f"{result.n_iter} sweeps, converged={result.converged}, ELBO {result.lower_bound:.10e}; "
-          f"model written to {args.out}")
+          f"model written to {written}")
     for k in range(result.n_components):
         print(f"  component {k}: weight {result.weights[k]:.4f}  mean "
               + " ".join(f"{v:.4f}" for v in result.means[k][:8]) + (" ..." if result.n_features > 8 else ""))

@@ -103,7 +103,7 @@ def responsibilities(logits):
 
 
 def diag_kernel_reference(X, shift, bias, W1, W2):
-    """What ``estep_diag`` must compute, the obvious way.
+    """What ``estep`` must compute with the features ``[y, y**2]``, the obvious way.
 
     Returns ``(resp, lse, Nk, S1, S2)`` with logits ``bias + y W1^T + y**2 W2^T``, ``y = X - shift``.
     """
@@ -113,7 +113,7 @@ def diag_kernel_reference(X, shift, bias, W1, W2):
 
 
 def full_kernel_reference(X, shift, bias, A, c):
-    """What ``estep_full`` must compute: logits ``bias_k - |y A_k - c_k|^2 / 2``.
+    """What ``estep`` must compute for logits ``bias_k - |y A_k - c_k|^2 / 2`` (features ``[y, y_a y_b]``).
 
     Returns ``(resp, lse, Nk, S1, S2)`` with ``S2[k] = sum_n r_nk y_n y_n^T``.
     """

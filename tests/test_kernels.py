@@ -8,7 +8,7 @@ from naive import diag_kernel_reference, full_kernel_reference
 from fastcavi._driver import Workspace
 from fastcavi._kernels.estep import estep
 from fastcavi._kernels.seeding import kmeanspp_draw
-from fastcavi._kernels.summary import summarize
+from fastcavi._kernels.summary import first_non_finite, summarize
 from fastcavi._models.base import n_features
 
 SHAPES = [(1, 1), (1, 5), (2, 8), (3, 1), (7, 32), (16, 4), (64, 3), (33, 17)]
@@ -95,6 +95,25 @@ def test_summarize_matches_numpy(D, dtype):
     y = X.astype(np.float64) - shift
     np.testing.assert_allclose(totals[:D], y.sum(0), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(np.triu(totals[D:].reshape(D, D)), np.triu(y.T @ y), rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("D", [1, 4])
+def test_summarize_diagonal_only(D):
+    rng = np.random.default_rng(D)
+    X = rng.normal(size=(777, D)) + 2.0
+    totals = np.zeros(2 * D)
+    assert summarize(readonly(X), np.full(D, 2.0), False, totals) == -1
+    y = X - 2.0
+    np.testing.assert_allclose(totals, np.hstack((y.sum(0), (y * y).sum(0))), rtol=1e-11, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_first_non_finite(dtype):
+    X = np.ones((5000, 3), dtype=dtype)
+    assert first_non_finite(readonly(X)) == -1
+    X[4321, 1] = np.inf
+    X[4400, 0] = np.nan
+    assert first_non_finite(readonly(X)) == 4321
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -28,12 +28,11 @@ LLVM folds ``n*ln2_hi + n*ln2_lo`` into ``n*ln2`` and the error grows to
 ~2e-14.)
 """
 
-import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["exp_nonpos", "exp_nonpos_f32", "log_ge1"]
+__all__ = ["exp_nonpos", "log_ge1"]
 
 from .._config import FASTMATH  # noqa: F401  (the flags callers should use)
 
@@ -172,24 +171,6 @@ def exp_nonpos(x):
     ``fastmath=FASTMATH`` in calling kernels to get packed FMA code elsewhere.
     """
     return _exp_nonpos_ir(x)
-
-
-@njit(inline="always", nogil=True)
-def exp_nonpos_f32(x):
-    """float32 ``exp(x)`` for ``x <= 0``: :func:`exp_nonpos` of ``float32(x)``.
-
-    Parameters
-    ----------
-    x : number
-        Converted to float32 first (float64 arguments are rounded).
-
-    Returns
-    -------
-    float32
-        ``exp(min(x, 0))``, within about 1 float32 ulp; subnormals produced,
-        0.0 for ``x < -103.98`` and -inf, NaN for NaN, 1.0 for ``x >= 0``.
-    """
-    return _exp_nonpos_ir(np.float32(x))
 
 
 # ---------------------------------------------------------------------------

@@ -35,10 +35,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .._config import BLOCK_ROWS, CACHE, FASTMATH
+from .._config import BLOCK_ROWS, CACHE, FASTMATH, PARALLEL_JIT
 from ._fastexp import exp_nonpos, log_ge1
 
-_JIT = dict(parallel=True, fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy")
+_JIT = PARALLEL_JIT
 
 #: Rows computed together inside a block: the features of SUB_ROWS rows stay in cache.
 SUB_ROWS = 128

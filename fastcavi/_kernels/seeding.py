@@ -11,9 +11,9 @@ thread count, and memory is O(K x D).
 import numpy as np
 from numba import njit, prange
 
-from .._config import BLOCK_ROWS, CACHE, FASTMATH
+from .._config import BLOCK_ROWS, PARALLEL_JIT
 
-_JIT = dict(parallel=True, fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy")
+_JIT = PARALLEL_JIT
 
 
 @njit(inline="always")

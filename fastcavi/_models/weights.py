@@ -19,8 +19,6 @@ class DirichletWeights:
         Prior concentrations (the seed's ``alpha``).
     """
 
-    kind = "dirichlet_distribution"
-
     def __init__(self, alpha):
         self.alpha = np.asarray(alpha, dtype=np.float64)
 
@@ -64,8 +62,6 @@ class DirichletProcessWeights:
     K : int
         Truncation level.
     """
-
-    kind = "dirichlet_process"
 
     def __init__(self, gamma, K):
         self.gamma = float(gamma)

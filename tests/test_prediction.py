@@ -1,0 +1,80 @@
+"""Prediction from a fitted (or saved and loaded) model: score_samples is the full variational density."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from naive import dirichlet_expected_log, identity_expected_loglik
+
+import fastcavi
+
+
+def _blobs(seed=0, N=500, D=3):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(3, D))[rng.integers(3, size=N)] * 4 + rng.normal(size=(N, D))
+
+
+@pytest.mark.parametrize("wtype", ["dirichlet_distribution", "dirichlet_process"])
+@pytest.mark.parametrize("cov", ["spherical", "diag", "full", "tied"])
+def test_score_samples_and_proba_equal_scikit_learns(cov, wtype):
+    sk = pytest.importorskip("sklearn.mixture")
+    X = _blobs()
+    r = fastcavi.fit(X, 4, covariance_type=cov, weight_concentration_prior_type=wtype, random_state=0,
+                     max_iter=20, tol=0)
+    est = sk.BayesianGaussianMixture(n_components=4, covariance_type=cov, weight_concentration_prior_type=wtype)
+    est.weight_concentration_ = r.weight_concentration
+    est.mean_precision_ = np.asarray(r.mean_precision)
+    est.means_ = np.asarray(r.means)
+    est.degrees_of_freedom_ = r.degrees_of_freedom if cov == "tied" else np.asarray(r.degrees_of_freedom)
+    est.precisions_cholesky_ = np.asarray(r.precisions_cholesky)
+    Xnew = _blobs(seed=1, N=300)
+    np.testing.assert_allclose(r.score_samples(Xnew), est.score_samples(Xnew), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(r.predict_proba(Xnew), est.predict_proba(Xnew), atol=1e-10)
+
+
+def test_score_samples_with_a_known_covariance():
+    X = _blobs(D=2)
+    cov = np.array([[2.0, 0.6], [0.6, 0.5]])
+    r = fastcavi.fit(X, 3, covariance=cov, random_state=0, max_iter=10)
+    logits = (dirichlet_expected_log(np.asarray(r.weight_concentration))
+              + identity_expected_loglik(X, np.asarray(r.means), np.asarray(r.mean_precision), cov))
+    np.testing.assert_allclose(r.score_samples(X), logsumexp(logits, axis=1), rtol=1e-11)
+
+
+def test_predict_after_fit_compiles_nothing_new():
+    from fastcavi._kernels.estep import estep
+
+    X = _blobs()
+    r = fastcavi.fit(X, 3, covariance_type="full", random_state=0, max_iter=3, tol=0)
+    before = len(estep.signatures)
+    r.predict(X)
+    back = fastcavi.load(r.save(__import__("tempfile").mkdtemp() + "/m"))
+    back.predict_proba(X)
+    assert len(estep.signatures) == before  # read-only coefficients would be a new numba type
+
+
+def test_save_load_roundtrip(tmp_path):
+    X = _blobs()
+    r = fastcavi.fit(X, 3, random_state=0, max_iter=5)
+    path = r.save(tmp_path / "model")
+    assert path.endswith("model.npz")
+    back = fastcavi.load(path)
+    assert dict(back.priors).keys() == dict(r.priors).keys() and back.priors["covariance"] is None
+    with pytest.raises(ValueError):
+        back._engine.coeffs[0][0] = 1.0  # immutable after loading too
+    np.testing.assert_array_equal(back.score_samples(X), r.score_samples(X))
+
+
+def test_predict_overflowing_rows_raise():
+    r = fastcavi.fit(_blobs(D=2), 2, random_state=0, max_iter=5)
+    X = np.zeros((10, 2))
+    X[7] = 1e160
+    with pytest.raises(ValueError, match="Row 7 .* non-finite log-density"):
+        r.score_samples(X)
+
+
+def test_huge_chunk_size_is_capped_by_the_data():
+    X = _blobs(N=300)
+    a = fastcavi.fit(X, 3, chunk_size=10**11, random_state=0, max_iter=5, tol=0)
+    b = fastcavi.fit(X, 3, random_state=0, max_iter=5, tol=0)
+    np.testing.assert_array_equal(a.elbo, b.elbo)
+    np.testing.assert_array_equal(a.predict(X, chunk_size=10**11), b.predict(X))
