@@ -238,8 +238,9 @@ def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callba
                     raise ELBODecreaseError(message + " Coordinate ascent never decreases the ELBO: this is a "
                                             "bug or a numerical breakdown.")
                 warnings.warn(message + " With reg_covar > 0 scikit-learn's M-step (reproduced exactly) is not an "
-                              "exact coordinate-ascent step; set reg_covar=0 with a positive definite "
-                              "covariance_prior for exact CAVI.", ELBODecreaseWarning, stacklevel=3)
+                              "exact coordinate-ascent step; pass exact_cavi=True (or reg_covar=0 with a "
+                              "positive definite covariance_prior) for exact CAVI.", ELBODecreaseWarning,
+                              stacklevel=3)
         elbos.append(elbo)
         state = new_state
         if callback is not None:

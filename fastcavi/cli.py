@@ -42,7 +42,7 @@ def _cmd_fit(args):
             args.data, args.k, covariance_type=args.covariance_type,
             weight_concentration_prior_type=args.weight_prior_type,
             weight_concentration_prior=args.alpha, mean_precision_prior=args.nu, mean_prior=args.mean_prior,
-            reg_covar=args.reg_covar, init=args.init, max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
+            reg_covar=args.reg_covar, exact_cavi=args.exact_cavi, init=args.init, max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
             random_state=args.seed, n_threads=args.threads, chunk_size=args.chunk_size, callback=progress)
     finally:
         if progress is not None:
@@ -88,6 +88,8 @@ def build_parser():
                    choices=["identity", "spherical", "diag", "full", "tied"],
                    help="identity: the seed's known-covariance model; others: Normal-Wishart as scikit-learn")
     p.add_argument("--reg-covar", type=float, default=1e-6, help="added to each scatter (Wishart families)")
+    p.add_argument("--exact-cavi", action="store_true",
+                   help="carry reg_covar in the E-step too: exact coordinate ascent (see fastcavi.fit)")
     p.add_argument("--weight-prior-type", default="dirichlet_distribution",
                    choices=["dirichlet_distribution", "dirichlet_process"])
     p.add_argument("--alpha", type=_floats, default=None, help="weight concentration prior (number or a,b,c)")

@@ -42,8 +42,8 @@ _INIT = {"kmeans": "k-means++", "k-means++": "k-means++", "random": "random", "r
 class BayesianGaussianMixture(_Base):
     """Variational Bayesian Gaussian mixture, scikit-learn's API, fastcavi's engine.
 
-    Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``
-    and ``chunk_size``. ``X`` may also be a ``np.memmap``, a ``.npy`` path or an h5py/zarr
+    Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``,
+    ``chunk_size`` and ``exact_cavi`` (see :func:`fastcavi.fit`). ``X`` may also be a ``np.memmap``, a ``.npy`` path or an h5py/zarr
     dataset: it is streamed, never copied whole.
 
     Attributes
@@ -66,7 +66,7 @@ class BayesianGaussianMixture(_Base):
                  n_init=1, init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None, verbose=0,
-                 verbose_interval=10, n_threads=None, chunk_size=None):
+                 verbose_interval=10, n_threads=None, chunk_size=None, exact_cavi=False):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -85,6 +85,7 @@ class BayesianGaussianMixture(_Base):
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
         self.chunk_size = chunk_size
+        self.exact_cavi = exact_cavi
 
     def fit(self, X, y=None):
         """Fit by CAVI; returns self."""
@@ -104,7 +105,7 @@ class BayesianGaussianMixture(_Base):
                       weight_concentration_prior=self.weight_concentration_prior,
                       mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
                       degrees_of_freedom_prior=self.degrees_of_freedom_prior,
-                      covariance_prior=self.covariance_prior, reg_covar=self.reg_covar,
+                      covariance_prior=self.covariance_prior, reg_covar=self.reg_covar, exact_cavi=self.exact_cavi,
                       init=_INIT[self.init_params], max_iter=self.max_iter, tol=self.tol, tol_type="absolute",
                       n_init=self.n_init, random_state=self.random_state, n_threads=self.n_threads,
                       chunk_size=self.chunk_size, callback=callback)

@@ -156,3 +156,49 @@ def test_singular_default_prior_needs_reg_covar():
     X[:, 0] = 3.0
     with pytest.raises(ValueError, match="default covariance_prior .* is singular"):
         fastcavi.fit(X, 2, covariance_type="full", reg_covar=0.0)
+
+
+def _constant_column_cases():
+    from test_sklearn_agreement import _dataset  # tests/ is on sys.path (conftest.py)
+
+    for seed in (14, 25, 19):  # seeds whose scikit-learn-exact fits dip (tests/test_sklearn_agreement data)
+        for cov in ("full", "diag"):
+            for wtype in ("dirichlet_distribution", "dirichlet_process"):
+                rng = np.random.default_rng(seed * 1000 + len("constant_column") * 10 + len(cov) + len(wtype))
+                yield _dataset("constant_column", rng), cov, wtype
+
+
+def test_exact_cavi_with_reg_covar_never_decreases():
+    # exact_cavi=True: E-step and M-step are both exact for one objective, so the ELBO is monotone
+    # with the default reg_covar even on the constant-column data where scikit-learn's updates dip.
+    dipped = 0
+    for (X, R), cov, wtype in _constant_column_cases():
+        kw = dict(covariance_type=cov, weight_concentration_prior_type=wtype, init_responsibilities=R,
+                  max_iter=50, tol=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fastcavi.fit(X, R.shape[1], **kw)
+        dipped += any(issubclass(w.category, fastcavi.ELBODecreaseWarning) for w in caught)
+        r = fastcavi.fit(X, R.shape[1], exact_cavi=True, **kw)  # would raise on any drop
+        assert np.all(np.diff(r.elbo) >= -1e-12 * np.abs(r.elbo).max())
+    assert dipped >= 1  # the cases do exercise scikit-learn's non-monotone step
+
+
+@pytest.mark.parametrize("cov", TYPES)
+def test_exact_cavi_is_scikit_learns_without_reg_covar_and_close_with_it(cov):
+    X = _blobs(seed=8, N=500, D=3)
+    prior = {"full": np.eye(3), "tied": np.eye(3), "diag": np.ones(3), "spherical": 1.0}[cov]
+    kw = dict(covariance_type=cov, random_state=0, max_iter=20, tol=0, covariance_prior=prior)
+    a = fastcavi.fit(X, 3, reg_covar=0.0, **kw)
+    b = fastcavi.fit(X, 3, reg_covar=0.0, exact_cavi=True, **kw)
+    np.testing.assert_array_equal(a.elbo, b.elbo)
+    c = fastcavi.fit(X, 3, exact_cavi=True, **kw)
+    d = fastcavi.fit(X, 3, **kw)
+    # the extra logit term is reg_covar/2 tr E[Lambda_k] ~ 1e-6: on these separated blobs the
+    # responsibilities barely move, and the reported ELBO is lower by the reg term itself
+    np.testing.assert_allclose(c.means, d.means, rtol=1e-5, atol=1e-5)
+    Nk = np.asarray(c.weight_concentration) - np.asarray(c.priors["weight_concentration_prior"])
+    P = np.asarray(c.precisions)
+    tr = {"full": lambda: np.einsum("kii->k", P), "tied": lambda: np.full(3, np.trace(P)),
+          "diag": lambda: P.sum(1), "spherical": lambda: 3 * P}[cov]()
+    np.testing.assert_allclose(c.elbo[-1] - d.elbo[-1], -0.5e-6 * np.sum(Nk * tr), rtol=1e-3)

@@ -61,7 +61,8 @@ class WishartSpec:
     """
 
     def __init__(self, covariance_type, wtype, K, D, weight_concentration_prior=None, mean_precision_prior=None,
-                 mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6):
+                 mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6,
+                 exact_cavi=False):
         self.covariance_type = covariance_type
         self.needs_full_scatter = covariance_type in ("full", "tied")
         self.D = D
@@ -79,6 +80,9 @@ class WishartSpec:
                                  "but got %.3f." % (D - 1, nu0))
             self.nu0 = nu0
         self.reg_covar = V.check_real("reg_covar", reg_covar, 0.0, strict=False)
+        if not isinstance(exact_cavi, (bool, np.bool_)):
+            raise ValueError(f"The 'exact_cavi' parameter must be a bool. Got {exact_cavi!r} instead.")
+        self.exact_cavi = bool(exact_cavi)
         self.Psi0 = None if covariance_prior is None else V.check_covariance_prior(covariance_prior,
                                                                                   covariance_type, D)
 
@@ -111,7 +115,7 @@ class WishartSpec:
         if self.covariance_type == "tied":
             total = summary.scatter  # about the mean = the shift
         model = NormalWishart(self.covariance_type, self.weights, self.beta0, prep.to_model(m0[None])[0],
-                              self.nu0, Psi0, self.reg_covar, total_scatter=total)
+                              self.nu0, Psi0, self.reg_covar, total_scatter=total, exact_cavi=self.exact_cavi)
         priors = dict(weight_concentration_prior=_prior_value(self.weights), mean_precision_prior=self.beta0,
                       mean_prior=np.array(m0), degrees_of_freedom_prior=self.nu0, covariance_prior=Psi0,
                       reg_covar=self.reg_covar)
@@ -119,7 +123,7 @@ class WishartSpec:
 
 
 def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom_prior=None,
-            covariance_prior=None, reg_covar=1e-6, **priors):
+            covariance_prior=None, reg_covar=1e-6, exact_cavi=False, **priors):
     """Check the hyperparameters of ``covariance_type`` and return its spec."""
     if covariance_type == "identity":
         if degrees_of_freedom_prior is not None or covariance_prior is not None:
@@ -130,4 +134,4 @@ def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom
     if covariance is not None:
         raise ValueError("'covariance' (a known covariance) applies only to covariance_type='identity'.")
     return WishartSpec(covariance_type, wtype, K, D, degrees_of_freedom_prior=degrees_of_freedom_prior,
-                       covariance_prior=covariance_prior, reg_covar=reg_covar, **priors)
+                       covariance_prior=covariance_prior, reg_covar=reg_covar, exact_cavi=exact_cavi, **priors)

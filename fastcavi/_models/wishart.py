@@ -74,10 +74,15 @@ class NormalWishart:
     total_scatter : ndarray of shape (D, D) or None
         ``sum_n y_n y_n^T`` over the whole data set (tied only: its pooled scatter and
         the common quadratic term of its logits need it, and it never changes).
+    exact_cavi : bool
+        Put reg_covar's term ``-reg_covar/2 tr E[Lambda_k]`` in the logits too, so that the
+        E-step and scikit-learn's M-step are both exact coordinate-ascent steps on one ELBO:
+        that of the model in which each observation carries extra N(0, reg_covar I) noise.
+        False (default): scikit-learn's updates exactly.
     """
 
     def __init__(self, covariance_type, weight_prior, mean_precision_prior, mean_prior,
-                 degrees_of_freedom_prior, covariance_prior, reg_covar, total_scatter=None):
+                 degrees_of_freedom_prior, covariance_prior, reg_covar, total_scatter=None, exact_cavi=False):
         self.covariance_type = covariance_type
         self.kernel = "full" if covariance_type == "full" else "diag"
         self.weight_prior = weight_prior
@@ -88,8 +93,10 @@ class NormalWishart:
         self.covariance_prior = covariance_prior
         self.Psi0 = self._as_matrix(np.asarray(covariance_prior, dtype=np.float64))
         self.reg_covar = float(reg_covar)
-        # scikit-learn's reg_covar enters the M-step only: exact CAVI only without it
-        self.exact_cavi = self.reg_covar == 0.0
+        # scikit-learn's reg_covar enters the M-step only: exact CAVI without it, or with its
+        # matching E-step term (exact_cavi=True)
+        self.smoothed = bool(exact_cavi) and self.reg_covar > 0.0
+        self.exact_cavi = self.reg_covar == 0.0 or self.smoothed
         self.total_scatter = total_scatter
         self._logB0 = _log_wishart_B(self.Psi0, self.nu0)
 
@@ -207,6 +214,8 @@ class NormalWishart:
         m = state.means
         base = (self.weight_prior.expected_log(state.weights) + 0.5 * self._expected_logdet(state)
                 - 0.5 * D * LOG_2PI - 0.5 * D / state.mean_precision)
+        if self.smoothed:  # E over the N(0, reg_covar I) noise of -(y + e - mu)^T Lambda (y + e - mu) / 2
+            base = base - 0.5 * self.reg_covar * np.einsum("kii->k", self.precision_matrices(state))
         if ct == "full":
             # -(y - m)^T Lam (y - m)/2 = -y^T Lam y/2 + y . Lam m - m^T Lam m/2
             Lam = self.precision_matrices(state)
