@@ -1,0 +1,169 @@
+"""Bitwise determinism across processes, caches, thread counts and concurrent callers.
+
+Every test runs fastcavi in child processes (``tests/_determinism_child.py``) with their own
+``NUMBA_CACHE_DIR`` (under pytest's tmp_path), ``NUMBA_NUM_THREADS`` and, for one test,
+``NUMBA_THREADING_LAYER``; ``FASTCAVI_NO_CACHE`` is unset so that the kernels are cached on disk.
+The children save every result array to an ``.npz`` and the results are compared byte for byte.
+
+What they pin down:
+
+* a cache built under NUMBA_NUM_THREADS=1 and loaded under 8, or built under 8 and loaded under 1,
+  must run (no heap corruption from buffers sized by the thread count frozen at compile time) and
+  give the results of a fresh-cache run;
+* the process that compiles the kernels and a later one that loads them from the cache give the
+  same bits;
+* ``n_threads=1 .. 4`` in one process give the same bits, on any machine (a 1-CPU runner too);
+* fits run by several Python threads at once, under the workqueue threading layer (which is not
+  thread-safe) and under the default one, finish and give the bits of the same fits run serially.
+
+Compiling the kernels takes ~20-40 s, so the children are few: two compile (one per cache
+directory, module-scoped fixtures), the others load from those caches.
+"""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+CHILD = TESTS / "_determinism_child.py"
+TIMEOUT = 600
+
+#: Variables of the parent's environment that would change what a child does.
+_CLEARED = ("FASTCAVI_NO_CACHE", "NUMBA_CACHE_DIR", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
+            "NUMBA_DISABLE_JIT", "NUMBA_DEFAULT_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def _env(cache_dir, threads, layer=None):
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    env["NUMBA_NUM_THREADS"] = str(threads)
+    if layer is not None:
+        env["NUMBA_THREADING_LAYER"] = layer
+    # this checkout's fastcavi, whatever is installed
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    return env
+
+
+def _exit_status(code):
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name} (shell exit status {128 - code})"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _child(mode, out, cache_dir, threads, layer=None):
+    """Run the child in ``mode`` and return its saved arrays; fail with its stderr if it does not exit 0."""
+    where = f"NUMBA_NUM_THREADS={threads}, NUMBA_CACHE_DIR={cache_dir}" + (
+        f", NUMBA_THREADING_LAYER={layer}" if layer else "")
+    cmd = [sys.executable, str(CHILD), mode, str(out)]
+    try:
+        proc = subprocess.run(cmd, env=_env(cache_dir, threads, layer), cwd=str(REPO), capture_output=True,
+                              text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"child '{mode}' ({where}) ran past {TIMEOUT} s:\n{e.stderr}")
+    if proc.returncode != 0:
+        pytest.fail(f"child '{mode}' ({where}) failed, {_exit_status(proc.returncode)}; stderr:\n{proc.stderr[-6000:]}",
+                    pytrace=False)
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _describe(x, y):
+    """How two arrays of the same dtype and shape differ."""
+    if x.dtype != y.dtype or x.shape != y.shape:
+        return f"{x.dtype}{x.shape} vs {y.dtype}{y.shape}"
+    if x.dtype == np.float64:
+        ix, iy = x.view(np.int64), y.view(np.int64)
+        ne = ix != iy
+        # distance in units in the last place (both finite and of one sign, as results are here)
+        ulps = np.abs(ix[ne].astype(object) - iy[ne].astype(object)) if ne.any() else [0]
+        rel = np.max(np.abs(x[ne] - y[ne]) / np.maximum(np.abs(x[ne]), np.finfo(float).tiny))
+        first = np.unravel_index(np.argmax(ne), x.shape)
+        return (f"{ne.sum()} of {x.size} values differ, up to {max(ulps)} ulp (relative {rel:.2g}); "
+                f"first at {tuple(int(i) for i in first)}: {x[first]!r} vs {y[first]!r}")
+    return f"{np.count_nonzero(x != y)} of {x.size} values differ"
+
+
+def assert_bitwise_equal(a, b, what, keys=None):
+    """Every array of ``a`` has the bytes of its namesake in ``b`` (``keys``: a -> b key map, optional)."""
+    if keys is None:
+        only = sorted(set(a) ^ set(b))
+        assert not only, f"{what}: arrays saved by one child only: {only[:10]}"
+        keys = {k: k for k in a}
+    bad = []
+    for ka, kb in keys.items():
+        x, y = a[ka], b[kb]
+        if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
+            bad.append(f"  {ka}: {_describe(x, y)}")
+    if bad:
+        pytest.fail(f"{what}: {len(bad)} of {len(keys)} arrays differ in their bits:\n" + "\n".join(bad), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def built_under_1(tmp_path_factory):
+    """A cache directory filled by a child under NUMBA_NUM_THREADS=1, and that child's (fresh-cache) results."""
+    d = tmp_path_factory.mktemp("cache_built_under_1")
+    return d, _child("fits", d / "compile.npz", d / "numba", threads=1)
+
+
+@pytest.fixture(scope="module")
+def built_under_8(tmp_path_factory):
+    """A cache directory filled by a child under NUMBA_NUM_THREADS=8, and that child's (fresh-cache) results."""
+    d = tmp_path_factory.mktemp("cache_built_under_8")
+    return d, _child("fits", d / "compile.npz", d / "numba", threads=8)
+
+
+def test_cache_built_under_1_thread_runs_under_8(built_under_1, tmp_path):
+    # 8 threads may be more than the machine has: numba allows it, and the thread ids then reach 7.
+    d, fresh = built_under_1
+    loaded = _child("fits", tmp_path / "run.npz", d / "numba", threads=8)
+    assert_bitwise_equal(loaded, fresh, "cache built under 1 thread, run under 8 vs the fresh-cache run")
+
+
+def test_cache_built_under_8_threads_runs_under_1(built_under_8, tmp_path):
+    d, fresh = built_under_8
+    loaded = _child("fits", tmp_path / "run.npz", d / "numba", threads=1)
+    assert_bitwise_equal(loaded, fresh, "cache built under 8 threads, run under 1 vs the fresh-cache run")
+
+
+def test_fresh_cache_runs_agree_across_thread_counts(built_under_1, built_under_8):
+    # two compiling processes, 1 and 8 threads: no extra child
+    assert_bitwise_equal(built_under_8[1], built_under_1[1], "fresh-cache runs under 8 and under 1 thread")
+
+
+def test_compiling_run_and_cached_run_are_bitwise_equal(built_under_8, tmp_path):
+    # the same thread count as the compiling child: only compile-vs-load differs
+    d, compiled = built_under_8
+    cached = _child("fits", tmp_path / "run.npz", d / "numba", threads=8)
+    assert_bitwise_equal(cached, compiled, "run loading the kernels from the cache vs the run that compiled them")
+
+
+def test_thread_count_invariance_in_one_process(built_under_8, tmp_path):
+    # n_threads = 1, 2, 3, 4 in one child under NUMBA_NUM_THREADS=4, whatever the machine's CPU count
+    # (tests/test_invariance.py's in-process test skips on a 1-CPU runner). The cache was built under 8.
+    d, _ = built_under_8
+    r = _child("threads", tmp_path / "run.npz", d / "numba", threads=4)
+    one = {k[len("t1/"):]: k for k in r if k.startswith("t1/")}
+    assert one and len(one) * 4 == len(r)
+    t1 = {k: r[v] for k, v in one.items()}
+    for t in (2, 3, 4):
+        assert_bitwise_equal(t1, r, f"n_threads=1 vs n_threads={t}", keys={k: f"t{t}/{k}" for k in one})
+
+
+@pytest.mark.parametrize("layer", [None, "workqueue"], ids=["default_layer", "workqueue"])
+def test_concurrent_fits_from_python_threads(layer, built_under_8, tmp_path):
+    # four Python threads fitting at once; numba's workqueue layer aborts the process when two
+    # threads launch parallel kernels at the same time unless fastcavi serialises the launches
+    d, _ = built_under_8
+    r = _child("concurrent", tmp_path / "run.npz", d / "numba", threads=4, layer=layer)
+    conc = {k[len("conc/"):]: k for k in r if k.startswith("conc/")}
+    assert conc and len(conc) * 2 == len(r)
+    assert_bitwise_equal({k: r[v] for k, v in conc.items()}, r, "concurrent fits vs the same fits run serially",
+                         keys={k: f"serial/{k}" for k in conc})
