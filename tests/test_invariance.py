@@ -25,6 +25,9 @@ FIT = dict(random_state=3, max_iter=25, tol=0)
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs NUMBA_NUM_THREADS >= 2")
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_thread_count_invariance(init):
+    # In the test process itself, with its own thread count, the seedings and thread restoration.
+    # tests/test_determinism_processes.py checks n_threads=1..4 in a child under NUMBA_NUM_THREADS=4,
+    # which runs on a 1-CPU runner too, where this one skips.
     X = _data()
     before = numba.get_num_threads()
     one = fastcavi.fit(X, 6, init=init, n_threads=1, **FIT)
