@@ -1,11 +1,13 @@
 """fastcavi: variational Bayesian Gaussian mixtures by coordinate ascent, at multicore speed.
 
 ``import fastcavi`` is cheap: numba and the compiled kernels load on the first fit.
+:mod:`fastcavi.engine` is the public backend API (``fastcavi.engine`` is imported on first use).
 """
-from ._driver import ConvergenceWarning, ELBODecreaseError, ELBODecreaseWarning
-from .api import FitResult, fit, load
+from .api import fit
+from .exceptions import ConvergenceWarning, ELBODecreaseError, ELBODecreaseWarning
+from .result import FitResult, load
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):
@@ -14,5 +16,12 @@ def __getattr__(name):
         from .estimator import BayesianGaussianMixture
 
         return BayesianGaussianMixture
+    if name == "engine":
+        import importlib
+
+        return importlib.import_module(".engine", __name__)
     raise AttributeError(f"module 'fastcavi' has no attribute {name!r}")
-__all__ = ["fit", "load", "FitResult", "BayesianGaussianMixture", "ConvergenceWarning", "ELBODecreaseError", "ELBODecreaseWarning", "__version__"]
+
+
+__all__ = ["fit", "load", "FitResult", "BayesianGaussianMixture", "engine", "ConvergenceWarning",
+           "ELBODecreaseError", "ELBODecreaseWarning", "__version__"]

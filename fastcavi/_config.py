@@ -22,6 +22,14 @@ CACHE = os.environ.get("FASTCAVI_NO_CACHE", "0") in ("", "0")
 #: bitwise identical for any thread count and any chunk size.
 BLOCK_ROWS = 256
 
+#: Rows per segment: the granularity of split invariance. Blocks are added up per
+#: segment (left to right, from zero), and segment sums go into an order-independent
+#: exact accumulator (:mod:`fastcavi._kernels.exactsum`). Any split of the rows into
+#: parts of whole segments (chunks, processes, Dask tasks) therefore gives the same
+#: bits. 4096 rows keep the accumulator's cost per row small (it works per segment
+#: and statistic, not per row) and divide 65,536.
+SEGMENT_ROWS = 4096
+
 #: Default size, in bytes, of the per-chunk working memory (responsibilities,
 #: block partial sums, the converted chunk). The default chunk size in rows is
 #: derived from it, so memory stays bounded whatever N is.

@@ -104,54 +104,19 @@ def kmeans_plusplus(source, K, rng, chunk_rows, shift):
     return np.array(centres) + shift
 
 
-def responsibility_stats(source, prep, kernel, K, chunk_rows, resp_of_chunk):
-    """Sufficient statistics of given responsibilities, in one streaming pass.
-
-    Used to start a fit from responsibilities (scikit-learn's initialisation: an M-step
-    from ``init_responsibilities``, or from the hard assignment of each row to its
-    nearest initial mean). Sums are taken per block of ``BLOCK_ROWS`` rows and added in
-    block order, like the kernels', so they do not depend on the chunk size.
-
-    Parameters
-    ----------
-    source : DataSource
-    prep : Preprocess
-    kernel : {"diag", "full"}
-        Which quadratic features to accumulate: ``y**2`` or ``y_a y_b`` (see ``_models.base.features``).
-    K : int
-    chunk_rows : int
-    resp_of_chunk : callable
-        ``resp_of_chunk(row0, y)`` -> (rows, K) responsibilities of the chunk's rows,
-        ``y`` being the rows in model coordinates.
-
-    Returns
-    -------
-    Stats
-    """
-    from ._models.base import Stats, features, n_features
-
-    D = source.n_features
-    Nk = np.zeros(K)
-    S = np.zeros((K, n_features(D, kernel)))
-    for row0, chunk in source.chunks(chunk_rows):
-        rows, shift = prep(chunk)
-        y = np.asarray(rows, dtype=np.float64) - shift
-        R = resp_of_chunk(row0, y)
-        for b in range(0, y.shape[0], BLOCK_ROWS):
-            rb = R[b:b + BLOCK_ROWS]
-            Nk += rb.sum(0)
-            S += rb.T @ features(y[b:b + BLOCK_ROWS], kernel)
-    return Stats.from_features(0.0, Nk, S, kernel, D)
-
-
 def nearest_mean_resp(means_model):
-    """``resp_of_chunk`` for the hard assignment of each row to its nearest mean (model coordinates)."""
+    """``given(row0, rows, shift)``: the hard assignment of each row to its nearest mean (model coordinates).
+
+    Ties go to the lowest component index.
+    """
     means_model = np.asarray(means_model, dtype=np.float64)
     K = means_model.shape[0]
+    eye = np.eye(K)
+    mm = np.einsum("kd,kd->k", means_model, means_model)
 
-    def resp_of_chunk(row0, y):
-        d2 = (np.einsum("nd,nd->n", y, y)[:, None] - 2.0 * y @ means_model.T
-              + np.einsum("kd,kd->k", means_model, means_model)[None, :])
-        return np.eye(K)[np.argmin(d2, axis=1)]
+    def given(row0, rows, shift):
+        y = np.asarray(rows, dtype=np.float64) - shift
+        d2 = np.einsum("nd,nd->n", y, y)[:, None] - 2.0 * y @ means_model.T + mm[None, :]
+        return np.ascontiguousarray(eye[np.argmin(d2, axis=1)])
 
-    return resp_of_chunk
+    return given

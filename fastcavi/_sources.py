@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from ._config import BLOCK_ROWS, CHUNK_BYTES
+from ._config import CHUNK_BYTES, SEGMENT_ROWS
 
 
 def _sklearn_shape_errors(shape, ndim, what="X"):
@@ -137,7 +137,7 @@ class DataSource:
         Parameters
         ----------
         chunk_rows : int
-            Rows per chunk; a multiple of ``BLOCK_ROWS`` (see :func:`round_chunk_rows`).
+            Rows per chunk; a multiple of ``SEGMENT_ROWS`` (see :func:`round_chunk_rows`).
         start, stop : int
             The row range to read (default: all rows).
 
@@ -161,6 +161,50 @@ class DataSource:
 
 
 def round_chunk_rows(rows):
-    """Round a chunk size up to a whole number of blocks (what keeps results chunk-size invariant)."""
+    """Round a chunk size up to a whole number of segments (what keeps results split invariant)."""
     rows = int(rows)
-    return max(BLOCK_ROWS, -(-rows // BLOCK_ROWS) * BLOCK_ROWS)
+    return max(SEGMENT_ROWS, -(-rows // SEGMENT_ROWS) * SEGMENT_ROWS)
+
+
+class WeightSource:
+    """Row chunks of a 1-D array of sample weights, streamed like the data.
+
+    Parameters
+    ----------
+    sample_weight : array-like of shape (n_samples,), np.memmap, str or os.PathLike
+        A path is opened with ``np.load(path, mmap_mode="r")``.
+    n_samples : int
+        The number of rows of the data the weights go with.
+
+    Raises
+    ------
+    ValueError
+        When the weights are not a 1-D numeric array of length ``n_samples``.
+        (Their values, finite and non-negative, are checked in the validating pass.)
+    """
+
+    def __init__(self, sample_weight, n_samples):
+        w = _open_npy(sample_weight) if isinstance(sample_weight, (str, os.PathLike)) else sample_weight
+        if not isinstance(w, np.ndarray):
+            try:
+                w = np.asarray(w)
+            except Exception as exc:
+                raise ValueError(f"sample_weight cannot be read as a 1-D array: {exc}") from None
+        if w.dtype.kind not in "fiub":
+            raise ValueError(f"sample_weight must hold real numbers, but its dtype is {w.dtype}.")
+        if w.ndim != 1:
+            raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array of shape "
+                             f"{w.shape}.")
+        if w.shape[0] != n_samples:
+            raise ValueError(f"sample_weight.shape == ({w.shape[0]},), expected ({n_samples},)!")
+        self._data = w
+        self.n_samples = n_samples
+
+    def chunks(self, chunk_rows, start=0, stop=None):
+        """Yield ``(row0, weights)``: float64, C-contiguous, read-only, for the same ranges as the data's."""
+        stop = self.n_samples if stop is None else stop
+        for row0 in range(start, stop, chunk_rows):
+            block = np.ascontiguousarray(self._data[row0:min(row0 + chunk_rows, stop)], dtype=np.float64)
+            view = block.view()
+            view.flags.writeable = False
+            yield row0, view

@@ -42,6 +42,13 @@ def check_real(name, value, low=None, *, strict=True, high=None):
     return float(value)
 
 
+def check_bool(name, value):
+    """A bool (or numpy bool)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"The '{name}' parameter must be an instance of 'bool'. Got {value!r} instead.")
+    return bool(value)
+
+
 def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"The '{name}' parameter must be a str among {{{', '.join(map(repr, choices))}}}. "
@@ -182,3 +189,12 @@ def check_resp_chunk(R, row0):
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"'init_responsibilities' row {row0 + i} is not a probability vector "
                          f"(finite, non-negative, summing to 1): {R[i]!r}.")
+
+
+def check_warm_start(previous, covariance_type, n_components, n_features):
+    """A FitResult to continue from must be of the same covariance type, K and D."""
+    got = (previous.covariance_type, previous.n_components, previous.n_features)
+    want = (covariance_type, n_components, n_features)
+    if got != want:
+        raise ValueError(f"Cannot warm-start from a result with (covariance_type, n_components, n_features) = "
+                         f"{got}: this fit has {want}.")

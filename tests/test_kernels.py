@@ -5,25 +5,38 @@ import pytest
 from conftest import readonly
 from naive import diag_kernel_reference, full_kernel_reference
 
-from fastcavi._driver import Workspace
-from fastcavi._kernels.estep import estep
+from fastcavi._kernels import exactsum
+from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
 from fastcavi._kernels.seeding import kmeanspp_draw
-from fastcavi._kernels.summary import first_non_finite, summarize
-from fastcavi._models.base import n_features
+from fastcavi._kernels.summary import first_non_finite, summarize, summary_size
+from fastcavi._models.base import empty_accumulator, n_features
+
+BLOCK = 256
 
 SHAPES = [(1, 1), (1, 5), (2, 8), (3, 1), (7, 32), (16, 4), (64, 3), (33, 17)]
 
 
-def _run_estep(X, shift, bias, W, kernel):
+def _folded(partials, nblocks):
+    """Block partials -> statistics through the exact accumulator (what the passes do)."""
+    acc = empty_accumulator(partials.shape[1])
+    segsums = np.empty((nblocks, partials.shape[1]))
+    exactsum.fold_segments(partials, nblocks, 16, segsums, acc)
+    out = np.empty(partials.shape[1])
+    exactsum.finalize(acc, out)
+    return out
+
+
+def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3):
     n, K = X.shape[0], bias.shape[0]
-    ws = Workspace(kernel, K, X.shape[1], n)
-    ws.partials[:] = np.nan  # stale work space must not leak into the sums
-    ws.scratch[:] = np.nan
+    nblocks = -(-n // BLOCK)
+    partials = np.full((nblocks, 3 + K + K * W.shape[1]), np.nan)  # stale work space must not leak into sums
+    scratch = np.full((slots, scratch_rows(K, W.shape[1]), SUB_ROWS), np.nan)
     resp = np.empty((n, K))
     lse = np.empty(n)
-    totals = np.zeros(1 + K + K * W.shape[1])
-    estep(readonly(X), shift, bias, W, kernel == "full", True, resp, lse, ws.partials, ws.scratch, totals)
-    return resp, lse, totals
+    estep(readonly(X), shift, bias, W, kernel == "full", np.ones(1) if weights is None else weights,
+          weights is not None, given is not None, np.zeros((1, 1)) if given is None else given, True, resp, lse,
+          partials, scratch)
+    return resp, lse, _folded(partials, nblocks)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -39,9 +52,12 @@ def test_estep_diag_features_match_reference(D, K, dtype):
     r_ref, lse_ref, Nk, S1, S2 = diag_kernel_reference(X, shift, bias, W1, W2)
     np.testing.assert_allclose(resp, r_ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-13, atol=1e-12)
-    np.testing.assert_allclose(totals[0], lse_ref.sum(), rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(totals[1:1 + K], Nk, rtol=1e-12, atol=1e-12)
-    S = totals[1 + K:].reshape(K, 2 * D)
+    assert totals[0] == n
+    np.testing.assert_allclose(totals[1], lse_ref.sum(), rtol=1e-12, atol=1e-9)
+    ent_ref = -np.sum(np.where(r_ref > 0, r_ref * np.log(np.where(r_ref > 0, r_ref, 1.0)), 0.0))
+    np.testing.assert_allclose(totals[2], ent_ref, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(totals[3:3 + K], Nk, rtol=1e-12, atol=1e-12)
+    S = totals[3 + K:].reshape(K, 2 * D)
     np.testing.assert_allclose(S[:, :D], S1, rtol=1e-11, atol=1e-9)
     np.testing.assert_allclose(S[:, D:], S2, rtol=1e-11, atol=1e-9)
 
@@ -67,8 +83,8 @@ def test_estep_full_features_match_reference(D, K, dtype):
     # the expanded quadratic form cancels terms of size |y|^2 |A|^2: ~1e-13 relative on the logits
     np.testing.assert_allclose(resp, r_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-11, atol=1e-10)
-    np.testing.assert_allclose(totals[1:1 + K], Nk, rtol=1e-10, atol=1e-10)
-    S = totals[1 + K:].reshape(K, n_features(D, "full"))
+    np.testing.assert_allclose(totals[3:3 + K], Nk, rtol=1e-10, atol=1e-10)
+    S = totals[3 + K:].reshape(K, n_features(D, "full"))
     np.testing.assert_allclose(S[:, :D], S1, rtol=1e-9, atol=1e-8)
     np.testing.assert_allclose(S[:, D:], S2[:, a, b], rtol=1e-9, atol=1e-8)
     assert np.all(np.isfinite(totals))
@@ -84,27 +100,47 @@ def test_estep_handles_extreme_logits():
     assert np.all(resp[:, 1] == 0.0)
 
 
+def _run_summary(X, shift, full, weights=None):
+    n, D = X.shape
+    nblocks = -(-n // BLOCK)
+    partials = np.full((nblocks, summary_size(D, full)), np.nan)
+    scratch = np.full((2, D, BLOCK), np.nan)
+    bad = summarize(readonly(X), shift, full, np.ones(1) if weights is None else weights, weights is not None,
+                    partials, scratch)
+    return bad, (_folded(partials, nblocks) if bad < 0 else None)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("D", [1, 3, 20])
 def test_summarize_matches_numpy(D, dtype):
     rng = np.random.default_rng(D)
     X = (rng.normal(size=(999, D)) + 1e3).astype(dtype)
     shift = np.full(D, 1e3)
-    totals = np.zeros(D + D * D)
-    assert summarize(readonly(X), shift, True, totals) == -1
+    bad, totals = _run_summary(X, shift, True)
+    assert bad == -1 and totals[0] == 999
     y = X.astype(np.float64) - shift
-    np.testing.assert_allclose(totals[:D], y.sum(0), rtol=1e-10, atol=1e-9)
-    np.testing.assert_allclose(np.triu(totals[D:].reshape(D, D)), np.triu(y.T @ y), rtol=1e-10, atol=1e-9)
+    a, b = np.triu_indices(D)
+    np.testing.assert_allclose(totals[1:1 + D], y.sum(0), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(totals[1 + D:], (y.T @ y)[a, b], rtol=1e-10, atol=1e-9)
 
 
 @pytest.mark.parametrize("D", [1, 4])
-def test_summarize_diagonal_only(D):
+def test_summarize_diagonal_only_and_weighted(D):
     rng = np.random.default_rng(D)
     X = rng.normal(size=(777, D)) + 2.0
-    totals = np.zeros(2 * D)
-    assert summarize(readonly(X), np.full(D, 2.0), False, totals) == -1
+    w = rng.uniform(0, 3, size=777)
+    bad, totals = _run_summary(X, np.full(D, 2.0), False, w)
+    assert bad == -1
     y = X - 2.0
-    np.testing.assert_allclose(totals, np.hstack((y.sum(0), (y * y).sum(0))), rtol=1e-11, atol=1e-10)
+    np.testing.assert_allclose(totals, np.hstack((w.sum(), w @ y, w @ (y * y))), rtol=1e-11, atol=1e-10)
+
+
+def test_summarize_finds_first_bad_weight():
+    X = np.ones((2000, 2))
+    w = np.ones(2000)
+    w[1700] = -1.0
+    w[1800] = np.nan
+    assert _run_summary(X, np.zeros(2), True, w)[0] == 1700
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -121,9 +157,7 @@ def test_summarize_finds_first_bad_row(bad):
     X = np.ones((2000, 3))
     X[1234, 2] = bad
     X[1500, 0] = bad
-    totals = np.zeros(12)
-    assert summarize(readonly(X), np.zeros(3), True, totals) == 1234
-    assert np.all(totals == 0)
+    assert _run_summary(X, np.zeros(3), True)[0] == 1234
 
 
 def test_kmeanspp_draw_is_d2_weighted():
@@ -141,3 +175,40 @@ def test_kmeanspp_draw_is_d2_weighted():
     a = kmeanspp_draw(readonly(X2[:1024]), np.zeros(2), c, np.uint64(7), 3, 0)
     b = kmeanspp_draw(readonly(X2[1024:]), np.zeros(2), c, np.uint64(7), 3, 1024)
     assert min(a, b) == whole
+
+
+@pytest.mark.parametrize("kernel", ["diag", "full"])
+def test_estep_weighted_and_given_match_reference(kernel):
+    # weights scale every statistic (count, lse, entropy, N_k, S); given responsibilities replace the computed ones
+    rng = np.random.default_rng(5)
+    n, D, K = 1500, 3, 4
+    X = rng.normal(size=(n, D))
+    F = n_features(D, kernel)
+    bias, W = rng.normal(size=K), rng.normal(size=(K, F)) * 0.2
+    W[:, D:] = -np.abs(W[:, D:])
+    w = rng.uniform(0, 2, size=n)
+    w[::7] = 0.0
+    resp, lse, plain = _run_estep(X, np.zeros(D), bias, W, kernel)
+    _, _, weighted = _run_estep(X, np.zeros(D), bias, W, kernel, weights=w)
+    a, b = np.triu_indices(D)
+    phi = np.hstack((X, X[:, a] * X[:, b] if kernel == "full" else X * X))
+    ent_rows = -np.sum(np.where(resp > 0, resp * np.log(np.where(resp > 0, resp, 1.0)), 0.0), axis=1)
+    expected = np.concatenate(([w.sum(), w @ lse, w @ ent_rows], w @ resp, ((resp * w[:, None]).T @ phi).ravel()))
+    np.testing.assert_allclose(weighted, expected, rtol=1e-10, atol=1e-9)
+    R = rng.dirichlet(np.ones(K), size=n)
+    _, _, given = _run_estep(X, np.zeros(D), bias, W, kernel, weights=w, given=R)
+    ent_given = -np.sum(R * np.log(R), axis=1)
+    expected = np.concatenate(([w.sum(), 0.0, w @ ent_given], w @ R, ((R * w[:, None]).T @ phi).ravel()))
+    np.testing.assert_allclose(given, expected, rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("slots", [1, 2, 5])
+def test_estep_slots_do_not_change_bits(slots):
+    # the scratch slots (normally one per thread) serve fixed sets of blocks: any number gives the same bits
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(3000, 2))
+    bias, W = rng.normal(size=3), -np.abs(rng.normal(size=(3, 4)))
+    ref = _run_estep(X, np.zeros(2), bias, W, "diag", slots=1)
+    out = _run_estep(X, np.zeros(2), bias, W, "diag", slots=slots)
+    for r, o in zip(ref, out):
+        assert r.tobytes() == o.tobytes()

@@ -59,8 +59,15 @@ def test_save_load_roundtrip(tmp_path):
     assert path.endswith("model.npz")
     back = fastcavi.load(path)
     assert dict(back.priors).keys() == dict(r.priors).keys() and back.priors["covariance"] is None
-    with pytest.raises(ValueError):
-        back._engine.coeffs[0][0] = 1.0  # immutable after loading too
+    for result in (r, back):  # immutable, after loading too: the read-only flag cannot be reset
+        for a in (result.means, result.state.means, result.state.weight_concentration, result.elbo,
+                  result.model.shift, result.model.to_dict()["mean_prior"]):
+            with pytest.raises(ValueError):
+                a[0] = 1.0
+            with pytest.raises(ValueError):
+                a.flags.writeable = True
+    assert back.model == r.model
+    np.testing.assert_array_equal(back.elbo, r.elbo)
     np.testing.assert_array_equal(back.score_samples(X), r.score_samples(X))
 
 

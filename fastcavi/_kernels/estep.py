@@ -18,24 +18,25 @@ loops over tiles of 4 components x 4 features, the rows innermost so they vector
 the exponential included (:func:`~fastcavi._kernels._fastexp.exp_nonpos`).
 
 Determinism: the chunk is cut into blocks of ``BLOCK_ROWS`` rows (computed in
-sub-blocks of ``SUB_ROWS`` rows, in order). Blocks run in parallel, each writes its own
-float64 partial sums, and the partials are then added to ``totals`` one block at a
-time, in block order. Chunks always start on a block boundary, so the order of every
-floating-point addition is fixed by the row index alone: results are bitwise identical
-for any thread count and chunk size.
+sub-blocks of ``SUB_ROWS`` rows, in order). Blocks run in parallel and each writes its
+own float64 partial sums, added in row order: a block's partials depend on its rows
+alone. The kernel stops there. Adding the blocks up is the job of
+:func:`fastcavi._kernels.exactsum.fold_segments`, compiled without fast-math and called
+from Python (a fold inside this fast-math kernel could be regrouped by ``reassoc``, and
+was, differently in the compiling process and in a process that loaded it from the
+cache).
 
 Memory: the caller passes ``partials`` (one row per block of the largest chunk) and
-``scratch`` (one slot per thread, indexed by ``numba.get_thread_id()``), both reused
-across chunks and sweeps. A slot's contents are rewritten for every sub-block, so
-which thread runs which block cannot change any result.
+``scratch`` (a few slots, normally one per thread), both reused across chunks and
+sweeps. Slot ``g`` serves a fixed set of blocks and is rewritten for every sub-block, so
+neither the number of slots nor which thread runs which block can change a result.
 
 The kernel validates nothing: shapes, dtypes and finiteness are the caller's job.
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
-from .._config import BLOCK_ROWS, CACHE, FASTMATH, PARALLEL_JIT
+from .._config import BLOCK_ROWS, FASTMATH, PARALLEL_JIT
 from ._fastexp import exp_nonpos, log_ge1
 
 _JIT = PARALLEL_JIT
@@ -46,7 +47,7 @@ SUB_ROWS = 128
 
 def scratch_rows(K, F):
     """Rows of SUB_ROWS float64 one thread's scratch slot needs for K components and F features."""
-    return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 2
+    return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 3
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -100,11 +101,15 @@ def _logits(Wp, bias, phi, L, m, K):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _normalise(L, mx, s, m, K, p):
-    """Logits L[:K, :m] -> responsibilities in place; mx gets each row's log-sum-exp.
+def _normalise(L, mx, s, t, m, K, weights, has_weights, row0, p):
+    """Logits L[:K, :m] -> responsibilities (times the row weights) in place.
 
-    Adds ``sum_i r_ki`` to ``p[1 + k]`` (in the same pass as the normalisation) and
-    returns the sum of the rows' log-sum-exp, added in row order.
+    ``mx`` gets each row's log-sum-exp and ``s`` the reciprocal of its sum of exponentials
+    (unweighted: ``L * s`` are the responsibilities). Adds the weighted sums of the
+    log-sum-exp, of the entropy ``-sum_k r_k log r_k`` and of ``r_k`` to ``p[1]``, ``p[2]``
+    and ``p[3 + k]``. The entropy is ``log s - sum_k e_k d_k / s`` with ``d_k = logit_k - max``
+    and ``e_k = exp(d_k)``: no logarithm per component, and no cancellation between two
+    large sums.
     """
     for i in range(m):
         mx[i] = L[0, i]
@@ -113,6 +118,7 @@ def _normalise(L, mx, s, m, K, p):
             mx[i] = max(mx[i], L[k, i])
     for i in range(m):
         s[i] = 0.0
+        t[i] = 0.0
     for k in range(K):
         for i in range(m):
             d = L[k, i] - mx[i]
@@ -123,30 +129,71 @@ def _normalise(L, mx, s, m, K, p):
             e = exp_nonpos(d) if d > -460.0 else 0.0
             L[k, i] = e
             s[i] += e
-    lse_sum = 0.0
+            t[i] += e * d
     for i in range(m):
-        mx[i] = mx[i] + log_ge1(s[i])  # s >= 1: the largest term is exp(0)
-        lse_sum += mx[i]
-        s[i] = 1.0 / s[i]
-    for k in range(K):
-        acc = 0.0
+        log_s = log_ge1(s[i])  # s >= 1: the largest term is exp(0)
+        inv = 1.0 / s[i]
+        mx[i] = mx[i] + log_s
+        t[i] = log_s - t[i] * inv  # the row's entropy
+        s[i] = inv
+    # Sums only in loops that store nothing: a sum in a loop that also stores into the scratch
+    # slot was vectorised differently in a compiling process and in one that loaded the kernel
+    # from the cache (a run-time alias check picks the vector or the scalar loop).
+    lse_sum = 0.0
+    ent_sum = 0.0
+    if has_weights:
         for i in range(m):
-            r = L[k, i] * s[i]
-            L[k, i] = r
-            acc += r
-        p[1 + k] += acc
+            lse_sum += weights[row0 + i] * mx[i]
+            ent_sum += weights[row0 + i] * t[i]
+    else:
+        for i in range(m):
+            lse_sum += mx[i]
+            ent_sum += t[i]
+    p[1] += lse_sum
+    p[2] += ent_sum
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _weigh(L, s, m, K, weights, has_weights, row0, p):
+    """L[:K, :m] *= s (the row factors, times the row weights); N_k to ``p[3 + k]``; padding rows zeroed."""
+    if has_weights:
+        for i in range(m):
+            s[i] *= weights[row0 + i]
+    for k in range(K):
+        for i in range(m):
+            L[k, i] = L[k, i] * s[i]
+        acc = 0.0  # a separate loop that only reads (see _normalise)
+        for i in range(m):
+            acc += L[k, i]
+        p[3 + k] += acc
     for k in range(K, L.shape[0]):  # padding components: zero responsibility
         for i in range(m):
             L[k, i] = 0.0
-    return lse_sum
+
+
+@njit(inline="always", fastmath=FASTMATH)
+def _given(R, L, s, m, K, weights, has_weights, row0, p):
+    """Load given responsibilities R[row0:row0+m] into L (s = 1); their weighted entropy to ``p[2]``."""
+    for k in range(K):
+        for i in range(m):
+            L[k, i] = R[row0 + i, k]
+    ent = 0.0  # summed in a loop that stores nothing (see _normalise)
+    for k in range(K):
+        for i in range(m):
+            r = L[k, i]
+            if r > 1e-300:  # -r log r, as r log(1/r) with 1/r >= 1 (finite)
+                ent += (weights[row0 + i] if has_weights else 1.0) * r * log_ge1(1.0 / r)
+    for i in range(m):
+        s[i] = 1.0
+    p[2] += ent
 
 
 @njit(inline="always", fastmath=FASTMATH)
 def _statistics(L, phi, m, K, F, p):
-    """p[1 + K + k F + f] += sum_i r_ki phi_fi, in tiles of 4 components x 4 features."""
+    """p[3 + K + k F + f] += sum_i r_ki phi_fi, in tiles of 4 components x 4 features."""
     K4 = L.shape[0]
     F4 = phi.shape[0]
-    base = 1 + K
+    base = 3 + K
     for k0 in range(0, K4, 4):
         for f0 in range(0, F4, 4):
             a00 = a01 = a02 = a03 = 0.0
@@ -189,26 +236,15 @@ def _statistics(L, phi, m, K, F, p):
                             p[base + k * F + f] += row[c]
 
 
-@njit(fastmath=False, cache=CACHE, nogil=True)
-def _fold(partials, nblocks, j, acc):
-    """``acc + partials[0, j] + partials[1, j] + ...``, strictly left to right.
-
-    Compiled without fastmath (and not inlined): the 'reassoc' flag would let LLVM split this
-    sum into interleaved partial sums, whose grouping would then depend on the chunk size.
-    """
-    for b in range(nblocks):
-        acc += partials[b, j]
-    return acc
-
-
 @njit(**_JIT)
-def estep(X, shift, bias, W, full_quad, want_resp, resp, lse, partials, scratch, totals):
-    """One pass over a chunk: responsibilities and sufficient statistics.
+def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, want_out, resp_out, lse_out,
+          partials, scratch):
+    """One pass over a chunk: responsibilities and per-block sufficient statistics.
 
     Parameters
     ----------
     X : ndarray of shape (n, D), float32 or float64, C-contiguous
-        A chunk of rows starting on a block boundary.
+        A chunk of rows.
     shift : ndarray of shape (D,), float64
         Subtracted from every row first (the data mean: keeps sums of squares exact).
     bias : ndarray of shape (K,), float64
@@ -216,19 +252,28 @@ def estep(X, shift, bias, W, full_quad, want_resp, resp, lse, partials, scratch,
         Logit weights of the features (see the module docstring): F = D + D, or D + D (D + 1) / 2.
     full_quad : bool
         Quadratic features ``y_a y_b, a <= b`` (True) or ``y_d**2`` (False).
-    want_resp : bool
+    weights : ndarray of shape (n,), float64
+        Row weights (read only when ``has_weights``; any 1-D array otherwise).
+    has_weights : bool
+    given : bool
+        Take the responsibilities from ``resp_in`` instead of computing them (the statistics of
+        given responsibilities: an M-step's input); the log-sum-exp terms are then 0.
+    resp_in : ndarray of shape (n, K), float64
+        The given responsibilities when ``given`` (any 2-D array otherwise).
+    want_out : bool
         Whether to write each row's responsibilities and log-sum-exp.
-    resp : ndarray of shape (n, K), float64
-        Output responsibilities when ``want_resp`` (else any shape, untouched).
-    lse : ndarray of shape (n,), float64
-        Output log-sum-exp of the logits when ``want_resp``.
-    partials : ndarray of shape (>= n_blocks, >= 1 + K + K F), float64
-        Work space for the blocks' partial sums.
-    scratch : ndarray of shape (n_threads_max, >= scratch_rows(K, F), SUB_ROWS), float64
-        Per-thread work space.
-    totals : ndarray of shape (1 + K + K F,), float64
-        Accumulated in place, block by block in order: ``[sum_n lse_n, N_k (K),
-        sum_n r_nk phi(y_n) (K, F)]``.
+    resp_out : ndarray of shape (n, K), float64
+        Output responsibilities (unweighted) when ``want_out``.
+    lse_out : ndarray of shape (n,), float64
+        Output log-sum-exp of the logits when ``want_out``.
+    partials : ndarray of shape (>= n_blocks, 3 + K + K F), float64
+        Output: row b holds block b's sums ``[sum w, sum w lse, sum w entropy, sum w r_k (K),
+        sum w r_k phi (K, F)]``, each added up in row order within the block.
+    scratch : ndarray of shape (n_slots, >= scratch_rows(K, F), SUB_ROWS), float64
+        Work space: slot g serves blocks g, g + n_slots, g + 2 n_slots, ... A slot is
+        rewritten for every sub-block, so the number of slots (any number >= 1, normally the
+        thread count) cannot change any result. Its size is read here at run time: nothing
+        sized at compile time indexes a run-time buffer.
     """
     n = X.shape[0]
     K, F = W.shape
@@ -238,30 +283,40 @@ def estep(X, shift, bias, W, full_quad, want_resp, resp, lse, partials, scratch,
     Wp[:K, :F] = W
     B = BLOCK_ROWS
     nblocks = (n + B - 1) // B
-    S = 1 + K + K * F
-    for b in prange(nblocks):
-        start = b * B
-        stop = min(n, start + B)
-        slot = scratch[numba.get_thread_id()]
+    S = 3 + K + K * F
+    n_slots = scratch.shape[0]
+    for g in prange(n_slots):
+        slot = scratch[g]
         L = slot[:K4]
         phi = slot[K4:K4 + F4]
         mx = slot[K4 + F4]
         s = slot[K4 + F4 + 1]
-        p = partials[b]
-        for j in range(S):
-            p[j] = 0.0
-        for row0 in range(start, stop, SUB_ROWS):
-            m = min(SUB_ROWS, stop - row0)
-            _features(X, row0, m, shift, full_quad, phi)
-            _logits(Wp, bias, phi, L, m, K)
-            p[0] += _normalise(L, mx, s, m, K, p)
-            _statistics(L, phi, m, K, F, p)
-            if want_resp:
-                for i in range(m):
-                    lse[row0 + i] = mx[i]
-                    for k in range(K):
-                        resp[row0 + i, k] = L[k, i]
-    # Each total adds its blocks' partials in block order: the order depends on nothing but the
-    # row index, so the statistics can be split across threads.
-    for j in prange(S):
-        totals[j] = _fold(partials, nblocks, j, totals[j])
+        t = slot[K4 + F4 + 2]
+        for b in range(g, nblocks, n_slots):
+            start = b * B
+            stop = min(n, start + B)
+            p = partials[b]
+            for j in range(S):
+                p[j] = 0.0
+            for row0 in range(start, stop, SUB_ROWS):
+                m = min(SUB_ROWS, stop - row0)
+                if has_weights:
+                    wsum = 0.0
+                    for i in range(m):
+                        wsum += weights[row0 + i]
+                    p[0] += wsum
+                else:
+                    p[0] += m
+                _features(X, row0, m, shift, full_quad, phi)
+                if given:
+                    _given(resp_in, L, s, m, K, weights, has_weights, row0, p)
+                else:
+                    _logits(Wp, bias, phi, L, m, K)
+                    _normalise(L, mx, s, t, m, K, weights, has_weights, row0, p)
+                    if want_out:
+                        for i in range(m):
+                            lse_out[row0 + i] = mx[i]
+                            for k in range(K):
+                                resp_out[row0 + i, k] = L[k, i] * s[i]
+                _weigh(L, s, m, K, weights, has_weights, row0, p)
+                _statistics(L, phi, m, K, F, p)

@@ -5,7 +5,6 @@ inf (so the error can name it, wherever it sits in a memmap), and accumulates th
 shifted first and second moments that the priors' defaults (data mean, empirical
 covariance) and the tied model's constant scatter need.
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -14,73 +13,95 @@ from .._config import BLOCK_ROWS, PARALLEL_JIT
 _JIT = PARALLEL_JIT
 
 
+def summary_size(D, full_scatter):
+    """Length of a block's summary partials: ``[sum w, sum w y (D), second moments]``."""
+    return 1 + D + (D * (D + 1) // 2 if full_scatter else D)
+
+
 @njit(**_JIT)
-def summarize(X, shift, full_scatter, totals):
-    """Moments of a chunk about ``shift`` and the first non-finite row.
+def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch):
+    """Weighted moments of a chunk about ``shift``, per block, and the first bad row.
 
     Parameters
     ----------
     X : ndarray of shape (n, D), float32 or float64, C-contiguous
-        A chunk of rows starting on a block boundary.
+        A chunk of rows.
     shift : ndarray of shape (D,), float64
-        Moments are taken of ``X - shift`` (for precision far from the origin).
+        Moments are taken of ``y = x - shift`` (for precision far from the origin).
     full_scatter : bool
-        Accumulate the full ``D x D`` scatter (upper triangle) rather than its diagonal.
-    totals : ndarray of shape (D + D*D,) or (2 D,), float64
-        Accumulated in place in block order: ``[sum_n y_n (D), sum_n y_n y_n^T (D, D)]``
-        with ``y = x - shift``, or ``[sum_n y_n, sum_n y_n**2]`` when ``full_scatter`` is false.
+        Second moments ``w y_a y_b, a <= b`` (upper triangle, row-major) rather than ``w y_d**2``.
+    weights : ndarray of shape (n,), float64
+        Row weights, read when ``has_weights``.
+    has_weights : bool
+    partials : ndarray of shape (>= n_blocks, summary_size(D, full_scatter)), float64
+        Output: block b's sums ``[sum w, sum w y, second moments]``, in row order.
+    scratch : ndarray of shape (n_slots, D, BLOCK_ROWS), float64
+        Work space; slot g serves blocks g, g + n_slots, ... (any number of slots >= 1).
 
     Returns
     -------
     first_bad : int
-        Index (within the chunk) of the first row with a NaN or infinite value, or -1.
-        When it is not -1, ``totals`` is left unchanged.
+        Index (within the chunk) of the first row with a NaN or infinite value, or a
+        negative or non-finite weight; -1 when there is none (``partials`` is then complete).
     """
     n, D = X.shape
     B = BLOCK_ROWS
     nblocks = (n + B - 1) // B
-    S = D + (D * D if full_scatter else D)
-    partials = np.zeros((nblocks, S))
+    n_slots = scratch.shape[0]
     bad = np.full(nblocks, -1, dtype=np.int64)
-    ys = np.empty((numba.config.NUMBA_NUM_THREADS, D, B))  # one slot per thread
-    for b in prange(nblocks):
-        start = b * B
-        m = min(B, n - start)
-        y = ys[numba.get_thread_id()]
-        p = partials[b]
-        for i in range(m):
-            ok = True
-            for d in range(D):
-                v = np.float64(X[start + i, d])
-                if not np.isfinite(v):
-                    ok = False
-                y[d, i] = v - shift[d]
-            if not ok and bad[b] < 0:
-                bad[b] = start + i
-        if bad[b] >= 0:
-            continue
-        for a in range(D):
-            acc = 0.0
+    for g in prange(n_slots):
+        y = scratch[g]
+        for b in range(g, nblocks, n_slots):
+            start = b * B
+            m = min(B, n - start)
+            p = partials[b]
             for i in range(m):
-                acc += y[a, i]
-            p[a] = acc
-            if full_scatter:
-                for e in range(a, D):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += y[a, i] * y[e, i]
-                    p[D + a * D + e] = acc
-            else:
+                ok = True
+                for d in range(D):
+                    v = np.float64(X[start + i, d])
+                    if not np.isfinite(v):
+                        ok = False
+                    y[d, i] = v - shift[d]
+                if has_weights:
+                    w = weights[start + i]
+                    if not (np.isfinite(w) and w >= 0.0):
+                        ok = False
+                if not ok and bad[b] < 0:
+                    bad[b] = start + i
+            if bad[b] >= 0:
+                continue
+            if has_weights:
                 acc = 0.0
                 for i in range(m):
-                    acc += y[a, i] * y[a, i]
-                p[D + a] = acc
+                    acc += weights[start + i]
+                p[0] = acc
+                for a in range(D):
+                    acc = 0.0
+                    for i in range(m):
+                        acc += weights[start + i] * y[a, i]
+                    p[1 + a] = acc
+            else:
+                p[0] = m
+                for a in range(D):
+                    acc = 0.0
+                    for i in range(m):
+                        acc += y[a, i]
+                    p[1 + a] = acc
+            f = 1 + D
+            for a in range(D):
+                for e in range(a, D if full_scatter else a + 1):
+                    acc = 0.0
+                    if has_weights:
+                        for i in range(m):
+                            acc += weights[start + i] * y[a, i] * y[e, i]
+                    else:
+                        for i in range(m):
+                            acc += y[a, i] * y[e, i]
+                    p[f] = acc
+                    f += 1
     for b in range(nblocks):
         if bad[b] >= 0:
             return bad[b]
-    for b in range(nblocks):
-        for j in range(S):
-            totals[j] += partials[b, j]
     return -1
 
 

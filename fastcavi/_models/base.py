@@ -7,18 +7,68 @@ quadratic features its logits need (``kernel = "diag"``: the squares ``y_d**2``;
 * ``coefficients(state)``: the kernel's logit coefficients ``(bias, W)``, which are
   ``E[log pi_k] + E[log N(x | mu_k, Lambda_k)]`` minus, at most, a part that is the
   same for every component (it changes no responsibility);
-* ``dropped_sum(state)``: the sum over all rows of that common part;
+* ``dropped_sum(state, stats)``: the sum over all rows of that common part;
 * ``update(stats)``: the CAVI updates of q(pi) and the component parameters;
 * ``kl(state)``: ``KL(q(pi) || p(pi)) + sum_k KL(q(mu_k, Lambda_k) || p(mu_k, Lambda_k))``.
 
-With those, the full ELBO after a sweep needs no second pass over the data:
-the expected log joint is linear in the sufficient statistics, and the entropy
-of q(z) is ``sum_n lse_n - sum_nk r_nk logit_nk`` (since ``log r = logit - lse``),
-both of which the same pass accumulated.
+(:class:`Family`, a Protocol, declares this interface.) With those, the full ELBO after
+a sweep needs no second pass over the data: the expected log joint is linear in the
+sufficient statistics, and the entropy of q(z), ``-sum_nk r_nk log r_nk``, is accumulated
+by the same pass.
 """
 from dataclasses import dataclass
+from typing import Optional, Protocol, Tuple, Union
 
 import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class State:
+    """The variational parameters of q(pi) q(mu, Lambda), in model coordinates.
+
+    Attributes
+    ----------
+    weight_concentration : ndarray of shape (K,), or a pair of them
+        Dirichlet concentrations ``alpha_tilde``, or the stick-breaking Beta parameters ``(a, b)``.
+    means : ndarray of shape (K, D)
+        ``E[mu_k]`` in model coordinates (shifted, and whitened for a known covariance).
+    mean_precision : ndarray of shape (K,)
+        ``nu_tilde_k`` (known covariance) or ``beta_k`` (Normal-Wishart).
+    degrees_of_freedom : ndarray of shape (K,) or None
+        Wishart ``nu_k`` (tied: K equal values); None for a known covariance.
+    covariances : ndarray or None
+        ``C_k`` in scikit-learn's shape for the type (``E[Lambda_k] = C_k^-1``); None for a known covariance.
+    precisions_cholesky : ndarray or None
+        Cholesky factors of ``C_k^-1``, scikit-learn's shape; None for a known covariance.
+    """
+
+    weight_concentration: Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]
+    means: np.ndarray
+    mean_precision: np.ndarray
+    degrees_of_freedom: Optional[np.ndarray] = None
+    covariances: Optional[np.ndarray] = None
+    precisions_cholesky: Optional[np.ndarray] = None
+
+
+class Family(Protocol):
+    """What the engine needs from a mixture family (known covariance, Normal-Wishart)."""
+
+    kernel: str
+
+    def coefficients(self, state: State) -> Tuple[np.ndarray, np.ndarray]:
+        """Logit coefficients ``(bias (K,), W (K, F))`` for the E-step kernel."""
+
+    def prediction_coefficients(self, state: State) -> Tuple[str, Tuple[np.ndarray, np.ndarray]]:
+        """``(kernel, (bias, W))`` whose log-sum-exp is the full log-density of a row."""
+
+    def dropped_sum(self, state: State, stats: "Stats") -> float:
+        """The part of the expected log-likelihood common to all components, summed over the rows."""
+
+    def update(self, stats: "Stats") -> State:
+        """The CAVI updates of q(pi) and of the component factors."""
+
+    def kl(self, state: State) -> float:
+        """``KL(q(pi) || p(pi)) + sum_k KL(q(theta_k) || p(theta_k))``."""
 
 
 def n_features(D, kernel):
@@ -56,54 +106,225 @@ def quadratic_weights(Lam):
     return np.where(a == b, -0.5, -1.0) * Lam[:, a, b]
 
 
-@dataclass(frozen=True)
+_KERNEL_CODES = {"diag": 0, "full": 1}
+#: First two entries of a serialised Stats or DataSummary: a tag and the format version.
+STATS_TAG, SUMMARY_TAG, FORMAT_VERSION = 7.1e7, 7.2e7, 1.0
+
+
+def _exactsum():
+    from .._kernels import exactsum  # numba loads on first use, not at import
+
+    return exactsum
+
+
+def empty_accumulator(size):
+    """An exact accumulator of ``size`` statistics holding 0 (see :mod:`fastcavi._kernels.exactsum`)."""
+    from .._kernels.exactsum import EMPTY, WINDOW  # noqa: F401  (constants only; cheap once numba is loaded)
+
+    acc = np.zeros((size, 1 + WINDOW), dtype=np.int64)
+    acc[:, 0] = EMPTY
+    return acc
+
+
+def accumulator_to_floats(acc):
+    """Serialise an int64 accumulator as exact float64 values (each limb as two 32-bit halves)."""
+    top = acc[:, :1].astype(np.float64)
+    limbs = acc[:, 1:]
+    hi = (limbs >> 32).astype(np.float64)
+    lo = (limbs & 0xFFFFFFFF).astype(np.float64)
+    return np.hstack((top, hi, lo)).ravel()
+
+
+def accumulator_from_floats(flat, size):
+    """Inverse of :func:`accumulator_to_floats`."""
+    from .._kernels.exactsum import WINDOW
+
+    a = np.asarray(flat, dtype=np.float64).reshape(size, 1 + 2 * WINDOW)
+    acc = np.empty((size, 1 + WINDOW), dtype=np.int64)
+    acc[:, 0] = a[:, 0].astype(np.int64)
+    acc[:, 1:] = (a[:, 1:1 + WINDOW].astype(np.int64) << 32) + a[:, 1 + WINDOW:].astype(np.int64)
+    return acc
+
+
+def merge_accumulators(a, b):
+    out = np.empty_like(a)
+    _exactsum().merge(a, b, out)
+    return out
+
+
+def round_accumulator(acc):
+    out = np.empty(acc.shape[0])
+    _exactsum().finalize(acc, out)
+    out.flags.writeable = False
+    return out
+
+
 class Stats:
-    """Sufficient statistics of one pass, in shifted coordinates (``y = x - shift``).
+    """Additive sufficient statistics of q(z) over some rows, in model coordinates.
+
+    Statistics of disjoint sets of rows add up (``a + b``, ``sum(parts)``). The sum is
+    exact and does not depend on the order or grouping of the additions (an exact
+    fixed-point accumulator per statistic, see :mod:`fastcavi._kernels.exactsum`), so
+    any split of the rows into parts of whole segments (``fastcavi.engine.GRANULARITY``
+    rows) gives the same bits as one pass. The values below are the accumulators
+    rounded to float64.
 
     Attributes
     ----------
+    kernel : {"diag", "full"}
+        Which quadratic features were accumulated: ``y_d**2`` or ``y_a y_b, a <= b``.
+    n_components, n_features : int
+        K and D.
+    count : float
+        ``sum_n w_n``: the (weighted) number of rows.
     lse_sum : float
-        ``sum_n logsumexp_k logit_nk`` for the logits of the pass.
+        ``sum_n w_n logsumexp_k logit_nk`` (0 for statistics of given responsibilities).
+    entropy : float
+        ``-sum_nk w_n r_nk log r_nk``: the entropy of q(z).
     Nk : ndarray of shape (K,)
-        ``sum_n r_nk``.
+        ``sum_n w_n r_nk``.
     S : ndarray of shape (K, F)
-        ``sum_n r_nk phi(y_n)`` (see :func:`features`).
+        ``sum_n w_n r_nk phi(y_n)`` (see :func:`features`).
     S1 : ndarray of shape (K, D)
-        ``sum_n r_nk y_n``.
+        ``sum_n w_n r_nk y_n``.
     S2 : ndarray of shape (K, D) or (K, D, D)
-        ``sum_n r_nk y_n**2`` (diag kernel) or ``sum_n r_nk y_n y_n^T`` (full kernel, symmetric).
+        ``sum_n w_n r_nk y_n**2`` ("diag") or ``sum_n w_n r_nk y_n y_n^T`` ("full", symmetric).
     """
 
-    lse_sum: float
-    Nk: np.ndarray
-    S: np.ndarray
-    S1: np.ndarray
-    S2: np.ndarray
+    __slots__ = ("kernel", "n_components", "n_features", "_acc", "_values")
+
+    def __init__(self, kernel, n_components, n_features, accumulator=None):
+        if kernel not in _KERNEL_CODES:
+            raise ValueError(f"Stats kernel must be 'diag' or 'full', got {kernel!r}.")
+        self.kernel = kernel
+        self.n_components = int(n_components)
+        self.n_features = int(n_features)
+        size = totals_size(kernel, self.n_components, self.n_features)
+        if accumulator is None:
+            accumulator = empty_accumulator(size)
+        elif accumulator.shape[0] != size:
+            raise ValueError(f"Stats: accumulator of {accumulator.shape[0]} statistics for a layout of {size}.")
+        self._acc = accumulator
+        self._values = None
 
     @classmethod
-    def from_features(cls, lse_sum, Nk, S, kernel, D):
-        """Statistics from the feature sums ``S`` (K, F)."""
-        K = Nk.shape[0]
-        S1 = S[:, :D].copy()
-        if kernel == "diag":
-            S2 = S[:, D:].copy()
-        else:
-            a, b = np.triu_indices(D)
-            S2 = np.zeros((K, D, D))
-            S2[:, a, b] = S[:, D:]
-            S2[:, b, a] = S[:, D:]
-        return cls(float(lse_sum), Nk, S, S1, S2)
+    def zeros(cls, kernel, n_components, n_features):
+        """Statistics of no rows (the neutral element of ``+``)."""
+        return cls(kernel, n_components, n_features)
+
+    @property
+    def size(self):
+        return self._acc.shape[0]
+
+    @property
+    def values(self):
+        """All statistics rounded to float64, flat: ``[count, lse_sum, entropy, Nk (K), S (K F)]``."""
+        if self._values is None:
+            self._values = round_accumulator(self._acc)
+        return self._values
+
+    @property
+    def count(self):
+        return float(self.values[0])
+
+    @property
+    def lse_sum(self):
+        return float(self.values[1])
+
+    @property
+    def entropy(self):
+        return float(self.values[2])
+
+    @property
+    def Nk(self):
+        return self.values[3:3 + self.n_components]
+
+    @property
+    def S(self):
+        return self.values[3 + self.n_components:].reshape(self.n_components, -1)
+
+    @property
+    def S1(self):
+        return self.S[:, :self.n_features]
+
+    @property
+    def S2(self):
+        D, S = self.n_features, self.S
+        if self.kernel == "diag":
+            return S[:, D:]
+        a, b = np.triu_indices(D)
+        S2 = np.zeros((self.n_components, D, D))
+        S2[:, a, b] = S[:, D:]
+        S2[:, b, a] = S[:, D:]
+        return S2
+
+    def is_finite(self):
+        """Whether every statistic is finite."""
+        return bool(np.all(np.isfinite(self.values)))
+
+    def _check_same_layout(self, other):
+        if not isinstance(other, Stats):
+            return NotImplemented
+        if (self.kernel, self.n_components, self.n_features) != (other.kernel, other.n_components,
+                                                                  other.n_features):
+            raise ValueError(f"Cannot add Stats of different layouts: ({self.kernel!r}, K={self.n_components}, "
+                             f"D={self.n_features}) and ({other.kernel!r}, K={other.n_components}, "
+                             f"D={other.n_features}).")
+        return None
+
+    def __add__(self, other):
+        if isinstance(other, (int, float)) and other == 0:
+            return self
+        bad = self._check_same_layout(other)
+        if bad is NotImplemented:
+            return bad
+        return Stats(self.kernel, self.n_components, self.n_features, merge_accumulators(self._acc, other._acc))
+
+    __radd__ = __add__  # sum() starts from 0
+
+    def to_array(self):
+        """One flat float64 array holding the statistics exactly (see :meth:`from_array`)."""
+        head = np.array([STATS_TAG, FORMAT_VERSION, _KERNEL_CODES[self.kernel], self.n_components,
+                         self.n_features])
+        return np.concatenate((head, accumulator_to_floats(self._acc)))
 
     @classmethod
-    def from_totals(cls, totals, kernel, K, D):
-        """Unpack the kernel's flat ``totals`` vector."""
-        return cls.from_features(totals[0], totals[1:1 + K].copy(),
-                                 totals[1 + K:].reshape(K, n_features(D, kernel)).copy(), kernel, D)
+    def from_array(cls, array):
+        """Statistics from :meth:`to_array`'s output (bitwise the same)."""
+        a = np.asarray(array, dtype=np.float64)
+        if a.ndim != 1 or a.size < 5 or a[0] != STATS_TAG:
+            raise ValueError("Not a serialised fastcavi Stats array.")
+        if a[1] != FORMAT_VERSION:
+            raise ValueError(f"Stats format version {a[1]:g} is not supported (this fastcavi reads "
+                             f"version {FORMAT_VERSION:g}).")
+        kernel = {v: k for k, v in _KERNEL_CODES.items()}.get(a[2])
+        K, D = int(a[3]), int(a[4])
+        if kernel is None or K < 1 or D < 1:
+            raise ValueError("Corrupted Stats array (bad layout header).")
+        size = totals_size(kernel, K, D)
+        from .._kernels.exactsum import WINDOW
+
+        if a.size != 5 + size * (1 + 2 * WINDOW):
+            raise ValueError(f"Corrupted Stats array: {a.size} values for a layout of {size} statistics.")
+        return cls(kernel, K, D, accumulator_from_floats(a[5:], size))
+
+    def __eq__(self, other):
+        if not isinstance(other, Stats):
+            return NotImplemented
+        return (self.kernel, self.n_components, self.n_features) == (
+            other.kernel, other.n_components, other.n_features) and bool(
+            np.array_equal(self.values, other.values, equal_nan=True))
+
+    __hash__ = None
+
+    def __repr__(self):
+        return (f"Stats(kernel={self.kernel!r}, n_components={self.n_components}, n_features={self.n_features}, "
+                f"count={self.count!r})")
 
 
 def totals_size(kernel, K, D):
-    """Length of the flat statistics vector the kernel accumulates."""
-    return 1 + K + K * n_features(D, kernel)
+    """Length of the flat statistics vector: ``[count, lse_sum, entropy, Nk (K), S (K, F)]``."""
+    return 3 + K + K * n_features(D, kernel)
 
 
 def kernel_dot(coeffs, stats):
@@ -122,17 +343,15 @@ def kernel_dot(coeffs, stats):
     return float(bias @ stats.Nk + np.sum(W * stats.S))
 
 
-def elbo_from_stats(model, stats, coeffs_used, new_state):
-    """The full ELBO after a sweep, from that sweep's statistics.
+def elbo_from_stats(family, stats, new_state):
+    """The full ELBO of ``q(z)`` (whose statistics are ``stats``) and the updated ``new_state``.
 
     Parameters
     ----------
-    model : a family object (see the module docstring)
+    family : a family object (see the module docstring)
     stats : Stats
-        Statistics of the pass whose responsibilities define q(z).
-    coeffs_used : tuple
-        The logit coefficients that pass used (they define q(z)).
-    new_state : object
+        Statistics of the pass whose responsibilities define q(z), entropy included.
+    new_state : State
         The state after updating q(pi) and the component factors from ``stats``.
 
     Returns
@@ -143,10 +362,9 @@ def elbo_from_stats(model, stats, coeffs_used, new_state):
         The sum of the absolute values of the parts it was added up from: what its
         round-off is relative to (the ELBO itself can be near 0 while its parts are large).
     """
-    new_dot = kernel_dot(model.coefficients(new_state), stats)
-    old_dot = kernel_dot(coeffs_used, stats)
-    dropped = model.dropped_sum(new_state)
-    kl = model.kl(new_state)
-    elbo = new_dot + dropped + (stats.lse_sum - old_dot) - kl
-    magnitude = abs(new_dot) + abs(dropped) + abs(stats.lse_sum) + abs(old_dot) + abs(kl)
+    expected_log_lik = kernel_dot(family.coefficients(new_state), stats)
+    dropped = family.dropped_sum(new_state, stats)
+    kl = family.kl(new_state)
+    elbo = expected_log_lik + dropped + stats.entropy - kl
+    magnitude = abs(expected_log_lik) + abs(dropped) + abs(stats.entropy) + abs(kl)
     return elbo, magnitude

@@ -1,13 +1,15 @@
-"""From user-facing names and defaults to a family object and its preprocessing.
+"""From user-facing names and defaults to a family object and its coordinates.
 
 ``resolve`` checks every hyperparameter that does not need the data; ``build``
-finishes the job once the validating first pass has given the data's mean and
-scatter (scikit-learn's defaults for the Normal-Wishart priors depend on them).
+resolves the data-dependent defaults from a data summary (scikit-learn's defaults for
+the Normal-Wishart priors depend on the data's mean and scatter) into a plain
+configuration; ``rebuild`` makes the family object from such a configuration (also
+when it comes back from a model file).
 """
 import numpy as np
 
 from .. import _validation as V
-from .._driver import Preprocess
+from .coordinates import Coordinates
 from .known import KnownCovariance
 from .weights import DirichletProcessWeights, DirichletWeights
 from .wishart import NormalWishart
@@ -26,7 +28,11 @@ class KnownSpec:
     needs_full_scatter = False
 
     def __init__(self, wtype, K, D, covariance=None, weight_concentration_prior=None, mean_precision_prior=None,
-                 mean_prior=None):
+                 mean_prior=None, reg_covar=1e-6, exact_cavi=False):
+        self.wtype, self.K, self.D = wtype, K, D
+        # valid but unused by this family (documented): checked all the same, as scikit-learn checks every parameter
+        self.reg_covar = V.check_real("reg_covar", reg_covar, 0.0, strict=False)
+        self.exact_cavi = V.check_bool("exact_cavi", exact_cavi)
         self.chol = V.check_known_covariance(covariance, D)
         self.weights = weight_prior(wtype, K, 1.0 if weight_concentration_prior is None
                                     else weight_concentration_prior)
@@ -36,14 +42,12 @@ class KnownSpec:
                                  what="n_features")
 
     def build(self, summary):
-        prep = Preprocess(summary.mean, whiten=self.chol)
-        log_det = 0.0 if self.chol is None else float(np.sum(np.log(np.diag(self.chol))))
-        model = KnownCovariance(self.weights, self.nu, prep.to_model(self.m0[None])[0],
-                                summary.n_samples, log_det)
-        priors = dict(weight_concentration_prior=_prior_value(self.weights),
-                      mean_precision_prior=self.nu, mean_prior=self.m0,
-                      covariance=None if self.chol is None else self.chol @ self.chol.T)
-        return model, prep, priors
+        """The resolved configuration (see :func:`rebuild`) for data summarised by ``summary``."""
+        return dict(covariance_type="identity", weight_concentration_prior_type=self.wtype, n_components=self.K,
+                    n_features=self.D, shift=np.array(summary.mean, dtype=np.float64), whiten=self.chol,
+                    weight_concentration_prior=_prior_value(self.weights), mean_precision_prior=self.nu,
+                    mean_prior=self.m0, degrees_of_freedom_prior=None, covariance_prior=None,
+                    reg_covar=self.reg_covar, exact_cavi=self.exact_cavi, total_scatter=None)
 
 
 def _prior_value(weights):
@@ -64,8 +68,8 @@ class WishartSpec:
                  mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6,
                  exact_cavi=False):
         self.covariance_type = covariance_type
+        self.wtype, self.K, self.D = wtype, K, D
         self.needs_full_scatter = covariance_type in ("full", "tied")
-        self.D = D
         self.weights = weight_prior(wtype, K, 1.0 / K if weight_concentration_prior is None
                                     else weight_concentration_prior)
         self.beta0 = V.check_real("mean_precision_prior", 1.0 if mean_precision_prior is None
@@ -80,17 +84,15 @@ class WishartSpec:
                                  "but got %.3f." % (D - 1, nu0))
             self.nu0 = nu0
         self.reg_covar = V.check_real("reg_covar", reg_covar, 0.0, strict=False)
-        if not isinstance(exact_cavi, (bool, np.bool_)):
-            raise ValueError(f"The 'exact_cavi' parameter must be a bool. Got {exact_cavi!r} instead.")
-        self.exact_cavi = bool(exact_cavi)
+        self.exact_cavi = V.check_bool("exact_cavi", exact_cavi)
         self.Psi0 = None if covariance_prior is None else V.check_covariance_prior(covariance_prior,
                                                                                   covariance_type, D)
 
     def _default_covariance_prior(self, summary):
-        N, D, ct = summary.n_samples, self.D, self.covariance_type
-        if N < 2:
-            raise ValueError("The default covariance_prior (the empirical covariance) needs at least 2 samples; "
-                             "pass covariance_prior.")
+        N, D, ct = summary.count, self.D, self.covariance_type
+        if not N > 1:
+            raise ValueError("The default covariance_prior (the empirical covariance) needs at least 2 samples "
+                             f"(a total weight above 1; got {N!r}); pass covariance_prior.")
         scatter = summary.scatter / (N - 1)
         if ct in ("full", "tied"):
             prior = np.atleast_2d(scatter)
@@ -108,18 +110,51 @@ class WishartSpec:
         return prior
 
     def build(self, summary):
-        prep = Preprocess(summary.mean)
+        """The resolved configuration (see :func:`rebuild`) for data summarised by ``summary``."""
+        if self.covariance_type in ("full", "tied") and summary.scatter.ndim != 2:
+            raise ValueError(f"covariance_type={self.covariance_type!r} needs a DataSummary with the full scatter "
+                             "(summarize(..., full_scatter=True)).")
         m0 = summary.mean if self.m0 is None else self.m0
         Psi0 = self._default_covariance_prior(summary) if self.Psi0 is None else self.Psi0
-        total = None
-        if self.covariance_type == "tied":
-            total = summary.scatter  # about the mean = the shift
-        model = NormalWishart(self.covariance_type, self.weights, self.beta0, prep.to_model(m0[None])[0],
-                              self.nu0, Psi0, self.reg_covar, total_scatter=total, exact_cavi=self.exact_cavi)
-        priors = dict(weight_concentration_prior=_prior_value(self.weights), mean_precision_prior=self.beta0,
-                      mean_prior=np.array(m0), degrees_of_freedom_prior=self.nu0, covariance_prior=Psi0,
-                      reg_covar=self.reg_covar)
-        return model, prep, priors
+        return dict(covariance_type=self.covariance_type, weight_concentration_prior_type=self.wtype,
+                    n_components=self.K, n_features=self.D, shift=np.array(summary.mean, dtype=np.float64),
+                    whiten=None, weight_concentration_prior=_prior_value(self.weights),
+                    mean_precision_prior=self.beta0, mean_prior=np.array(m0, dtype=np.float64),
+                    degrees_of_freedom_prior=self.nu0, covariance_prior=Psi0, reg_covar=self.reg_covar,
+                    exact_cavi=self.exact_cavi,
+                    total_scatter=np.array(summary.scatter) if self.covariance_type == "tied" else None)
+
+
+#: The keys of a resolved configuration, by family (what a model file stores).
+CONFIG_KEYS = ("covariance_type", "weight_concentration_prior_type", "n_components", "n_features", "shift",
+               "whiten", "weight_concentration_prior", "mean_precision_prior", "mean_prior",
+               "degrees_of_freedom_prior", "covariance_prior", "reg_covar", "exact_cavi", "total_scatter")
+
+
+def rebuild(config):
+    """The family object and its coordinates from a resolved configuration (priors with defaults filled in).
+
+    Returns
+    -------
+    family : KnownCovariance or NormalWishart
+    coords : Coordinates
+    """
+    wtype, K = config["weight_concentration_prior_type"], int(config["n_components"])
+    if wtype == "dirichlet_process":
+        weights = DirichletProcessWeights(float(config["weight_concentration_prior"]), K)
+    else:
+        weights = DirichletWeights(np.asarray(config["weight_concentration_prior"], dtype=np.float64))
+    whiten = config.get("whiten")
+    coords = Coordinates(config["shift"], whiten=whiten)
+    m0 = coords.to_model(np.asarray(config["mean_prior"], dtype=np.float64)[None])[0]
+    if config["covariance_type"] == "identity":
+        log_det = 0.0 if whiten is None else float(np.sum(np.log(np.diag(whiten))))
+        return KnownCovariance(weights, float(config["mean_precision_prior"]), m0, log_det), coords
+    family = NormalWishart(config["covariance_type"], weights, float(config["mean_precision_prior"]), m0,
+                           float(config["degrees_of_freedom_prior"]), config["covariance_prior"],
+                           float(config["reg_covar"]), total_scatter=config.get("total_scatter"),
+                           exact_cavi=bool(config["exact_cavi"]))
+    return family, coords
 
 
 def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom_prior=None,
@@ -130,7 +165,7 @@ def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom
             raise ValueError("degrees_of_freedom_prior and covariance_prior apply to the Wishart families "
                              "(spherical, diag, full, tied), not to covariance_type='identity' "
                              "(use 'covariance' for its known covariance).")
-        return KnownSpec(wtype, K, D, covariance, **priors)
+        return KnownSpec(wtype, K, D, covariance, reg_covar=reg_covar, exact_cavi=exact_cavi, **priors)
     if covariance is not None:
         raise ValueError("'covariance' (a known covariance) applies only to covariance_type='identity'.")
     return WishartSpec(covariance_type, wtype, K, D, degrees_of_freedom_prior=degrees_of_freedom_prior,

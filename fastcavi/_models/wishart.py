@@ -18,12 +18,10 @@ All statistics are in shifted coordinates (``y = x - shift``, ``shift`` the data
 which leaves every covariance and the ELBO unchanged and keeps sums of squares exact
 for data far from the origin.
 """
-from dataclasses import dataclass
-
 import numpy as np
 from scipy.special import digamma, multigammaln
 
-from .base import quadratic_weights
+from .base import State, quadratic_weights
 from .known import LOG_2PI
 
 _EPS10 = 10.0 * np.finfo(np.float64).eps
@@ -31,22 +29,6 @@ _EPS10 = 10.0 * np.finfo(np.float64).eps
 ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined empirical "
                "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
                "number of components, increase reg_covar, or scale the input data.")
-
-
-@dataclass(frozen=True)
-class WishartState:
-    """Variational parameters in scikit-learn's layout (means in shifted coordinates).
-
-    ``degrees_of_freedom`` is (K,) for every type (tied: K equal values);
-    ``covariances`` has scikit-learn's shape for the type, ``precisions_cholesky`` too.
-    """
-
-    weights: object
-    mean_precision: np.ndarray
-    means: np.ndarray
-    degrees_of_freedom: np.ndarray
-    covariances: np.ndarray
-    precisions_cholesky: np.ndarray
 
 
 def _log_wishart_B(Psi, nu):
@@ -72,8 +54,9 @@ class NormalWishart:
         Psi0 in scikit-learn's shape for the type.
     reg_covar : float
     total_scatter : ndarray of shape (D, D) or None
-        ``sum_n y_n y_n^T`` over the whole data set (tied only: its pooled scatter and
-        the common quadratic term of its logits need it, and it never changes).
+        ``sum_n w_n y_n y_n^T`` over the whole data set, from the data summary (tied only:
+        its pooled scatter and the common quadratic term of its logits need it, and the
+        statistics of the diagonal kernel do not carry it).
     exact_cavi : bool
         Put reg_covar's term ``-reg_covar/2 tr E[Lambda_k]`` in the logits too, so that the
         E-step and scikit-learn's M-step are both exact coordinate-ascent steps on one ELBO:
@@ -172,8 +155,7 @@ class NormalWishart:
                 cov = (self.covariance_prior + nk[:, None] * s_diag + shrink[:, None] * dm * dm) / dof[:, None]
             else:
                 cov = (self.covariance_prior + nk * s_diag.mean(1) + shrink * np.mean(dm * dm, axis=1)) / dof
-        return WishartState(self.weight_prior.update(nk), beta, means, dof, cov,
-                            self._precision_cholesky(cov))
+        return State(self.weight_prior.update(nk), means, beta, dof, cov, self._precision_cholesky(cov))
 
     def _precision_cholesky(self, cov):
         ct, D = self.covariance_type, self.D
@@ -212,7 +194,7 @@ class NormalWishart:
         """Kernel logit coefficients of ``E[log pi_k] + E[log N(y | mu_k, Lambda_k^-1)]``."""
         D, ct = self.D, self.covariance_type
         m = state.means
-        base = (self.weight_prior.expected_log(state.weights) + 0.5 * self._expected_logdet(state)
+        base = (self.weight_prior.expected_log(state.weight_concentration) + 0.5 * self._expected_logdet(state)
                 - 0.5 * D * LOG_2PI - 0.5 * D / state.mean_precision)
         if self.smoothed:  # E over the N(0, reg_covar I) noise of -(y + e - mu)^T Lambda (y + e - mu) / 2
             base = base - 0.5 * self.reg_covar * np.einsum("kii->k", self.precision_matrices(state))
@@ -243,7 +225,14 @@ class NormalWishart:
         Lam = np.broadcast_to(state.precisions_cholesky @ state.precisions_cholesky.T, (K, self.D, self.D))
         return "full", (bias, np.hstack((W[:, :self.D], quadratic_weights(Lam))))
 
-    def dropped_sum(self, state):
+    def common_log_density(self, state, rows, shift):
+        """Tied: ``-y^T E[Lambda] y / 2`` per row (``y = rows - shift``), left out of the logits; else 0."""
+        if self.covariance_type != "tied":
+            return 0.0
+        z = (np.asarray(rows, dtype=np.float64) - shift) @ state.precisions_cholesky
+        return -0.5 * np.einsum("nd,nd->n", z, z)
+
+    def dropped_sum(self, state, stats):
         """Tied: the common quadratic term ``-1/2 sum_n y_n^T E[Lambda] y_n`` left out of the logits."""
         if self.covariance_type != "tied":
             return 0.0
@@ -259,7 +248,7 @@ class NormalWishart:
         Lam = self.precision_matrices(state)
         Psi = nu[:, None, None] * self.covariance_matrices(state)
         dm = state.means - self.m0
-        total = self.weight_prior.kl(state.weights)
+        total = self.weight_prior.kl(state.weight_concentration)
         for k in range(nu.shape[0]):
             e_log_p = (0.5 * D * np.log(self.beta0) - 0.5 * self.beta0 * (D / beta[k] + dm[k] @ Lam[k] @ dm[k])
                        + self._logB0 + 0.5 * (self.nu0 - D - 1.0) * E_logdet[k]
@@ -280,8 +269,8 @@ class NormalWishart:
         else:
             precisions = P * P
         dof = state.degrees_of_freedom
-        return dict(weights=self.weight_prior.mean(state.weights),
-                    weight_concentration=state.weights,
+        return dict(weights=self.weight_prior.mean(state.weight_concentration),
+                    weight_concentration=state.weight_concentration,
                     means=prep.to_data(state.means),
                     mean_precision=state.mean_precision,
                     covariances=state.covariances,

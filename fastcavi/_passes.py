@@ -1,0 +1,212 @@
+"""Streaming passes: data chunks -> compiled kernels -> exact, split-invariant accumulation.
+
+Two passes exist: the validating summary pass (finiteness, weighted count, moments) and
+the E-step pass (responsibilities and sufficient statistics, or the statistics of given
+responsibilities). Both cut each chunk into blocks of ``BLOCK_ROWS`` rows computed in
+parallel, fold the blocks of each segment of ``SEGMENT_ROWS`` rows left to right, and add
+the segment sums into an exact accumulator: any split of the rows into whole segments
+gives the same bits.
+
+Thread safety: numba's workqueue threading layer aborts the process when two Python
+threads run parallel kernels at once; under it (or before numba has picked a layer)
+kernel calls are serialised by a lock. The omp and tbb layers run them concurrently.
+"""
+import contextlib
+import threading
+
+import numpy as np
+
+from ._config import BLOCK_ROWS, SEGMENT_ROWS
+from ._models.base import Stats, totals_size
+from ._models.summary import DataSummary, summary_size
+
+_SEGMENT_BLOCKS = SEGMENT_ROWS // BLOCK_ROWS
+_KERNEL_LOCK = threading.RLock()
+_NO_WEIGHTS = np.ones(1)
+_NO_RESP = np.zeros((1, 1))
+
+
+def kernel_guard():
+    """A context in which parallel kernels may run: the lock under workqueue, nothing under omp/tbb."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
+        layer = None
+    return _KERNEL_LOCK if layer in (None, "workqueue") else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def numba_threads(n_threads):
+    """Run the block with numba's thread count set to ``n_threads`` (this Python thread only), restored after."""
+    if n_threads is None:
+        yield
+        return
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+class Workspace:
+    """Buffers the kernels reuse across chunks and sweeps (no allocation, no page faults per pass).
+
+    Parameters
+    ----------
+    size : int
+        Statistics per block.
+    chunk_rows : int
+        The largest chunk that will be passed (a multiple of ``SEGMENT_ROWS``).
+    slot_shape : tuple
+        Shape of one slot of per-slot scratch memory.
+    """
+
+    def __init__(self, size, chunk_rows, slot_shape):
+        import numba
+
+        nblocks = -(-chunk_rows // BLOCK_ROWS)
+        self.key = (size, chunk_rows, tuple(slot_shape))
+        self.partials = np.empty((nblocks, size))
+        self.segsums = np.empty((-(-nblocks // _SEGMENT_BLOCKS), size))
+        # one slot per thread that can run (the slots' number cannot change a result)
+        self.scratch = np.empty((numba.get_num_threads(),) + tuple(slot_shape))
+
+    def fits(self, size, chunk_rows, slot_shape):
+        import numba
+
+        return (self.key == (size, chunk_rows, tuple(slot_shape))
+                and self.scratch.shape[0] >= numba.get_num_threads())
+
+
+def _fold(workspace, n, acc):
+    from ._kernels.exactsum import fold_segments
+
+    fold_segments(workspace.partials, -(-n // BLOCK_ROWS), _SEGMENT_BLOCKS, workspace.segsums, acc)
+
+
+def raise_bad_row(chunk, weights, row0, bad):
+    """Raise the error for row ``bad`` of ``chunk`` (a non-finite value, or a bad weight), if ``bad >= 0``."""
+    if bad < 0:
+        return
+    row = np.asarray(chunk[bad], dtype=np.float64)
+    bad_cols = np.flatnonzero(~np.isfinite(row))
+    if bad_cols.size:
+        col = int(bad_cols[0])
+        what = "NaN" if np.isnan(row[col]) else "infinity or a value too large for dtype('float64')"
+        raise ValueError(f"Input X contains {what} (first at row {row0 + bad}, column {col}).")
+    w = float(weights[bad])
+    if not np.isfinite(w):
+        raise ValueError(f"sample_weight contains {'NaN' if np.isnan(w) else 'infinity'} (first at row {row0 + bad}).")
+    raise ValueError(f"Negative values in data passed to sample_weight (first at row {row0 + bad}: {w!r}).")
+
+
+def check_finite_chunk(chunk, row0):
+    """The NaN/inf check alone, for one chunk of new data (before an E-step on it)."""
+    from ._kernels.summary import first_non_finite
+
+    raise_bad_row(chunk, None, row0, first_non_finite(chunk))
+
+
+def summary_pass(source, weights, chunk_rows, shift, full_scatter):
+    """Validate every row (and weight) and accumulate the summary, in one streaming pass.
+
+    Parameters
+    ----------
+    source : DataSource
+    weights : WeightSource or None
+    chunk_rows : int
+    shift : ndarray of shape (D,)
+    full_scatter : bool
+
+    Returns
+    -------
+    DataSummary
+
+    Raises
+    ------
+    ValueError
+        Naming the first row holding NaN or inf, or the first negative or non-finite weight.
+    """
+    from ._kernels.summary import summarize
+
+    D = source.n_features
+    size = summary_size(D, full_scatter)
+    summary = DataSummary(shift, full_scatter, source.n_samples)
+    ws = Workspace(size, chunk_rows, (D, BLOCK_ROWS))
+    shift = summary.shift.copy()  # writable: read-only arrays are another numba type
+    wchunks = weights.chunks(chunk_rows) if weights is not None else None
+    with kernel_guard():
+        for row0, chunk in source.chunks(chunk_rows):
+            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
+            raise_bad_row(chunk, w, row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
+                                                    ws.partials, ws.scratch))
+            _fold(ws, chunk.shape[0], summary._acc)
+    return summary
+
+
+def estep_pass(source, weights, coords, kernel, coeffs, chunk_rows, *, outputs=None, given=None,
+               check_finite=False, workspace=None):
+    """One pass over the data: the statistics of q(z) for the logits ``coeffs`` (or of given responsibilities).
+
+    Parameters
+    ----------
+    source : DataSource
+    weights : WeightSource or None
+    coords : Coordinates
+    kernel : {"diag", "full"}
+        Which quadratic features the coefficients weigh.
+    coeffs : tuple ``(bias (K,), W (K, F))``
+    chunk_rows : int
+        A multiple of ``SEGMENT_ROWS``.
+    outputs : callable or None
+        When given, called as ``outputs(row0, resp, lse, rows, shift)`` with each chunk's
+        responsibilities (n, K) and log-sum-exp (n,), in buffers reused for the next chunk, and
+        the chunk as the kernel saw it (model coordinates are ``rows - shift``).
+    given : callable or None
+        ``given(row0, rows, shift) -> (n, K) float64 C-contiguous``: use these responsibilities
+        instead of computing them (then ``coeffs`` only gives K); ``rows - shift`` is the chunk
+        in model coordinates.
+    check_finite : bool
+        Check each chunk for NaN/inf (naming the row) before its kernel runs.
+    workspace : Workspace or None
+        Buffers to reuse (made here when missing or of the wrong size).
+
+    Returns
+    -------
+    stats : Stats
+    workspace : Workspace
+    """
+    from ._kernels.estep import SUB_ROWS, estep, scratch_rows
+
+    bias, W = (np.array(c, dtype=np.float64, order="C") for c in coeffs)  # writable C copies: one numba type
+    K, F = W.shape
+    D = source.n_features
+    size = totals_size(kernel, K, D)
+    slot_shape = (scratch_rows(K, F), SUB_ROWS)
+    if workspace is None or not workspace.fits(size, chunk_rows, slot_shape):
+        workspace = Workspace(size, chunk_rows, slot_shape)
+    stats = Stats(kernel, K, D)
+    want = outputs is not None
+    resp_buf = np.empty((chunk_rows, K)) if want else _NO_RESP
+    lse_buf = np.empty(chunk_rows) if want else _NO_WEIGHTS
+    wchunks = weights.chunks(chunk_rows) if weights is not None else None
+    with kernel_guard():
+        for row0, chunk in source.chunks(chunk_rows):
+            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
+            if check_finite:
+                check_finite_chunk(chunk, row0)
+            rows, shift = coords(chunk)
+            n = rows.shape[0]
+            resp_in = given(row0, rows, shift) if given is not None else _NO_RESP
+            resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
+            estep(rows, shift, bias, W, kernel == "full", w, wchunks is not None, given is not None, resp_in,
+                  want, resp, lse, workspace.partials, workspace.scratch)
+            _fold(workspace, n, stats._acc)
+            if want:
+                outputs(row0, resp, lse, rows, shift)
+    return stats, workspace

@@ -1,0 +1,502 @@
+"""The public engine: the pieces of a CAVI sweep, for tools that drive fastcavi as a backend.
+
+``fastcavi.fit`` is a short loop over these calls, and so can be any other driver (a
+process pool, Dask, a stream of batches)::
+
+    import fastcavi
+    from fastcavi import engine
+
+    r = fastcavi.fit(X, K, covariance_type="full", init=M0, max_iter=1, tol=0)
+    model, state = r.model, r.state
+    for it in range(n):
+        stats = sum(engine.estep(model, state, part) for part in parts)  # Stats support + and sum()
+        state = model.update(stats)                                      # q(pi), then the components
+        elbo = model.elbo(stats, state)                                  # the full ELBO, as FitResult.elbo
+
+The contract:
+
+* :func:`summarize` and :func:`estep` are one compiled pass each over any data
+  ``fastcavi.fit`` accepts (ndarray, ``np.memmap``, ``.npy`` path, h5py/zarr dataset).
+* :class:`Stats` and :class:`DataSummary` are additive, exactly: the sum over parts does
+  not depend on the order or grouping of the additions, so parts whose sizes are whole
+  multiples of :data:`GRANULARITY` rows (the last part may be shorter) give bitwise the
+  statistics of a single pass, and a sweep over them equals ``fit`` bit for bit. Both
+  serialise to one flat float64 array (``to_array`` / ``from_array``).
+* :class:`Model` and :class:`State` are immutable, and serialise to plain dicts of arrays
+  (``to_dict`` / ``from_dict``): no pickle needed.
+* Results do not depend on the number of threads.
+"""
+from dataclasses import fields as _dc_fields
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+
+from ._config import SEGMENT_ROWS
+from ._models.base import State, Stats
+from ._models.summary import DataSummary
+
+__all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize", "estep", "responsibility_stats"]
+
+#: Rows per segment: parts of whole multiples of this many rows (except the last) give bitwise
+#: the statistics of one pass over all rows. It divides 65,536.
+GRANULARITY: int = SEGMENT_ROWS
+
+_OPTION_DEFAULTS = dict(covariance=None, weight_concentration_prior_type="dirichlet_distribution",
+                        weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+                        degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6, exact_cavi=False)
+
+
+def _frozen(a):
+    """A read-only float64 copy whose read-only flag cannot be reset (its memory is an immutable bytes object)."""
+    if a is None:
+        return None
+    if isinstance(a, tuple):
+        return tuple(_frozen(x) for x in a)
+    arr = np.asarray(a, dtype=np.float64)
+    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+
+
+def freeze_state(state: State) -> State:
+    """``state`` with every array frozen (see :func:`_frozen`)."""
+    return State(**{f.name: _frozen(getattr(state, f.name)) for f in _dc_fields(State)})
+
+
+def state_to_dict(state: State) -> Dict[str, np.ndarray]:
+    """The arrays of a :class:`State`, under stable names (a stick-breaking pair as ``..._a``, ``..._b``)."""
+    out = {}
+    for f in _dc_fields(State):
+        value = getattr(state, f.name)
+        if isinstance(value, tuple):
+            out[f.name + "_a"], out[f.name + "_b"] = value
+        elif value is not None:
+            out[f.name] = value
+    return out
+
+
+def state_from_dict(arrays: Mapping[str, Any]) -> State:
+    """Inverse of :func:`state_to_dict`."""
+    kw = {}
+    for f in _dc_fields(State):
+        if f.name in arrays:
+            kw[f.name] = np.asarray(arrays[f.name], dtype=np.float64)
+        elif f.name + "_a" in arrays:
+            kw[f.name] = (np.asarray(arrays[f.name + "_a"], dtype=np.float64),
+                          np.asarray(arrays[f.name + "_b"], dtype=np.float64))
+    try:
+        return freeze_state(State(**kw))
+    except TypeError as exc:
+        raise ValueError(f"Incomplete variational state: {exc}") from None
+
+
+class Model:
+    """A Bayesian Gaussian mixture: the family, its priors (defaults resolved) and its coordinates.
+
+    Parameters
+    ----------
+    n_components : int
+        K.
+    covariance_type : {"identity", "spherical", "diag", "full", "tied"}, default "identity"
+        As in :func:`fastcavi.fit`.
+    summary : DataSummary
+        The data's summary (:func:`summarize`): it gives the coordinates' shift (its mean)
+        and the data-dependent defaults of the priors (scikit-learn's ``mean_prior``,
+        ``covariance_prior``, and the tied family's total scatter).
+    **options
+        The priors and options of :func:`fastcavi.fit`, with the same names and defaults:
+        ``covariance``, ``weight_concentration_prior_type``, ``weight_concentration_prior``,
+        ``mean_precision_prior``, ``mean_prior``, ``degrees_of_freedom_prior``,
+        ``covariance_prior``, ``reg_covar``, ``exact_cavi``.
+
+    Attributes
+    ----------
+    n_components, n_features : int
+    covariance_type, weight_concentration_prior_type, kernel : str
+        ``kernel`` is the statistics' layout (``"diag"`` or ``"full"``).
+    priors : mapping
+        The hyperparameters with their defaults resolved (scikit-learn's ``*_prior_``).
+    shift : ndarray of shape (D,)
+        Model coordinates are ``x - shift`` (whitened by the known covariance for "identity").
+
+    Raises
+    ------
+    ValueError
+        For any invalid option (before any data is read).
+    """
+
+    def __init__(self, n_components: int, covariance_type: str = "identity", *, summary: DataSummary,
+                 **options: Any) -> None:
+        from . import _validation as V
+        from ._models import families
+
+        unknown = set(options) - set(_OPTION_DEFAULTS)
+        if unknown:
+            raise TypeError(f"Model() got unexpected options {sorted(unknown)}.")
+        if not isinstance(summary, DataSummary):
+            raise TypeError(f"'summary' must be a fastcavi.engine.DataSummary, got {type(summary).__name__}.")
+        opts = dict(_OPTION_DEFAULTS, **options)
+        K = V.check_int("n_components", n_components, 1)
+        covariance_type = V.check_choice("covariance_type", covariance_type, V.COVARIANCE_TYPES)
+        wtype = V.check_choice("weight_concentration_prior_type", opts.pop("weight_concentration_prior_type"),
+                               V.WEIGHT_PRIOR_TYPES)
+        spec = families.resolve(covariance_type, wtype, K, summary.n_features, **opts)
+        self._set_config(spec.build(summary))
+
+    def _set_config(self, config):
+        from ._models import families
+
+        self._config = {k: (_frozen(v) if isinstance(v, np.ndarray) else v) for k, v in config.items()}
+        self._family, self._coords = families.rebuild(self._config)
+
+    # -- identity --------------------------------------------------------------------------
+    @property
+    def n_components(self) -> int:
+        return int(self._config["n_components"])
+
+    @property
+    def n_features(self) -> int:
+        return int(self._config["n_features"])
+
+    @property
+    def covariance_type(self) -> str:
+        return self._config["covariance_type"]
+
+    @property
+    def weight_concentration_prior_type(self) -> str:
+        return self._config["weight_concentration_prior_type"]
+
+    @property
+    def kernel(self) -> str:
+        return self._family.kernel
+
+    @property
+    def shift(self) -> np.ndarray:
+        return self._config["shift"]
+
+    @property
+    def exact_coordinate_ascent(self) -> bool:
+        """Whether a sweep is exact coordinate ascent (the ELBO can then never go down).
+
+        False only for the Wishart families with ``reg_covar > 0`` and ``exact_cavi=False``
+        (scikit-learn's updates; see :class:`fastcavi.ELBODecreaseWarning`).
+        """
+        return bool(getattr(self._family, "exact_cavi", True))
+
+    @property
+    def priors(self) -> Mapping[str, Any]:
+        from types import MappingProxyType
+
+        names = ("weight_concentration_prior", "mean_precision_prior", "mean_prior")
+        if self.covariance_type == "identity":
+            whiten = self._config["whiten"]
+            extra = dict(covariance=None if whiten is None else _frozen(whiten @ whiten.T))
+        else:
+            names += ("degrees_of_freedom_prior", "covariance_prior", "reg_covar")
+            extra = {}
+        return MappingProxyType(dict({n: self._config[n] for n in names}, **extra))
+
+    # -- CAVI ------------------------------------------------------------------------------
+    def update(self, stats: Stats) -> State:
+        """q(pi), then the component factors, from the statistics of q(z) (the CAVI updates).
+
+        Raises
+        ------
+        ValueError
+            When ``stats`` do not fit the model, or a component covariance is not positive
+            definite (scikit-learn's "ill-defined empirical covariance").
+        FloatingPointError
+            When a statistic is not finite.
+        """
+        self._check_stats(stats)
+        return freeze_state(self._family.update(stats))
+
+    def elbo(self, stats: Stats, state: State) -> float:
+        """The full ELBO of q(z) (whose statistics are ``stats``) and q(pi, theta) = ``state``.
+
+        After ``state = model.update(stats)`` this is the ELBO that :func:`fastcavi.fit`
+        reports for the sweep that produced ``stats``.
+        """
+        return self.elbo_and_magnitude(stats, state)[0]
+
+    def elbo_and_magnitude(self, stats: Stats, state: State) -> Tuple[float, float]:
+        """The ELBO and the sum of the magnitudes of its terms (what its round-off is relative to)."""
+        from ._models.base import elbo_from_stats
+
+        self._check_stats(stats)
+        return elbo_from_stats(self._family, stats, state)
+
+    def state_from_means(self, means: np.ndarray) -> State:
+        """The seed's start for "identity": q(mu_k) = N(means_k, Sigma), q(pi) = the prior.
+
+        Parameters
+        ----------
+        means : ndarray of shape (K, D)
+            In data coordinates.
+        """
+        if self.covariance_type != "identity":
+            raise ValueError("state_from_means is the known-covariance model's start; the Wishart families start "
+                             "with an M-step: model.update(engine.responsibility_stats(model, X, R)).")
+        return freeze_state(self._family.state_from_means(self._coords.to_model(means)))
+
+    def _check_stats(self, stats):
+        if not isinstance(stats, Stats):
+            raise TypeError(f"Expected fastcavi.engine.Stats, got {type(stats).__name__}.")
+        if (stats.kernel, stats.n_components, stats.n_features) != (self.kernel, self.n_components,
+                                                                    self.n_features):
+            raise ValueError(f"Stats of layout ({stats.kernel!r}, K={stats.n_components}, D={stats.n_features}) "
+                             f"do not fit this model ({self.kernel!r}, K={self.n_components}, "
+                             f"D={self.n_features}).")
+        if not stats.is_finite():
+            raise FloatingPointError("Non-finite sufficient statistics: the data or the priors are numerically "
+                                     "degenerate.")
+
+    # -- results -----------------------------------------------------------------------------
+    def public_parameters(self, state: State) -> Dict[str, Any]:
+        """scikit-learn's attributes (``weights``, ``means`` in data coordinates, ``covariances``, ...)."""
+        return self._family.public_parameters(state, self._coords)
+
+    def coefficients(self, state: State, prediction: bool = False):
+        """``(kernel, (bias, W))`` of the E-step (``prediction=True``: logits whose log-sum-exp is the log-density)."""
+        if prediction:
+            return self._family.prediction_coefficients(state)
+        return self._family.kernel, self._family.coefficients(state)
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> Dict[str, Any]:
+        """The resolved configuration: plain values and float64 arrays (None where not applicable)."""
+        return dict(self._config)
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> "Model":
+        """A model from :meth:`to_dict`'s output."""
+        from ._models import families
+
+        missing = [k for k in families.CONFIG_KEYS if k not in config]
+        if missing:
+            raise ValueError(f"Incomplete model configuration: missing {missing}.")
+        model = cls.__new__(cls)
+        clean = {}
+        for k in families.CONFIG_KEYS:
+            v = config[k]
+            if isinstance(v, np.ndarray) and v.dtype.kind in "US":
+                v = str(v)
+            elif isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype == bool:
+                v = bool(v)
+            clean[k] = v
+        clean["n_components"], clean["n_features"] = int(clean["n_components"]), int(clean["n_features"])
+        model._set_config(clean)
+        return model
+
+    def __eq__(self, other):
+        if not isinstance(other, Model):
+            return NotImplemented
+        a, b = self._config, other._config
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return (f"Model(n_components={self.n_components}, covariance_type={self.covariance_type!r}, "
+                f"n_features={self.n_features})")
+
+
+def _same(a, b):
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is not None and b is not None and np.array_equal(np.asarray(a), np.asarray(b))
+    return a == b
+
+
+def _source(X):
+    from ._sources import DataSource
+
+    return DataSource(X)
+
+
+def _weights(sample_weight, n_samples):
+    from ._sources import WeightSource
+
+    return None if sample_weight is None else WeightSource(sample_weight, n_samples)
+
+
+def _chunk_rows(chunk_size, source, bytes_per_row):
+    from . import _validation as V
+    from ._sources import round_chunk_rows
+
+    rows = (source.default_chunk_rows(bytes_per_row) if chunk_size is None
+            else round_chunk_rows(V.check_int("chunk_size", chunk_size, 1)))
+    return min(rows, round_chunk_rows(source.n_samples))  # never a buffer larger than the data
+
+
+def estep_chunk_rows(chunk_size, source, K, kernel):
+    """Rows per chunk of an E-step pass: the user's (rounded to whole segments) or about ``CHUNK_BYTES``.
+
+    Per row: the converted row (D float64), responsibilities and log-sum-exp when they are
+    returned (K + 1), and its share of the per-block partial sums.
+    """
+    from ._config import BLOCK_ROWS
+    from ._models.base import totals_size
+
+    D = source.n_features
+    return _chunk_rows(chunk_size, source, 8 * (D + K + 1) + 8 * totals_size(kernel, K, D) // BLOCK_ROWS)
+
+
+def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full_scatter: bool = True,
+              n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> DataSummary:
+    """Validate the data and take its weighted count, mean and scatter, in one compiled pass.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+    sample_weight : array-like of shape (n_samples,), np.memmap or path to a .npy file, optional
+        Non-negative finite weights (frequency weights: weight 2 counts a row twice).
+    shift : ndarray of shape (D,), optional
+        The point the moments are taken about (default: the first row of X). Summaries
+        of parts add up exactly when they share it: pass the same shift to every part.
+    full_scatter : bool, default True
+        Accumulate the full scatter matrix (needed by "full" and "tied"), or only its diagonal.
+    n_threads : int, optional
+        Threads for this call. Results do not depend on it.
+    chunk_size : int, optional
+        Rows per chunk, rounded up to a multiple of :data:`GRANULARITY`. Results do not depend on it.
+
+    Returns
+    -------
+    DataSummary
+
+    Raises
+    ------
+    ValueError
+        For data that is not a finite real 2-D array (naming the first row and column with a
+        NaN or inf), and for weights of the wrong length or with a negative or non-finite
+        value (naming the first such row).
+    """
+    from . import _validation as V
+    from ._passes import numba_threads, summary_pass
+
+    source = _source(X)
+    weights = _weights(sample_weight, source.n_samples)
+    n_threads = V.check_n_threads(n_threads)
+    D = source.n_features
+    if shift is None:
+        shift = source.rows([0])[0]
+        if not np.all(np.isfinite(shift)):
+            shift = np.zeros(D)  # the pass below names the bad row
+    else:
+        shift = np.asarray(shift, dtype=np.float64)
+        if shift.shape != (D,) or not np.all(np.isfinite(shift)):
+            raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
+    F = D * (D + 1) // 2 if full_scatter else D
+    chunk_rows = _chunk_rows(chunk_size, source, 8 * (2 * D + 2) + 8 * (1 + D + F) // 256 + 1)
+    with numba_threads(n_threads):
+        summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter))
+    if weights is not None and not summary.count > 0:
+        raise ValueError("sample_weight sums to 0: there is nothing to fit.")
+    return summary
+
+
+def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities: Optional[np.ndarray] = None,
+          log_density: Optional[np.ndarray] = None, n_threads: Optional[int] = None,
+          chunk_size: Optional[int] = None, check_finite: bool = True) -> Stats:
+    """One compiled pass: the responsibilities of q(z) under ``state`` and their sufficient statistics.
+
+    Parameters
+    ----------
+    model : Model
+    state : State
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+    sample_weight : array-like of shape (n_samples,), optional
+        Row weights; every statistic (counts, sums, the entropy term) is weighted.
+    responsibilities : ndarray of shape (n_samples, K), float64, optional
+        Filled with ``q(z_n = k)`` (unweighted), when given.
+    log_density : ndarray of shape (n_samples,), float64, optional
+        Filled with each row's variational log-density ``logsumexp_k (E[log pi_k] + E[log N(x_n |
+        mu_k, Lambda_k)])`` (scikit-learn's ``score_samples``), when given.
+    n_threads : int, optional
+    chunk_size : int, optional
+        Rows per chunk, rounded up to a multiple of :data:`GRANULARITY`. Results do not depend on it.
+    check_finite : bool, default True
+        Check each chunk for NaN/inf first (a fast extra read of the chunk); the error names the row.
+
+    Returns
+    -------
+    Stats
+        Additive statistics of these rows (add those of other parts with ``+``).
+    """
+    from . import _validation as V
+    from ._passes import estep_pass, numba_threads
+
+    if not isinstance(model, Model):
+        raise TypeError(f"'model' must be a fastcavi.engine.Model, got {type(model).__name__}.")
+    if not isinstance(state, State):
+        raise TypeError(f"'state' must be a fastcavi.engine.State, got {type(state).__name__}.")
+    source = _source(X)
+    V.check_features(source.n_features, model.n_features, owner="the model")
+    weights = _weights(sample_weight, source.n_samples)
+    n_threads = V.check_n_threads(n_threads)
+    N, K = source.n_samples, model.n_components
+    for name, out, shape in (("responsibilities", responsibilities, (N, K)), ("log_density", log_density, (N,))):
+        if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
+                                or not out.flags.writeable):
+            raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
+    kernel, coeffs = model.coefficients(state)
+    outputs = None
+    if responsibilities is not None or log_density is not None:
+        family = model._family
+
+        def outputs(row0, resp, lse, rows, shift):
+            n = resp.shape[0]
+            if responsibilities is not None:
+                responsibilities[row0:row0 + n] = resp
+            if log_density is not None:
+                # plus the part of the log-density that the fitting logits leave out (tied: the same for every k)
+                log_density[row0:row0 + n] = lse + family.common_log_density(state, rows, shift)
+
+    chunk_rows = estep_chunk_rows(chunk_size, source, K, kernel)
+    with numba_threads(n_threads):
+        stats, _ = estep_pass(source, weights, model._coords, kernel, coeffs, chunk_rows, outputs=outputs,
+                              check_finite=check_finite)
+    return stats
+
+
+def responsibility_stats(model: Model, X, responsibilities, *, sample_weight=None,
+                         n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> Stats:
+    """The statistics of given responsibilities (the input of an M-step: ``model.update``).
+
+    Parameters
+    ----------
+    model : Model
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+    responsibilities : array-like of shape (n_samples, K)
+        Rows must be probability vectors (finite, non-negative, summing to 1).
+    sample_weight : array-like of shape (n_samples,), optional
+
+    Returns
+    -------
+    Stats
+        With the entropy of the given responsibilities and ``lse_sum = 0``.
+    """
+    from . import _validation as V
+    from ._passes import estep_pass, numba_threads
+
+    source = _source(X)
+    V.check_features(source.n_features, model.n_features, owner="the model")
+    weights = _weights(sample_weight, source.n_samples)
+    R = V.check_init_responsibilities(responsibilities, source.n_samples, model.n_components)
+    n_threads = V.check_n_threads(n_threads)
+
+    def given(row0, rows, shift):
+        chunk = np.ascontiguousarray(R[row0:row0 + rows.shape[0]], dtype=np.float64)
+        V.check_resp_chunk(chunk, row0)
+        return chunk
+
+    kernel, coeffs = model.kernel, _dummy_coeffs(model)
+    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, kernel)
+    with numba_threads(n_threads):
+        stats, _ = estep_pass(source, weights, model._coords, kernel, coeffs, chunk_rows, given=given)
+    return stats
+
+
+def _dummy_coeffs(model):
+    from ._models.base import n_features
+
+    K = model.n_components
+    return np.zeros(K), np.zeros((K, n_features(model.n_features, model.kernel)))

@@ -1,0 +1,199 @@
+"""The fitted result: its parameters, streamed predictions, and the model file."""
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+
+from .engine import Model, State, _frozen, state_from_dict, state_to_dict
+
+#: Version of the model file format written by :meth:`FitResult.save`. Version 1 (fastcavi
+#: 0.1) held the public parameters only, not the variational state: it cannot be resumed.
+MODEL_FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """A fitted variational posterior. Arrays are read-only (and cannot be made writable).
+
+    Attributes
+    ----------
+    model : fastcavi.engine.Model
+        The model: family, resolved priors, coordinates.
+    state : fastcavi.engine.State
+        The variational state (model coordinates): what warm starts and the engine continue from.
+    covariance_type : str
+    weight_concentration_prior_type : str
+    elbo : ndarray of shape (n_iter,)
+        The full ELBO (every constant kept) after each CAVI sweep of the best run (a warm start's
+        trace continues that of the result it started from, when the model is the same).
+    n_iter : int
+        Sweeps in ``elbo``.
+    converged : bool
+    weights : ndarray of shape (K,)
+        ``E[pi]`` (for the Dirichlet process, the normalised expected stick weights,
+        as scikit-learn's ``weights_``).
+    weight_concentration : ndarray of shape (K,) or tuple of two
+        The Dirichlet posterior concentrations ``alpha_tilde`` (the seed's), or the
+        stick-breaking Beta parameters ``(a, b)``.
+    means : ndarray of shape (K, D)
+        ``E[mu_k]``.
+    mean_precision : ndarray of shape (K,)
+        ``nu_tilde_k``: ``Cov[mu_k] = Sigma / nu_tilde_k`` (identity/known covariance) or
+        scikit-learn's ``mean_precision_`` (beta_k).
+    covariances : ndarray
+        The known covariance (D, D) for ``"identity"``; scikit-learn's ``covariances_``
+        for the other families.
+    precisions, precisions_cholesky : ndarray
+        Inverses of ``covariances`` and their Cholesky factors, scikit-learn's shapes.
+    degrees_of_freedom : ndarray of shape (K,), float (tied) or None
+        Wishart degrees of freedom (None for known covariances).
+    priors : mapping
+        The hyperparameters used, defaults resolved (scikit-learn's ``*_prior_`` attributes).
+    lower_bound : float
+        The last ELBO.
+    """
+
+    model: Model = field(repr=False)
+    state: State = field(repr=False)
+    covariance_type: str
+    weight_concentration_prior_type: str
+    elbo: np.ndarray
+    n_iter: int
+    converged: bool
+    weights: np.ndarray
+    weight_concentration: Any
+    means: np.ndarray
+    mean_precision: np.ndarray
+    covariances: np.ndarray
+    precisions: np.ndarray
+    precisions_cholesky: np.ndarray
+    degrees_of_freedom: Any
+    priors: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_state(cls, model: Model, state: State, elbo, converged: bool) -> "FitResult":
+        """The result for ``state`` of ``model`` (parameters in data coordinates)."""
+        public = model.public_parameters(state)
+        return cls(model=model, state=state, covariance_type=model.covariance_type,
+                   weight_concentration_prior_type=model.weight_concentration_prior_type,
+                   elbo=_frozen(np.asarray(elbo, dtype=np.float64)), n_iter=int(np.size(elbo)),
+                   converged=bool(converged),
+                   **{k: (_frozen(v) if v is not None else None) for k, v in public.items()},
+                   priors=model.priors)
+
+    @property
+    def lower_bound(self) -> float:
+        return float(self.elbo[-1])
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    def _stream(self, X, n_threads, chunk_size, want_resp, want_lse):
+        """One E-step pass over X (new data: checked for NaN/inf); (responsibilities, log-density)."""
+        from . import _validation as V
+        from . import engine
+        from ._sources import DataSource
+
+        source = DataSource(X)
+        V.check_features(source.n_features, self.n_features)
+        N = source.n_samples
+        resp = np.empty((N, self.n_components)) if want_resp else None
+        lse = np.empty(N)
+        engine.estep(self.model, self.state, X, responsibilities=resp, log_density=lse, n_threads=n_threads,
+                     chunk_size=chunk_size)
+        bad = np.flatnonzero(~np.isfinite(lse))
+        if bad.size:
+            raise ValueError(f"Row {int(bad[0])} of X has a non-finite log-density under the model "
+                             "(its values overflow: they are far outside the fitted components' scale).")
+        return resp, (lse if want_lse else None)
+
+    def predict_proba(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
+        """Responsibilities ``q(z_n = k)`` of new rows, shape (n_samples, K)."""
+        return self._stream(X, n_threads, chunk_size, True, False)[0]
+
+    def predict(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
+        """Most responsible component of each row, shape (n_samples,), int64."""
+        return np.argmax(self.predict_proba(X, n_threads=n_threads, chunk_size=chunk_size), axis=1).astype(np.int64)
+
+    def score_samples(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
+        """``logsumexp_k (E[log pi_k] + E[log N(x | mu_k, Lambda_k)])`` per row, shape (n_samples,).
+
+        The same quantity as scikit-learn's ``BayesianGaussianMixture.score_samples``.
+        """
+        return self._stream(X, n_threads, chunk_size, False, True)[1]
+
+    # -- the model file -----------------------------------------------------------------------
+    def save(self, path: Union[str, os.PathLike]) -> str:
+        """Write the whole result (model, variational state, ELBO trace) to an ``.npz`` file.
+
+        :func:`fastcavi.load` reads it back, and ``fastcavi.fit(X, K, init=load(path))`` continues
+        the fit. The file carries a format version; unknown versions are refused on load.
+
+        Returns
+        -------
+        str
+            The path written (``.npz`` is appended when ``path`` lacks it, as ``np.savez`` does).
+        """
+        arrays = dict(format_version=MODEL_FORMAT_VERSION, file_kind="fastcavi model",
+                      elbo=self.elbo, converged=self.converged)
+        for k, v in self.model.to_dict().items():
+            if v is None:
+                arrays[f"model_none__{k}"] = 0
+            else:
+                arrays[f"model__{k}"] = v
+        for k, v in state_to_dict(self.state).items():
+            arrays[f"state__{k}"] = v
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        np.savez(path, **arrays)
+        return path
+
+
+def load(path: Union[str, os.PathLike]) -> FitResult:
+    """Read a :class:`FitResult` written by :meth:`FitResult.save`.
+
+    Raises
+    ------
+    ValueError
+        When the file is missing, is not a fastcavi model file, is corrupted, or has a format
+        version this fastcavi does not read.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"No such model file: {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            data = {k: f[k] for k in f.files}
+    except ValueError as exc:
+        raise ValueError(f"{path!r} is not a fastcavi model file ({exc}).") from None
+    except Exception as exc:  # zip errors, truncated files, text files
+        raise ValueError(f"{path!r} is not a fastcavi model file (it cannot be read as .npz: {exc}).") from None
+    if "format_version" not in data:
+        raise ValueError(f"{path!r} is not a fastcavi model file (it has no format_version).")
+    version = int(data["format_version"])
+    if version != MODEL_FORMAT_VERSION:
+        hint = (" Version 1 files (fastcavi 0.1) hold no variational state: refit and save again."
+                if version == 1 else "")
+        raise ValueError(f"{path!r} has model file format version {version}; this fastcavi reads version "
+                         f"{MODEL_FORMAT_VERSION}.{hint}")
+    try:
+        config = {k[len("model__"):]: v for k, v in data.items() if k.startswith("model__")}
+        config.update({k[len("model_none__"):]: None for k in data if k.startswith("model_none__")})
+        config = {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "fiub" and
+                      k not in ("weight_concentration_prior", "covariance_prior", "mean_prior") else v)
+                  for k, v in config.items()}
+        model = Model.from_dict(config)
+        state = state_from_dict({k[len("state__"):]: v for k, v in data.items() if k.startswith("state__")})
+        result = FitResult.from_state(model, state, data["elbo"], bool(data["converged"]))
+    except (KeyError, ValueError, TypeError, IndexError, np.linalg.LinAlgError) as exc:
+        raise ValueError(f"{path!r} is a corrupted fastcavi model file ({exc}).") from None
+    return result
