@@ -8,7 +8,8 @@ without it, ``get_params``/``set_params`` are provided here.
 Differences from scikit-learn, all documented on the class: ``lower_bound_`` is the full
 ELBO (scikit-learn drops constants, so values differ by a constant; changes are the same);
 ``init_params="kmeans"`` seeds with k-means++ and assigns each row to its nearest seed
-(no Lloyd iterations); ``warm_start`` is not supported.
+(no Lloyd iterations). ``warm_start=True`` continues from the last fit's variational state, as
+scikit-learn's does; ``fit`` takes ``sample_weight``.
 """
 import numpy as np
 
@@ -66,7 +67,7 @@ class BayesianGaussianMixture(_Base):
                  n_init=1, init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None, verbose=0,
-                 verbose_interval=10, n_threads=None, chunk_size=None, exact_cavi=False):
+                 verbose_interval=10, warm_start=False, n_threads=None, chunk_size=None, exact_cavi=False):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -83,12 +84,24 @@ class BayesianGaussianMixture(_Base):
         self.random_state = random_state
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.warm_start = warm_start
         self.n_threads = n_threads
         self.chunk_size = chunk_size
         self.exact_cavi = exact_cavi
 
-    def fit(self, X, y=None):
-        """Fit by CAVI; returns self."""
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit by CAVI; returns self.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative row weights (integer weights fit the repeated rows).
+
+        With ``warm_start=True`` and an earlier fit, CAVI continues from that fit's variational
+        state (``n_init`` is then ignored, as in scikit-learn).
+        """
         if self.init_params not in _INIT:
             raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
                              f"{sorted(_INIT)}. Got {self.init_params!r} instead.")
@@ -100,16 +113,20 @@ class BayesianGaussianMixture(_Base):
             def callback(it, elbo, change):
                 if it % self.verbose_interval == 0 or self.verbose >= 2:
                     print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
+        previous = getattr(self, "result_", None) if self.warm_start else None
+        init = previous if previous is not None else _INIT[self.init_params]
         result = _fit(X, self.n_components, covariance_type=self.covariance_type,
                       weight_concentration_prior_type=self.weight_concentration_prior_type,
                       weight_concentration_prior=self.weight_concentration_prior,
                       mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
                       degrees_of_freedom_prior=self.degrees_of_freedom_prior,
                       covariance_prior=self.covariance_prior, reg_covar=self.reg_covar, exact_cavi=self.exact_cavi,
-                      init=_INIT[self.init_params], max_iter=self.max_iter, tol=self.tol, tol_type="absolute",
+                      init=init, max_iter=self.max_iter, tol=self.tol, tol_type="absolute",
                       n_init=self.n_init, random_state=self.random_state, n_threads=self.n_threads,
-                      chunk_size=self.chunk_size, callback=callback)
+                      chunk_size=self.chunk_size, callback=callback, sample_weight=sample_weight)
         self._store(result)
+        if previous is not None and result.model == previous.model:  # the trace continues the last fit's
+            self.n_iter_ = result.n_iter - previous.n_iter
         return self
 
     def _store(self, r):
