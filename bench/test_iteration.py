@@ -1,15 +1,13 @@
-"""One CAVI sweep (E-step, updates, full ELBO) at N = 1e6, K = 8: fastcavi vs vectorised NumPy."""
+"""One CAVI sweep (E-step, updates, full ELBO) at N = 1e6, K = 8: fastcavi vs vectorised NumPy.
+
+fastcavi's sweep is written with the public engine only (bench/_public.py).
+"""
 import numpy as np
 import pytest
 
 from baselines import numpy_cavi_iteration
 
-from fastcavi._driver import Preprocess, Workspace, estep_pass
-from fastcavi._models.base import elbo_from_stats
-from fastcavi._models.known import KnownCovariance
-from fastcavi._models.weights import DirichletWeights
-from fastcavi._sources import DataSource
-from fastcavi.api import _chunk_rows
+from _public import model_and_state, sweep as public_sweep
 
 K = 8
 
@@ -23,18 +21,10 @@ def _start(X):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sweep_fastcavi(benchmark, blobs, D, dtype):
     X = blobs(D, dtype)
-    source = DataSource(X)
-    model = KnownCovariance(DirichletWeights(np.ones(K)), 1.0, np.zeros(D), X.shape[0])
-    prep = Preprocess(np.zeros(D))
-    state = model.state_from_means(_start(X))
-    chunk = _chunk_rows(None, source, K, "diag")  # what fit() uses
-    work = Workspace("diag", K, D, chunk)
+    model, state = model_and_state(X, K, "identity", means=_start(X))
 
     def sweep():
-        coeffs = model.coefficients(state)
-        stats = estep_pass(source, model, coeffs, prep, chunk, workspace=work)
-        new = model.update(stats)
-        return elbo_from_stats(model, stats, coeffs, new)[0]
+        return public_sweep(model, state, X)[0]
 
     sweep()  # compile / load from cache outside the timing
     benchmark.group = f"sweep identity D={D} {dtype}"

@@ -7,13 +7,7 @@ responsibilities; fastcavi's as ``fit`` runs it: one kernel pass, the updates, t
 import numpy as np
 import pytest
 
-from fastcavi._driver import Workspace, estep_pass
-from fastcavi._init import responsibility_stats
-from fastcavi._models import families
-from fastcavi._sources import DataSource
-from fastcavi.api import _chunk_rows
-from fastcavi._summary import summarize_source
-from fastcavi._models.base import elbo_from_stats
+from _public import model_and_state, sweep as public_sweep
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
 
@@ -31,21 +25,10 @@ def _initial_resp(X):
 @pytest.mark.parametrize("D,cov", CASES)
 def test_sweep_fastcavi_wishart(benchmark, blobs, D, cov):
     X = blobs(D, "float64")
-    source = DataSource(X)
-    chunk = _chunk_rows(None, source, K, "full" if cov == "full" else "diag")  # what fit() uses
-    spec = families.resolve(cov, "dirichlet_distribution", K, D)
-    summary = summarize_source(source, chunk, full_scatter=spec.needs_full_scatter)
-    model, prep, _ = spec.build(summary)
-    R = _initial_resp(X)
-    state = model.update(responsibility_stats(source, prep, model.kernel, K, chunk,
-                                              lambda row0, y: R[row0:row0 + y.shape[0]]))
-    work = Workspace(model.kernel, K, D, chunk)
+    model, state = model_and_state(X, K, cov, responsibilities=_initial_resp(X))
 
     def sweep():
-        coeffs = model.coefficients(state)
-        stats = estep_pass(source, model, coeffs, prep, chunk, workspace=work)
-        new = model.update(stats)
-        return elbo_from_stats(model, stats, coeffs, new)[0]
+        return public_sweep(model, state, X)[0]
 
     sweep()
     benchmark.group = f"sweep {cov} D={D} float64 vs scikit-learn"

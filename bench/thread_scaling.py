@@ -11,6 +11,7 @@ efficiency against 1 thread.
 import argparse
 import json
 import os
+import sys
 import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count()))
@@ -29,13 +30,8 @@ def main():
 
     import numba
 
-    from fastcavi._driver import Workspace, estep_pass, numba_threads
-    from fastcavi._init import nearest_mean_resp, responsibility_stats
-    from fastcavi._models import families
-    from fastcavi._models.base import elbo_from_stats
-    from fastcavi._sources import DataSource
-    from fastcavi._summary import summarize_source
-    from fastcavi.api import _chunk_rows
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _public import model_and_state, sweep
 
     top = numba.config.NUMBA_NUM_THREADS
     counts = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= top]
@@ -44,38 +40,29 @@ def main():
     for cov, D in CASES:
         rng = np.random.default_rng(D)
         X = rng.normal(size=(K, D))[rng.integers(K, size=args.rows)] * 4 + rng.normal(size=(args.rows, D))
-        source = DataSource(X)
-        kernel = "full" if cov == "full" else "diag"
-        chunk = _chunk_rows(None, source, K, kernel)
-        spec = families.resolve(cov, "dirichlet_distribution", K, D)
-        summary = summarize_source(source, chunk, spec.needs_full_scatter)
-        model, prep, _ = spec.build(summary)
-        if hasattr(model, "state_from_means"):
-            state = model.state_from_means(prep.to_model(X[:K]))
+        if cov == "identity":
+            model, state = model_and_state(X, K, cov, means=X[:K])
         else:
-            hard = nearest_mean_resp(prep.to_model(X[rng.choice(args.rows, K, replace=False)]))
-            state = model.update(responsibility_stats(source, prep, kernel, K, chunk, hard))
-        work = Workspace(kernel, K, D, chunk)
-        coeffs = model.coefficients(state)
+            centres = X[rng.choice(args.rows, K, replace=False)]
+            hard = np.eye(K)[np.argmin(((X[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)]
+            model, state = model_and_state(X, K, cov, responsibilities=hard)
 
-        def sweep(source=source, model=model, coeffs=coeffs, prep=prep, chunk=chunk, work=work):
-            stats = estep_pass(source, model, coeffs, prep, chunk, workspace=work)
-            elbo_from_stats(model, stats, coeffs, model.update(stats))
-            return stats
+        def one_sweep(model=model, state=state, X=X):
+            return sweep(model, state, X)[1]
 
         base_time, reference = None, None
         for t in counts:
-            with numba_threads(t):
-                stats = sweep()
-                times = []
-                for _ in range(7):
-                    t0 = time.perf_counter()
-                    sweep()
-                    times.append(time.perf_counter() - t0)
+            numba.set_num_threads(t)
+            stats = one_sweep()
+            times = []
+            for _ in range(7):
+                t0 = time.perf_counter()
+                one_sweep()
+                times.append(time.perf_counter() - t0)
             med = float(np.median(times))
             if reference is None:
                 reference, base_time = stats, med
-            identical = bool(np.array_equal(stats.S, reference.S) and stats.lse_sum == reference.lse_sum)
+            identical = stats.values.tobytes() == reference.values.tobytes()
             row = dict(case=f"{cov} D={D} K={K}", rows=args.rows, threads=t, median_ms=med * 1e3,
                        speedup=base_time / med, efficiency=base_time / med / t, bitwise_identical=identical)
             report.append(row)

@@ -22,6 +22,7 @@ from ._models.summary import DataSummary, summary_size
 
 _SEGMENT_BLOCKS = SEGMENT_ROWS // BLOCK_ROWS
 _KERNEL_LOCK = threading.RLock()
+_CACHE = threading.local()  # the last E-step workspace of each Python thread, reused by the next pass
 _NO_WEIGHTS = np.ones(1)
 _NO_RESP = np.zeros((1, 1))
 
@@ -188,8 +189,11 @@ def estep_pass(source, weights, coords, kernel, coeffs, chunk_rows, *, outputs=N
     D = source.n_features
     size = totals_size(kernel, K, D)
     slot_shape = (scratch_rows(K, F), SUB_ROWS)
+    if workspace is None:
+        workspace = getattr(_CACHE, "estep", None)
     if workspace is None or not workspace.fits(size, chunk_rows, slot_shape):
         workspace = Workspace(size, chunk_rows, slot_shape)
+    _CACHE.estep = workspace  # repeated passes of one size (a sweep loop) allocate nothing
     stats = Stats(kernel, K, D)
     want = outputs is not None
     resp_buf = np.empty((chunk_rows, K)) if want else _NO_RESP
