@@ -42,6 +42,21 @@ def check_real(name, value, low=None, *, strict=True, high=None):
     return float(value)
 
 
+def check_bool(name, value):
+    """A Python or NumPy bool (not an int, not a string)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"The '{name}' parameter must be a bool. Got {value!r} instead.")
+    return bool(value)
+
+
+def check_reg_covar_and_exact_cavi(reg_covar, exact_cavi):
+    """``reg_covar`` (a finite real >= 0) and ``exact_cavi`` (a bool), for every covariance type.
+
+    They only act on the Wishart families, but a bad value is an error whatever the family.
+    """
+    return check_real("reg_covar", reg_covar, 0.0, strict=False), check_bool("exact_cavi", exact_cavi)
+
+
 def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"The '{name}' parameter must be a str among {{{', '.join(map(repr, choices))}}}. "

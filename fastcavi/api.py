@@ -262,9 +262,11 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         covariance, its diagonal or the mean of its diagonal; ``reg_covar`` is added to
         it when it is singular). Wishart families only.
     reg_covar : float, default 1e-6
-        Added to the diagonal of each component's scatter, as scikit-learn adds it.
+        Added to the diagonal of each component's scatter, as scikit-learn adds it. A finite
+        number >= 0 for every covariance type; ``"identity"`` checks it and ignores it.
     exact_cavi : bool, default False
-        Wishart families with ``reg_covar > 0`` only. False: scikit-learn's updates exactly;
+        Wishart families with ``reg_covar > 0`` only (a bool for every covariance type;
+        ``"identity"`` checks it and ignores it). False: scikit-learn's updates exactly;
         its M-step carries ``reg_covar`` but its E-step does not, so a sweep is not an exact
         coordinate-ascent step and on degenerate data the ELBO can dip slightly (an
         ``ELBODecreaseWarning``; scikit-learn's own bound dips there too). True: the logits

@@ -79,10 +79,7 @@ class WishartSpec:
                 raise ValueError("The parameter 'degrees_of_freedom_prior' should be greater than %d, "
                                  "but got %.3f." % (D - 1, nu0))
             self.nu0 = nu0
-        self.reg_covar = V.check_real("reg_covar", reg_covar, 0.0, strict=False)
-        if not isinstance(exact_cavi, (bool, np.bool_)):
-            raise ValueError(f"The 'exact_cavi' parameter must be a bool. Got {exact_cavi!r} instead.")
-        self.exact_cavi = bool(exact_cavi)
+        self.reg_covar, self.exact_cavi = V.check_reg_covar_and_exact_cavi(reg_covar, exact_cavi)
         self.Psi0 = None if covariance_prior is None else V.check_covariance_prior(covariance_prior,
                                                                                   covariance_type, D)
 
@@ -124,7 +121,12 @@ class WishartSpec:
 
 def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom_prior=None,
             covariance_prior=None, reg_covar=1e-6, exact_cavi=False, **priors):
-    """Check the hyperparameters of ``covariance_type`` and return its spec."""
+    """Check the hyperparameters of ``covariance_type`` and return its spec.
+
+    ``reg_covar`` and ``exact_cavi`` are checked for every type, though only the Wishart
+    families use them.
+    """
+    reg_covar, exact_cavi = V.check_reg_covar_and_exact_cavi(reg_covar, exact_cavi)
     if covariance_type == "identity":
         if degrees_of_freedom_prior is not None or covariance_prior is not None:
             raise ValueError("degrees_of_freedom_prior and covariance_prior apply to the Wishart families "
