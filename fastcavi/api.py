@@ -235,6 +235,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     ----------
     X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
         The data; any real dtype. It is read in chunks and never modified or copied whole.
+        float32 is computed as float32 (accumulated in float64); every other dtype is converted
+        to float64 chunk by chunk (``np.longdouble`` is rounded, losing its extra precision).
     n_components : int
         K, the number of mixture components.
     covariance_type : {"identity", "spherical", "diag", "full", "tied"}
