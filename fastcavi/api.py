@@ -1,6 +1,7 @@
 """``fastcavi.fit`` and its result: validation and orchestration only (no maths here)."""
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -181,12 +182,58 @@ def _engine(model, state, prep):
     return _Engine(kernel, tuple(_frozen(c) for c in coeffs), prep)
 
 
+_REQUIRED_KEYS = ("format_version", "covariance_type", "weight_concentration_prior_type", "converged", "kernel",
+                  "shift", "elbo", "means", "coeffs__0")
+
+
+def _read_model_file(path):
+    """The arrays of a model file, or a ValueError naming ``path`` and saying why it is not one."""
+    def not_a_model(why):
+        return ValueError(f"{path!r} is not a fastcavi model file (one written by FitResult.save): {why}.")
+
+    if not os.path.exists(path):
+        raise not_a_model("no such file")
+    if os.path.isdir(path):
+        raise not_a_model("it is a directory")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise not_a_model(f"it cannot be read as an .npz archive ({type(exc).__name__}: {exc})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise not_a_model("it holds a single array (a .npy file), not an .npz archive")
+    try:
+        with f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise not_a_model(f"an entry cannot be read ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in _REQUIRED_KEYS if k not in data]
+    if missing:
+        raise not_a_model(f"it lacks the entries {', '.join(missing)}")
+    if int(data["format_version"]) != 1:
+        raise not_a_model(f"its format version is {data['format_version']!r}; this fastcavi reads version 1")
+    return data
+
+
 def load(path):
-    """Read a :class:`FitResult` written by :meth:`FitResult.save`."""
-    with np.load(path, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
-    if "format_version" not in data or "coeffs__0" not in data:
-        raise ValueError(f"{path!r} is not a model file written by fastcavi.")
+    """Read a :class:`FitResult` written by :meth:`FitResult.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An ``.npz`` file written by :meth:`FitResult.save`.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is not a fastcavi model file (missing, a directory, a ``.npy`` file,
+        text, or an ``.npz`` archive without fastcavi's entries), naming it.
+    """
+    path = os.fspath(path)
+    data = _read_model_file(path)
     fields = {}
     for name in _ARRAY_FIELDS:
         if name in data:
