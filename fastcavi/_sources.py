@@ -12,6 +12,10 @@ chunks that the kernels can read directly:
   the result of the same values as float64. (float32 input is read as float32 and computed in
   float64; its kernel is compiled separately, so it agrees with the float64 result
   of the same values to round-off, ~1e-15 relative, not bit for bit.)
+* ``np.longdouble`` (float96/float128: x87 extended or IEEE quad precision) is rounded
+  to float64, chunk by chunk, which loses its extra precision: the result is bit for
+  bit that of ``X.astype(np.float64)``. Values beyond float64's range become infinite
+  and are reported as such by the validating first pass.
 * Fortran-ordered or strided slices are made C-contiguous, one chunk at a time;
 * every chunk is handed over as a read-only view, so the kernels compile once per
   float width and can never write into the caller's data.
@@ -49,10 +53,9 @@ def _compute_dtype(dtype):
         return np.dtype(np.float64)
     if dtype.kind == "f" and dtype.itemsize == 4:
         return np.dtype(np.float32)
-    if dtype.kind == "f" and dtype.itemsize == 2:
-        return np.dtype(np.float64)  # exact, and gives bit for bit the float64 result
-    if dtype.kind == "f":
-        raise ValueError(f"Unsupported float dtype {dtype}: use float16, float32 or float64.")
+    # float16 is exact in float64 and gives bit for bit the float64 result; longdouble (itemsize
+    # 12 or 16) is rounded to float64, losing its extra precision; integers and bools are exact
+    # up to 2**53
     return np.dtype(np.float64)
 
 
@@ -89,7 +92,11 @@ class DataSource:
     dtype : numpy.dtype
         The data's own dtype.
     compute_dtype : numpy.dtype
-        float32 or float64: what the kernels are handed.
+        float32 or float64: what the kernels are handed. float32 stays float32; every
+        other real dtype becomes float64, one chunk at a time. That is exact for float16,
+        integers up to 2**53 and bools; ``np.longdouble`` (float96/float128) is rounded
+        to float64 and loses its extra precision (values beyond float64's range become
+        infinite and are reported as such).
     """
 
     def __init__(self, X):
@@ -124,7 +131,8 @@ class DataSource:
     def _convert(self, block):
         block = np.asarray(block)
         if block.dtype != self.compute_dtype:  # other types, and big-endian floats (compute_dtype is native)
-            block = block.astype(self.compute_dtype)
+            with np.errstate(over="ignore"):  # longdouble beyond float64's range: inf, reported by the summary
+                block = block.astype(self.compute_dtype)
         if not block.flags.c_contiguous:
             block = np.ascontiguousarray(block)
         view = block.view()

@@ -43,10 +43,18 @@ def check_real(name, value, low=None, *, strict=True, high=None):
 
 
 def check_bool(name, value):
-    """A bool (or numpy bool)."""
+    """A Python or NumPy bool (not an int, not a string)."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"The '{name}' parameter must be an instance of 'bool'. Got {value!r} instead.")
+        raise ValueError(f"The '{name}' parameter must be a bool. Got {value!r} instead.")
     return bool(value)
+
+
+def check_reg_covar_and_exact_cavi(reg_covar, exact_cavi):
+    """``reg_covar`` (a finite real >= 0) and ``exact_cavi`` (a bool), for every covariance type.
+
+    They only act on the Wishart families, but a bad value is an error whatever the family.
+    """
+    return check_real("reg_covar", reg_covar, 0.0, strict=False), check_bool("exact_cavi", exact_cavi)
 
 
 def check_choice(name, value, choices):

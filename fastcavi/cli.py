@@ -121,10 +121,17 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run the command line; return the exit status.
+
+    Bad input (a ``ValueError``: data, parameters, a file that is not a model; an ``OSError``:
+    a path that cannot be read or written; a ``FloatingPointError``: numerically degenerate
+    data) is reported as one line on stderr, ``fastcavi: error: ...``, with exit status 2, as
+    argparse reports bad arguments. Anything else is a bug and keeps its traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:
         print(f"fastcavi: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,5 +1,6 @@
 """The fitted result: its parameters, streamed predictions, and the model file."""
 import os
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
@@ -156,6 +157,37 @@ class FitResult:
         return path
 
 
+def _read_model_file(path):
+    """The arrays of a model file, or a ValueError naming ``path`` and saying why it is not one."""
+    def not_a_model(why):
+        return ValueError(f"{path!r} is not a fastcavi model file (one written by FitResult.save): {why}.")
+
+    if not os.path.exists(path):
+        raise not_a_model("no such file")
+    if os.path.isdir(path):
+        raise not_a_model("it is a directory")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise not_a_model(f"it cannot be read as an .npz archive ({type(exc).__name__}: {exc})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise not_a_model("it holds a single array (a .npy file), not an .npz archive")
+    try:
+        with f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise not_a_model(f"an entry cannot be read ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in ("format_version", "elbo", "converged") if k not in data]
+    if missing:
+        raise not_a_model(f"it lacks the entries {', '.join(missing)}")
+    version = int(data["format_version"])
+    if version != MODEL_FORMAT_VERSION:
+        hint = " (version 1 files, of fastcavi 0.1, hold no variational state: refit)" if version == 1 else ""
+        raise not_a_model(f"its format version is {version}; this fastcavi reads version "
+                          f"{MODEL_FORMAT_VERSION}{hint}")
+    return data
+
+
 def load(path: Union[str, os.PathLike]) -> FitResult:
     """Read a :class:`FitResult` written by :meth:`FitResult.save`.
 
@@ -166,25 +198,7 @@ def load(path: Union[str, os.PathLike]) -> FitResult:
         version this fastcavi does not read.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"No such model file: {path!r}.")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError("a single .npy array, not an .npz archive")
-            data = {k: f[k] for k in f.files}
-    except ValueError as exc:
-        raise ValueError(f"{path!r} is not a fastcavi model file ({exc}).") from None
-    except Exception as exc:  # zip errors, truncated files, text files
-        raise ValueError(f"{path!r} is not a fastcavi model file (it cannot be read as .npz: {exc}).") from None
-    if "format_version" not in data:
-        raise ValueError(f"{path!r} is not a fastcavi model file (it has no format_version).")
-    version = int(data["format_version"])
-    if version != MODEL_FORMAT_VERSION:
-        hint = (" Version 1 files (fastcavi 0.1) hold no variational state: refit and save again."
-                if version == 1 else "")
-        raise ValueError(f"{path!r} has model file format version {version}; this fastcavi reads version "
-                         f"{MODEL_FORMAT_VERSION}.{hint}")
+    data = _read_model_file(path)
     try:
         config = {k[len("model__"):]: v for k, v in data.items() if k.startswith("model__")}
         config.update({k[len("model_none__"):]: None for k in data if k.startswith("model_none__")})

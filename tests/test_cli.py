@@ -67,3 +67,42 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert "n_samples >= n_components" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["fit"])
+
+
+def test_bad_model_file_is_one_line_and_status_2(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((10, 2)))
+    x, out = str(tmp_path / "x.npy"), str(tmp_path / "labels.npy")
+    # as a user runs it: one line on stderr, no traceback, status 2
+    run = _run("predict", x, x, "--out", out)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr == f"fastcavi: error: {x!r} is not a fastcavi model file (one written by FitResult.save): " \
+                         "it holds a single array (a .npy file), not an .npz archive.\n"
+    assert run.stdout == ""
+    for model in (str(tmp_path / "missing.npz"), str(tmp_path)):
+        assert main(["predict", model, x, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fastcavi: error: {model!r} is not a fastcavi model file") and err.count("\n") == 1
+
+
+def test_bad_data_and_unwritable_output_are_reported(tmp_path, capsys):
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    np.save(tmp_path / "x.npy", X)
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(tmp_path / "x.npy"), "-k", "2", "--out", str(model), "--quiet", "--max-iter", "3",
+                 "--tol", "0"]) == 0
+    (tmp_path / "d.npy").mkdir()
+    capsys.readouterr()
+    np.save(tmp_path / "x3.npy", np.zeros((5, 3)))
+    cases = [
+        (["predict", str(model), str(tmp_path / "x3.npy"), "--out", str(tmp_path / "l.npy")],
+         "X has 3 features, but the fitted model is expecting 2 features"),
+        (["predict", str(model), str(tmp_path / "nope.npy"), "--out", str(tmp_path / "l.npy")], "No such data file"),
+        (["predict", str(model), str(tmp_path / "x.npy"), "--out", str(tmp_path / "no_dir" / "l.npy")],
+         "No such file or directory"),
+        (["predict", str(model), str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy")], "Is a directory"),
+        (["fit", str(tmp_path / "x.npy"), "-k", "2", "--reg-covar", "-1", "--out", str(model)], "'reg_covar'"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("fastcavi: error: ") and message in err and err.count("\n") == 1, err

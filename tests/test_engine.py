@@ -197,13 +197,17 @@ def test_model_file_errors(tmp_path):
     data = dict(np.load(path))
     data["format_version"] = np.array(99)
     np.savez(tmp_path / "future.npz", **data)
-    with pytest.raises(ValueError, match="format version 99"):
+    with pytest.raises(ValueError, match="format version is 99"):
         fastcavi.load(tmp_path / "future.npz")
     del data["state__means"]
     data["format_version"] = np.array(2)
     np.savez(tmp_path / "broken.npz", **data)
     with pytest.raises(ValueError, match="corrupted"):
         fastcavi.load(tmp_path / "broken.npz")
+    data["format_version"] = np.array(1)
+    np.savez(tmp_path / "old.npz", **data)
+    with pytest.raises(ValueError, match="hold no variational state"):
+        fastcavi.load(tmp_path / "old.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     with pytest.raises(ValueError, match="not a fastcavi model file"):
         fastcavi.load(tmp_path / "junk.npz")

@@ -98,6 +98,33 @@ def test_float16_and_integer_input():
     _same(fastcavi.fit(Xi.astype(np.float64), 4, **FIT), fastcavi.fit(Xi, 4, **FIT))
 
 
+def test_longdouble_input_is_its_float64_rounding(tmp_path):
+    # np.longdouble (float96/float128) is rounded to float64 chunk by chunk: bit for bit the fit of
+    # X.astype(float64), whatever the chunking or storage; its extra precision is lost.
+    Xl = _data().astype(np.longdouble)
+    if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
+        Xl += np.longdouble(2.0) ** -60 * np.arange(Xl.size).reshape(Xl.shape)  # digits float64 cannot hold
+        assert np.any(Xl.astype(np.float64) != Xl)
+    X64 = Xl.astype(np.float64)
+    np.save(tmp_path / "xl.npy", Xl)
+    for cov in ("identity", "full"):
+        a = fastcavi.fit(X64, 4, covariance_type=cov, **FIT)
+        for source in (Xl, tmp_path / "xl.npy"):
+            b = fastcavi.fit(source, 4, covariance_type=cov, chunk_size=1024, **FIT)
+            _same(a, b)
+            np.testing.assert_array_equal(a.covariances, b.covariances)
+        np.testing.assert_array_equal(a.predict_proba(X64), a.predict_proba(Xl, chunk_size=512))
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max,
+                    reason="np.longdouble is float64 here")
+def test_longdouble_beyond_float64_range_is_reported():
+    Xl = _data(N=600).astype(np.longdouble)
+    Xl[300, 1] = np.longdouble(10.0) ** 400
+    with pytest.raises(ValueError, match=r"Input X contains infinity.*row 300, column 1"):
+        fastcavi.fit(Xl, 2)
+
+
 def test_array_like_dataset_object():
     class Dataset:  # what h5py and zarr datasets offer: shape, dtype, row slicing
         def __init__(self, a):

@@ -71,6 +71,34 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(back.score_samples(X), r.score_samples(X))
 
 
+def _not_models(tmp_path):
+    """Files that are not fastcavi models, and why (a fragment of the error message)."""
+    np.save(tmp_path / "x.npy", _blobs(N=20))
+    (tmp_path / "notes.txt").write_text("not a model\n")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    np.savez(tmp_path / "objects.npz", a=np.array([{}], dtype=object))
+    r = fastcavi.fit(_blobs(N=50), 2, random_state=0, max_iter=2, tol=0)
+    with np.load(r.save(tmp_path / "model")) as f:
+        future = {k: f[k] for k in f.files}
+    future["format_version"] = np.array(fastcavi.result.MODEL_FORMAT_VERSION + 1)
+    np.savez(tmp_path / "future.npz", **future)
+    return [("x.npy", "a single array"), ("notes.txt", "cannot be read as an .npz archive"),
+            ("empty.npz", "cannot be read as an .npz archive"), ("other.npz", "lacks the entries format_version"),
+            ("objects.npz", "an entry cannot be read"), ("missing.npz", "no such file"), (".", "a directory"),
+            ("future.npz", "format version is")]
+
+
+def test_load_rejects_files_that_are_not_models(tmp_path):
+    for name, why in _not_models(tmp_path):
+        path = tmp_path / name
+        with pytest.raises(ValueError) as info:
+            fastcavi.load(path)
+        message = str(info.value)
+        assert message.startswith(f"{str(path)!r} is not a fastcavi model file"), message
+        assert why in message, message
+
+
 def test_predict_overflowing_rows_raise():
     r = fastcavi.fit(_blobs(D=2), 2, random_state=0, max_iter=5)
     X = np.zeros((10, 2))

@@ -95,17 +95,46 @@ def test_bad_parameters(kwargs, message):
         fastcavi.fit(_X(), K, **kwargs)
 
 
+@pytest.mark.parametrize("covariance_type", ["identity", "spherical", "diag", "full", "tied"])
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(reg_covar=-5), r"The 'reg_covar' parameter must be a finite real number >= 0.0. Got -5 instead."),
+    (dict(reg_covar="abc"), r"The 'reg_covar' parameter must be a finite real number >= 0.0. Got 'abc' instead."),
+    (dict(reg_covar=np.inf), r"'reg_covar'.*Got inf instead"),
+    (dict(reg_covar=True), r"'reg_covar'.*Got True instead"),
+    (dict(exact_cavi="yes"), r"The 'exact_cavi' parameter must be a bool. Got 'yes' instead."),
+    (dict(exact_cavi=1), r"The 'exact_cavi' parameter must be a bool. Got 1 instead."),
+])
+def test_reg_covar_and_exact_cavi_checked_for_every_family(covariance_type, kwargs, message):
+    # "identity" ignores both, but a bad value is still an error, raised before the data is read
+    ds = _CountingReads(_X())
+    with pytest.raises(ValueError, match=message):
+        fastcavi.fit(ds, 2, covariance_type=covariance_type, **kwargs)
+    assert ds.reads == 0
+
+
+def test_reg_covar_and_exact_cavi_ignored_by_identity():
+    X = _X()
+    kw = dict(random_state=0, max_iter=5, tol=0)
+    a = fastcavi.fit(X, 2, **kw)
+    b = fastcavi.fit(X, 2, reg_covar=0.5, exact_cavi=np.bool_(True), **kw)
+    np.testing.assert_array_equal(a.elbo, b.elbo)
+    np.testing.assert_array_equal(a.means, b.means)
+
+
+class _CountingReads:
+    """A dataset-like object that counts its reads."""
+
+    def __init__(self, a):
+        self._a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return self._a[key]
+
+
 def test_errors_come_before_any_work(monkeypatch):
     # A bad hyperparameter must be reported without a single pass over the data.
-    class Counting:
-        def __init__(self, a):
-            self._a, self.shape, self.dtype, self.reads = a, a.shape, a.dtype, 0
-
-        def __getitem__(self, key):
-            self.reads += 1
-            return self._a[key]
-
-    ds = Counting(_X())
+    ds = _CountingReads(_X())
     with pytest.raises(ValueError):
         fastcavi.fit(ds, 2, mean_precision_prior=-1.0)
     assert ds.reads == 0

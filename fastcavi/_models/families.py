@@ -159,7 +159,12 @@ def rebuild(config):
 
 def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom_prior=None,
             covariance_prior=None, reg_covar=1e-6, exact_cavi=False, **priors):
-    """Check the hyperparameters of ``covariance_type`` and return its spec."""
+    """Check the hyperparameters of ``covariance_type`` and return its spec.
+
+    ``reg_covar`` and ``exact_cavi`` are checked for every type, though only the Wishart
+    families use them.
+    """
+    reg_covar, exact_cavi = V.check_reg_covar_and_exact_cavi(reg_covar, exact_cavi)
     if covariance_type == "identity":
         if degrees_of_freedom_prior is not None or covariance_prior is not None:
             raise ValueError("degrees_of_freedom_prior and covariance_prior apply to the Wishart families "
