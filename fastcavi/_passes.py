@@ -17,7 +17,7 @@ import threading
 import numpy as np
 
 from ._config import BLOCK_ROWS, SEGMENT_ROWS
-from ._models.base import Stats, totals_size
+from ._models.base import Stats, stats_size
 from ._models.summary import DataSummary, summary_size
 
 _SEGMENT_BLOCKS = SEGMENT_ROWS // BLOCK_ROWS
@@ -150,7 +150,7 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter):
     return summary
 
 
-def estep_pass(source, weights, coords, kernel, coeffs, chunk_rows, *, outputs=None, given=None,
+def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=None, given=None,
                check_finite=False, workspace=None):
     """One pass over the data: the statistics of q(z) for the logits ``coeffs`` (or of given responsibilities).
 
@@ -159,7 +159,7 @@ def estep_pass(source, weights, coords, kernel, coeffs, chunk_rows, *, outputs=N
     source : DataSource
     weights : WeightSource or None
     coords : Coordinates
-    kernel : {"diag", "full"}
+    layout : {"diag", "full"}
         Which quadratic features the coefficients weigh.
     coeffs : tuple ``(bias (K,), W (K, F))``
     chunk_rows : int
@@ -187,14 +187,14 @@ def estep_pass(source, weights, coords, kernel, coeffs, chunk_rows, *, outputs=N
     bias, W = (np.array(c, dtype=np.float64, order="C") for c in coeffs)  # writable C copies: one numba type
     K, F = W.shape
     D = source.n_features
-    size = totals_size(kernel, K, D)
+    size = stats_size(layout, K, D)
     slot_shape = (scratch_rows(K, F), SUB_ROWS)
     if workspace is None:
         workspace = getattr(_CACHE, "estep", None)
     if workspace is None or not workspace.fits(size, chunk_rows, slot_shape):
         workspace = Workspace(size, chunk_rows, slot_shape)
     _CACHE.estep = workspace  # repeated passes of one size (a sweep loop) allocate nothing
-    stats = Stats(kernel, K, D)
+    stats = Stats(layout, K, D)
     want = outputs is not None
     resp_buf = np.empty((chunk_rows, K)) if want else _NO_RESP
     lse_buf = np.empty(chunk_rows) if want else _NO_WEIGHTS
@@ -208,7 +208,7 @@ def estep_pass(source, weights, coords, kernel, coeffs, chunk_rows, *, outputs=N
             n = rows.shape[0]
             resp_in = given(row0, rows, shift) if given is not None else _NO_RESP
             resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
-            estep(rows, shift, bias, W, kernel == "full", w, wchunks is not None, given is not None, resp_in,
+            estep(rows, shift, bias, W, layout == "full", w, wchunks is not None, given is not None, resp_in,
                   want, resp, lse, workspace.partials, workspace.scratch)
             _fold(workspace, n, stats._acc)
             if want:

@@ -135,8 +135,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         init = V.check_init(init, K, D)
     resp0 = None if init_responsibilities is None else V.check_init_responsibilities(init_responsibilities, N, K)
     weights = None if sample_weight is None else WeightSource(sample_weight, N)
-    kernel = "full" if covariance_type == "full" else "diag"
-    chunk_rows = engine.estep_chunk_rows(chunk_size, source, K, kernel)
+    layout = "full" if covariance_type == "full" else "diag"
+    chunk_rows = engine.estep_chunk_rows(chunk_size, source, K, layout)
 
     with numba_threads(n_threads):
         from ._passes import estep_pass, summary_pass
@@ -150,8 +150,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         workspace = [None]
 
         def sweep(state):
-            kern, coeffs = model.coefficients(state)
-            stats, workspace[0] = estep_pass(source, weights, model._coords, kern, coeffs, chunk_rows,
+            layout, coeffs = model.coefficients(state)
+            stats, workspace[0] = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows,
                                              workspace=workspace[0])
             return stats
 
@@ -213,7 +213,7 @@ def _initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summ
         if model.covariance_type == "identity":
             return model.state_from_means(means)
         given = _init.nearest_mean_resp(model._coords.to_model(means))
-    stats, _ = estep_pass(source, weights, model._coords, model.kernel, _dummy_coeffs(model), chunk_rows,
+    stats, _ = estep_pass(source, weights, model._coords, model.layout, _dummy_coeffs(model), chunk_rows,
                           given=given)
     return model.update(stats)
 

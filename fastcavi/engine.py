@@ -26,13 +26,12 @@ The contract:
   (``to_dict`` / ``from_dict``): no pickle needed.
 * Results do not depend on the number of threads.
 """
-from dataclasses import fields as _dc_fields
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
 from ._config import SEGMENT_ROWS
-from ._models.base import State, Stats
+from ._models.base import State, Stats, frozen_array
 from ._models.summary import DataSummary
 
 __all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize", "estep", "responsibility_stats"]
@@ -46,46 +45,12 @@ _OPTION_DEFAULTS = dict(covariance=None, weight_concentration_prior_type="dirich
                         degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6, exact_cavi=False)
 
 
-def _frozen(a):
-    """A read-only float64 copy whose read-only flag cannot be reset (its memory is an immutable bytes object)."""
-    if a is None:
-        return None
-    if isinstance(a, tuple):
-        return tuple(_frozen(x) for x in a)
-    arr = np.asarray(a, dtype=np.float64)
-    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+_frozen = frozen_array
 
 
 def freeze_state(state: State) -> State:
-    """``state`` with every array frozen (see :func:`_frozen`)."""
-    return State(**{f.name: _frozen(getattr(state, f.name)) for f in _dc_fields(State)})
-
-
-def state_to_dict(state: State) -> Dict[str, np.ndarray]:
-    """The arrays of a :class:`State`, under stable names (a stick-breaking pair as ``..._a``, ``..._b``)."""
-    out = {}
-    for f in _dc_fields(State):
-        value = getattr(state, f.name)
-        if isinstance(value, tuple):
-            out[f.name + "_a"], out[f.name + "_b"] = value
-        elif value is not None:
-            out[f.name] = value
-    return out
-
-
-def state_from_dict(arrays: Mapping[str, Any]) -> State:
-    """Inverse of :func:`state_to_dict`."""
-    kw = {}
-    for f in _dc_fields(State):
-        if f.name in arrays:
-            kw[f.name] = np.asarray(arrays[f.name], dtype=np.float64)
-        elif f.name + "_a" in arrays:
-            kw[f.name] = (np.asarray(arrays[f.name + "_a"], dtype=np.float64),
-                          np.asarray(arrays[f.name + "_b"], dtype=np.float64))
-    try:
-        return freeze_state(State(**kw))
-    except TypeError as exc:
-        raise ValueError(f"Incomplete variational state: {exc}") from None
+    """``state`` with every array read-only for good."""
+    return state.frozen()
 
 
 class Model:
@@ -110,8 +75,8 @@ class Model:
     Attributes
     ----------
     n_components, n_features : int
-    covariance_type, weight_concentration_prior_type, kernel : str
-        ``kernel`` is the statistics' layout (``"diag"`` or ``"full"``).
+    covariance_type, weight_concentration_prior_type, layout : str
+        ``layout`` is the statistics' layout (``"diag"`` or ``"full"``).
     priors : mapping
         The hyperparameters with their defaults resolved (scikit-learn's ``*_prior_``).
     shift : ndarray of shape (D,)
@@ -165,8 +130,8 @@ class Model:
         return self._config["weight_concentration_prior_type"]
 
     @property
-    def kernel(self) -> str:
-        return self._family.kernel
+    def layout(self) -> str:
+        return self._family.layout
 
     @property
     def shift(self) -> np.ndarray:
@@ -240,10 +205,10 @@ class Model:
     def _check_stats(self, stats):
         if not isinstance(stats, Stats):
             raise TypeError(f"Expected fastcavi.engine.Stats, got {type(stats).__name__}.")
-        if (stats.kernel, stats.n_components, stats.n_features) != (self.kernel, self.n_components,
+        if (stats.layout, stats.n_components, stats.n_features) != (self.layout, self.n_components,
                                                                     self.n_features):
-            raise ValueError(f"Stats of layout ({stats.kernel!r}, K={stats.n_components}, D={stats.n_features}) "
-                             f"do not fit this model ({self.kernel!r}, K={self.n_components}, "
+            raise ValueError(f"Stats of layout ({stats.layout!r}, K={stats.n_components}, D={stats.n_features}) "
+                             f"do not fit this model ({self.layout!r}, K={self.n_components}, "
                              f"D={self.n_features}).")
         if not stats.is_finite():
             raise FloatingPointError("Non-finite sufficient statistics: the data or the priors are numerically "
@@ -255,10 +220,10 @@ class Model:
         return self._family.public_parameters(state, self._coords)
 
     def coefficients(self, state: State, prediction: bool = False):
-        """``(kernel, (bias, W))`` of the E-step (``prediction=True``: logits whose log-sum-exp is the log-density)."""
+        """``(layout, (bias, W))`` of the E-step (``prediction=True``: logits whose log-sum-exp is the log-density)."""
         if prediction:
             return self._family.prediction_coefficients(state)
-        return self._family.kernel, self._family.coefficients(state)
+        return self._family.layout, self._family.coefficients(state)
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
@@ -326,17 +291,17 @@ def _chunk_rows(chunk_size, source, bytes_per_row):
     return min(rows, round_chunk_rows(source.n_samples))  # never a buffer larger than the data
 
 
-def estep_chunk_rows(chunk_size, source, K, kernel):
+def estep_chunk_rows(chunk_size, source, K, layout):
     """Rows per chunk of an E-step pass: the user's (rounded to whole segments) or about ``CHUNK_BYTES``.
 
     Per row: the converted row (D float64), responsibilities and log-sum-exp when they are
     returned (K + 1), and its share of the per-block partial sums.
     """
     from ._config import BLOCK_ROWS
-    from ._models.base import totals_size
+    from ._models.base import stats_size
 
     D = source.n_features
-    return _chunk_rows(chunk_size, source, 8 * (D + K + 1) + 8 * totals_size(kernel, K, D) // BLOCK_ROWS)
+    return _chunk_rows(chunk_size, source, 8 * (D + K + 1) + 8 * stats_size(layout, K, D) // BLOCK_ROWS)
 
 
 def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full_scatter: bool = True,
@@ -437,12 +402,12 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
         if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
                                 or not out.flags.writeable):
             raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
-    kernel, coeffs = model.coefficients(state)
+    layout, coeffs = model.coefficients(state)
     outputs = None
     if responsibilities is not None or log_density is not None:
         family = model._family
 
-        def outputs(row0, resp, lse, rows, shift):
+        def outputs(row0, resp, lse, rows, shift):  # noqa: F811  (None above when no output is wanted)
             n = resp.shape[0]
             if responsibilities is not None:
                 responsibilities[row0:row0 + n] = resp
@@ -450,9 +415,9 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
                 # plus the part of the log-density that the fitting logits leave out (tied: the same for every k)
                 log_density[row0:row0 + n] = lse + family.common_log_density(state, rows, shift)
 
-    chunk_rows = estep_chunk_rows(chunk_size, source, K, kernel)
+    chunk_rows = estep_chunk_rows(chunk_size, source, K, layout)
     with numba_threads(n_threads):
-        stats, _ = estep_pass(source, weights, model._coords, kernel, coeffs, chunk_rows, outputs=outputs,
+        stats, _ = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows, outputs=outputs,
                               check_finite=check_finite)
     return stats
 
@@ -488,15 +453,15 @@ def responsibility_stats(model: Model, X, responsibilities, *, sample_weight=Non
         V.check_resp_chunk(chunk, row0)
         return chunk
 
-    kernel, coeffs = model.kernel, _dummy_coeffs(model)
-    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, kernel)
+    layout, coeffs = model.layout, _dummy_coeffs(model)
+    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, layout)
     with numba_threads(n_threads):
-        stats, _ = estep_pass(source, weights, model._coords, kernel, coeffs, chunk_rows, given=given)
+        stats, _ = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows, given=given)
     return stats
 
 
 def _dummy_coeffs(model):
-    from ._models.base import n_features
+    from ._models.base import feature_count
 
     K = model.n_components
-    return np.zeros(K), np.zeros((K, n_features(model.n_features, model.kernel)))
+    return np.zeros(K), np.zeros((K, feature_count(model.n_features, model.layout)))

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from .engine import Model, State, _frozen, state_from_dict, state_to_dict
+from .engine import Model, State, _frozen
 
 #: Version of the model file format written by :meth:`FitResult.save`. Version 1 (fastcavi
 #: 0.1) held the public parameters only, not the variational state: it cannot be resumed.
@@ -148,7 +148,7 @@ class FitResult:
                 arrays[f"model_none__{k}"] = 0
             else:
                 arrays[f"model__{k}"] = v
-        for k, v in state_to_dict(self.state).items():
+        for k, v in self.state.to_dict().items():
             arrays[f"state__{k}"] = v
         path = os.fspath(path)
         if not path.endswith(".npz"):
@@ -206,7 +206,7 @@ def load(path: Union[str, os.PathLike]) -> FitResult:
                       k not in ("weight_concentration_prior", "covariance_prior", "mean_prior") else v)
                   for k, v in config.items()}
         model = Model.from_dict(config)
-        state = state_from_dict({k[len("state__"):]: v for k, v in data.items() if k.startswith("state__")})
+        state = State.from_dict({k[len("state__"):]: v for k, v in data.items() if k.startswith("state__")})
         result = FitResult.from_state(model, state, data["elbo"], bool(data["converged"]))
     except (KeyError, ValueError, TypeError, IndexError, np.linalg.LinAlgError) as exc:
         raise ValueError(f"{path!r} is a corrupted fastcavi model file ({exc}).") from None

@@ -74,7 +74,7 @@ def test_model_and_state_round_trip_through_dicts():
         r = fastcavi.fit(X, 3, covariance_type=cov, max_iter=2, tol=0, random_state=0)
         model = engine.Model.from_dict(r.model.to_dict())
         assert model == r.model
-        state = engine.state_from_dict(engine.state_to_dict(r.state))
+        state = engine.State.from_dict(r.state.to_dict())
         s1, s2 = engine.estep(model, state, X), engine.estep(r.model, r.state, X)
         assert s1 == s2
 

@@ -9,7 +9,7 @@ from fastcavi._kernels import exactsum
 from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
 from fastcavi._kernels.seeding import kmeanspp_draw
 from fastcavi._kernels.summary import first_non_finite, summarize, summary_size
-from fastcavi._models.base import empty_accumulator, n_features
+from fastcavi._models.base import empty_accumulator, feature_count
 
 BLOCK = 256
 
@@ -84,7 +84,7 @@ def test_estep_full_features_match_reference(D, K, dtype):
     np.testing.assert_allclose(resp, r_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(lse, lse_ref, rtol=1e-11, atol=1e-10)
     np.testing.assert_allclose(totals[3:3 + K], Nk, rtol=1e-10, atol=1e-10)
-    S = totals[3 + K:].reshape(K, n_features(D, "full"))
+    S = totals[3 + K:].reshape(K, feature_count(D, "full"))
     np.testing.assert_allclose(S[:, :D], S1, rtol=1e-9, atol=1e-8)
     np.testing.assert_allclose(S[:, D:], S2[:, a, b], rtol=1e-9, atol=1e-8)
     assert np.all(np.isfinite(totals))
@@ -177,26 +177,26 @@ def test_kmeanspp_draw_is_d2_weighted():
     assert min(a, b) == whole
 
 
-@pytest.mark.parametrize("kernel", ["diag", "full"])
-def test_estep_weighted_and_given_match_reference(kernel):
+@pytest.mark.parametrize("layout", ["diag", "full"])
+def test_estep_weighted_and_given_match_reference(layout):
     # weights scale every statistic (count, lse, entropy, N_k, S); given responsibilities replace the computed ones
     rng = np.random.default_rng(5)
     n, D, K = 1500, 3, 4
     X = rng.normal(size=(n, D))
-    F = n_features(D, kernel)
+    F = feature_count(D, layout)
     bias, W = rng.normal(size=K), rng.normal(size=(K, F)) * 0.2
     W[:, D:] = -np.abs(W[:, D:])
     w = rng.uniform(0, 2, size=n)
     w[::7] = 0.0
-    resp, lse, plain = _run_estep(X, np.zeros(D), bias, W, kernel)
-    _, _, weighted = _run_estep(X, np.zeros(D), bias, W, kernel, weights=w)
+    resp, lse, plain = _run_estep(X, np.zeros(D), bias, W, layout)
+    _, _, weighted = _run_estep(X, np.zeros(D), bias, W, layout, weights=w)
     a, b = np.triu_indices(D)
-    phi = np.hstack((X, X[:, a] * X[:, b] if kernel == "full" else X * X))
+    phi = np.hstack((X, X[:, a] * X[:, b] if layout == "full" else X * X))
     ent_rows = -np.sum(np.where(resp > 0, resp * np.log(np.where(resp > 0, resp, 1.0)), 0.0), axis=1)
     expected = np.concatenate(([w.sum(), w @ lse, w @ ent_rows], w @ resp, ((resp * w[:, None]).T @ phi).ravel()))
     np.testing.assert_allclose(weighted, expected, rtol=1e-10, atol=1e-9)
     R = rng.dirichlet(np.ones(K), size=n)
-    _, _, given = _run_estep(X, np.zeros(D), bias, W, kernel, weights=w, given=R)
+    _, _, given = _run_estep(X, np.zeros(D), bias, W, layout, weights=w, given=R)
     ent_given = -np.sum(R * np.log(R), axis=1)
     expected = np.concatenate(([w.sum(), 0.0, w @ ent_given], w @ R, ((R * w[:, None]).T @ phi).ravel()))
     np.testing.assert_allclose(given, expected, rtol=1e-10, atol=1e-9)

@@ -1,7 +1,7 @@
 """What every mixture family shares: the statistics layout and the ELBO from statistics.
 
 A family (identity/known covariance, spherical, diag, full, tied) says which
-quadratic features its logits need (``kernel = "diag"``: the squares ``y_d**2``;
+quadratic features its logits need (``layout = "diag"``: the squares ``y_d**2``;
 ``"full"``: all products ``y_a y_b``) and gives, for a variational state,
 
 * ``coefficients(state)``: the kernel's logit coefficients ``(bias, W)``, which are
@@ -16,8 +16,8 @@ a sweep needs no second pass over the data: the expected log joint is linear in 
 sufficient statistics, and the entropy of q(z), ``-sum_nk r_nk log r_nk``, is accumulated
 by the same pass.
 """
-from dataclasses import dataclass
-from typing import Optional, Protocol, Tuple, Union
+from dataclasses import dataclass, fields
+from typing import Dict, Mapping, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
@@ -49,17 +49,60 @@ class State:
     covariances: Optional[np.ndarray] = None
     precisions_cholesky: Optional[np.ndarray] = None
 
+    def frozen(self) -> "State":
+        """The same state with every array read-only for good (see :func:`frozen_array`)."""
+        return State(**{f.name: frozen_array(getattr(self, f.name)) for f in fields(State)})
+
+    def to_dict(self) -> Dict[str, np.ndarray]:
+        """The arrays, under stable names (a stick-breaking pair as ``<name>_a``, ``<name>_b``; None left out)."""
+        out = {}
+        for f in fields(State):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                out[f.name + "_a"], out[f.name + "_b"] = value
+            elif value is not None:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, arrays: Mapping[str, np.ndarray]) -> "State":
+        """A (frozen) state from :meth:`to_dict`'s output."""
+        kw = {}
+        for f in fields(State):
+            if f.name in arrays:
+                kw[f.name] = np.asarray(arrays[f.name], dtype=np.float64)
+            elif f.name + "_a" in arrays:
+                kw[f.name] = (np.asarray(arrays[f.name + "_a"], dtype=np.float64),
+                              np.asarray(arrays[f.name + "_b"], dtype=np.float64))
+        try:
+            return cls(**kw).frozen()
+        except TypeError as exc:
+            raise ValueError(f"Incomplete variational state: {exc}") from None
+
+
+def frozen_array(a):
+    """A read-only float64 copy whose read-only flag cannot be reset (its memory is an immutable bytes object).
+
+    Tuples are frozen element-wise; None stays None.
+    """
+    if a is None:
+        return None
+    if isinstance(a, tuple):
+        return tuple(frozen_array(x) for x in a)
+    arr = np.asarray(a, dtype=np.float64)
+    return np.frombuffer(arr.tobytes(), dtype=np.float64).reshape(arr.shape)
+
 
 class Family(Protocol):
     """What the engine needs from a mixture family (known covariance, Normal-Wishart)."""
 
-    kernel: str
+    layout: str
 
     def coefficients(self, state: State) -> Tuple[np.ndarray, np.ndarray]:
         """Logit coefficients ``(bias (K,), W (K, F))`` for the E-step kernel."""
 
     def prediction_coefficients(self, state: State) -> Tuple[str, Tuple[np.ndarray, np.ndarray]]:
-        """``(kernel, (bias, W))`` whose log-sum-exp is the full log-density of a row."""
+        """``(layout, (bias, W))`` whose log-sum-exp is the full log-density of a row."""
 
     def dropped_sum(self, state: State, stats: "Stats") -> float:
         """The part of the expected log-likelihood common to all components, summed over the rows."""
@@ -71,18 +114,18 @@ class Family(Protocol):
         """``KL(q(pi) || p(pi)) + sum_k KL(q(theta_k) || p(theta_k))``."""
 
 
-def n_features(D, kernel):
+def feature_count(D, layout):
     """Length of the feature vector phi(y) of the E-step kernel.
 
-    ``D`` linear features, then ``D`` squares (``kernel="diag"``) or the ``D (D + 1) / 2``
+    ``D`` linear features, then ``D`` squares (``layout="diag"``) or the ``D (D + 1) / 2``
     products ``y_a y_b, a <= b`` of the upper triangle in row-major order (``"full"``).
     """
-    return D + (D * (D + 1) // 2 if kernel == "full" else D)
+    return D + (D * (D + 1) // 2 if layout == "full" else D)
 
 
-def features(y, kernel):
-    """phi(y) for rows ``y`` of shape (n, D): shape (n, n_features(D, kernel)) (a NumPy helper)."""
-    if kernel == "full":
+def features(y, layout):
+    """phi(y) for rows ``y`` of shape (n, D): shape (n, feature_count(D, layout)) (a NumPy helper)."""
+    if layout == "full":
         a, b = np.triu_indices(y.shape[1])
         return np.hstack((y, y[:, a] * y[:, b]))
     return np.hstack((y, y * y))
@@ -106,7 +149,7 @@ def quadratic_weights(Lam):
     return np.where(a == b, -0.5, -1.0) * Lam[:, a, b]
 
 
-_KERNEL_CODES = {"diag": 0, "full": 1}
+_LAYOUT_CODES = {"diag": 0, "full": 1}
 #: First two entries of a serialised Stats or DataSummary: a tag and the format version.
 STATS_TAG, SUMMARY_TAG, FORMAT_VERSION = 7.1e7, 7.2e7, 1.0
 
@@ -171,7 +214,7 @@ class Stats:
 
     Attributes
     ----------
-    kernel : {"diag", "full"}
+    layout : {"diag", "full"}
         Which quadratic features were accumulated: ``y_d**2`` or ``y_a y_b, a <= b``.
     n_components, n_features : int
         K and D.
@@ -191,15 +234,15 @@ class Stats:
         ``sum_n w_n r_nk y_n**2`` ("diag") or ``sum_n w_n r_nk y_n y_n^T`` ("full", symmetric).
     """
 
-    __slots__ = ("kernel", "n_components", "n_features", "_acc", "_values")
+    __slots__ = ("layout", "n_components", "n_features", "_acc", "_values")
 
-    def __init__(self, kernel, n_components, n_features, accumulator=None):
-        if kernel not in _KERNEL_CODES:
-            raise ValueError(f"Stats kernel must be 'diag' or 'full', got {kernel!r}.")
-        self.kernel = kernel
+    def __init__(self, layout, n_components, n_features, accumulator=None):
+        if layout not in _LAYOUT_CODES:
+            raise ValueError(f"Stats layout must be 'diag' or 'full', got {layout!r}.")
+        self.layout = layout
         self.n_components = int(n_components)
         self.n_features = int(n_features)
-        size = totals_size(kernel, self.n_components, self.n_features)
+        size = stats_size(layout, self.n_components, self.n_features)
         if accumulator is None:
             accumulator = empty_accumulator(size)
         elif accumulator.shape[0] != size:
@@ -208,9 +251,9 @@ class Stats:
         self._values = None
 
     @classmethod
-    def zeros(cls, kernel, n_components, n_features):
+    def zeros(cls, layout, n_components, n_features):
         """Statistics of no rows (the neutral element of ``+``)."""
-        return cls(kernel, n_components, n_features)
+        return cls(layout, n_components, n_features)
 
     @property
     def size(self):
@@ -250,7 +293,7 @@ class Stats:
     @property
     def S2(self):
         D, S = self.n_features, self.S
-        if self.kernel == "diag":
+        if self.layout == "diag":
             return S[:, D:]
         a, b = np.triu_indices(D)
         S2 = np.zeros((self.n_components, D, D))
@@ -265,10 +308,10 @@ class Stats:
     def _check_same_layout(self, other):
         if not isinstance(other, Stats):
             return NotImplemented
-        if (self.kernel, self.n_components, self.n_features) != (other.kernel, other.n_components,
+        if (self.layout, self.n_components, self.n_features) != (other.layout, other.n_components,
                                                                   other.n_features):
-            raise ValueError(f"Cannot add Stats of different layouts: ({self.kernel!r}, K={self.n_components}, "
-                             f"D={self.n_features}) and ({other.kernel!r}, K={other.n_components}, "
+            raise ValueError(f"Cannot add Stats of different layouts: ({self.layout!r}, K={self.n_components}, "
+                             f"D={self.n_features}) and ({other.layout!r}, K={other.n_components}, "
                              f"D={other.n_features}).")
         return None
 
@@ -278,13 +321,13 @@ class Stats:
         bad = self._check_same_layout(other)
         if bad is NotImplemented:
             return bad
-        return Stats(self.kernel, self.n_components, self.n_features, merge_accumulators(self._acc, other._acc))
+        return Stats(self.layout, self.n_components, self.n_features, merge_accumulators(self._acc, other._acc))
 
     __radd__ = __add__  # sum() starts from 0
 
     def to_array(self):
         """One flat float64 array holding the statistics exactly (see :meth:`from_array`)."""
-        head = np.array([STATS_TAG, FORMAT_VERSION, _KERNEL_CODES[self.kernel], self.n_components,
+        head = np.array([STATS_TAG, FORMAT_VERSION, _LAYOUT_CODES[self.layout], self.n_components,
                          self.n_features])
         return np.concatenate((head, accumulator_to_floats(self._acc)))
 
@@ -297,34 +340,34 @@ class Stats:
         if a[1] != FORMAT_VERSION:
             raise ValueError(f"Stats format version {a[1]:g} is not supported (this fastcavi reads "
                              f"version {FORMAT_VERSION:g}).")
-        kernel = {v: k for k, v in _KERNEL_CODES.items()}.get(a[2])
+        layout = {v: k for k, v in _LAYOUT_CODES.items()}.get(a[2])
         K, D = int(a[3]), int(a[4])
-        if kernel is None or K < 1 or D < 1:
+        if layout is None or K < 1 or D < 1:
             raise ValueError("Corrupted Stats array (bad layout header).")
-        size = totals_size(kernel, K, D)
+        size = stats_size(layout, K, D)
         from .._kernels.exactsum import WINDOW
 
         if a.size != 5 + size * (1 + 2 * WINDOW):
             raise ValueError(f"Corrupted Stats array: {a.size} values for a layout of {size} statistics.")
-        return cls(kernel, K, D, accumulator_from_floats(a[5:], size))
+        return cls(layout, K, D, accumulator_from_floats(a[5:], size))
 
     def __eq__(self, other):
         if not isinstance(other, Stats):
             return NotImplemented
-        return (self.kernel, self.n_components, self.n_features) == (
-            other.kernel, other.n_components, other.n_features) and bool(
+        return (self.layout, self.n_components, self.n_features) == (
+            other.layout, other.n_components, other.n_features) and bool(
             np.array_equal(self.values, other.values, equal_nan=True))
 
     __hash__ = None
 
     def __repr__(self):
-        return (f"Stats(kernel={self.kernel!r}, n_components={self.n_components}, n_features={self.n_features}, "
+        return (f"Stats(layout={self.layout!r}, n_components={self.n_components}, n_features={self.n_features}, "
                 f"count={self.count!r})")
 
 
-def totals_size(kernel, K, D):
+def stats_size(layout, K, D):
     """Length of the flat statistics vector: ``[count, lse_sum, entropy, Nk (K), S (K, F)]``."""
-    return 3 + K + K * n_features(D, kernel)
+    return 3 + K + K * feature_count(D, layout)
 
 
 def kernel_dot(coeffs, stats):

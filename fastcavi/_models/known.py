@@ -31,7 +31,7 @@ class KnownCovariance:
         ``log|det L|`` of the known covariance's Cholesky factor (0 for the identity).
     """
 
-    kernel = "diag"
+    layout = "diag"
 
     def __init__(self, weight_prior, mean_precision_prior, mean_prior, log_det_chol=0.0):
         self.weight_prior = weight_prior
@@ -57,13 +57,13 @@ class KnownCovariance:
         return bias, np.hstack((m, np.full_like(m, -0.5)))
 
     def prediction_coefficients(self, state):
-        """``(kernel, (bias, W))`` whose log-sum-exp is the full variational log-density per row.
+        """``(layout, (bias, W))`` whose log-sum-exp is the full variational log-density per row.
 
         The whitening Jacobian ``-log|det L|`` is the same for every component: added to the bias,
         it leaves responsibilities unchanged and makes ``score_samples`` the density of ``x``.
         """
         bias, W = self.coefficients(state)
-        return self.kernel, (bias - self.log_det_chol, W)
+        return self.layout, (bias - self.log_det_chol, W)
 
     def common_log_density(self, state, rows, shift):
         """Per-row log-density term left out of the fitting logits: the whitening Jacobian ``-log|det L|``."""

@@ -56,7 +56,7 @@ class NormalWishart:
     total_scatter : ndarray of shape (D, D) or None
         ``sum_n w_n y_n y_n^T`` over the whole data set, from the data summary (tied only:
         its pooled scatter and the common quadratic term of its logits need it, and the
-        statistics of the diagonal kernel do not carry it).
+        statistics of the diagonal layout do not carry it).
     exact_cavi : bool
         Put reg_covar's term ``-reg_covar/2 tr E[Lambda_k]`` in the logits too, so that the
         E-step and scikit-learn's M-step are both exact coordinate-ascent steps on one ELBO:
@@ -67,7 +67,7 @@ class NormalWishart:
     def __init__(self, covariance_type, weight_prior, mean_precision_prior, mean_prior,
                  degrees_of_freedom_prior, covariance_prior, reg_covar, total_scatter=None, exact_cavi=False):
         self.covariance_type = covariance_type
-        self.kernel = "full" if covariance_type == "full" else "diag"
+        self.layout = "full" if covariance_type == "full" else "diag"
         self.weight_prior = weight_prior
         self.beta0 = float(mean_precision_prior)
         self.m0 = np.asarray(mean_prior, dtype=np.float64)
@@ -213,14 +213,14 @@ class NormalWishart:
         return base - 0.5 * np.sum(prec * m * m, axis=1), np.hstack((prec * m, -0.5 * prec))
 
     def prediction_coefficients(self, state):
-        """``(kernel, (bias, W))`` whose log-sum-exp is the full variational log-density per row.
+        """``(layout, (bias, W))`` whose log-sum-exp is the full variational log-density per row.
 
         Tied: the common quadratic term that the fitting logits leave out is put back, as
         quadratic features, so that ``score_samples`` is scikit-learn's.
         """
         bias, W = self.coefficients(state)
         if self.covariance_type != "tied":
-            return self.kernel, (bias, W)
+            return self.layout, (bias, W)
         K = bias.shape[0]
         Lam = np.broadcast_to(state.precisions_cholesky @ state.precisions_cholesky.T, (K, self.D, self.D))
         return "full", (bias, np.hstack((W[:, :self.D], quadratic_weights(Lam))))
