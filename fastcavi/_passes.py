@@ -113,7 +113,7 @@ def check_finite_chunk(chunk, row0):
     raise_bad_row(chunk, None, row0, first_non_finite(chunk))
 
 
-def summary_pass(source, weights, chunk_rows, shift, full_scatter):
+def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0):
     """Validate every row (and weight) and accumulate the summary, in one streaming pass.
 
     Parameters
@@ -123,6 +123,8 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter):
     chunk_rows : int
     shift : ndarray of shape (D,)
     full_scatter : bool
+    row_offset : int
+        The global index of the source's first row (errors name global rows).
 
     Returns
     -------
@@ -144,14 +146,14 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter):
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):
             w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
-            raise_bad_row(chunk, w, row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
+            raise_bad_row(chunk, w, row_offset + row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
                                                     ws.partials, ws.scratch))
             _fold(ws, chunk.shape[0], summary._acc)
     return summary
 
 
 def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=None, given=None,
-               check_finite=False, workspace=None):
+               check_finite=False, workspace=None, row_offset=0):
     """One pass over the data: the statistics of q(z) for the logits ``coeffs`` (or of given responsibilities).
 
     Parameters
@@ -176,6 +178,8 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
         Check each chunk for NaN/inf (naming the row) before its kernel runs.
     workspace : Workspace or None
         Buffers to reuse (made here when missing or of the wrong size).
+    row_offset : int
+        The global index of the source's first row (errors name global rows).
 
     Returns
     -------
@@ -203,7 +207,7 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
         for row0, chunk in source.chunks(chunk_rows):
             w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
             if check_finite:
-                check_finite_chunk(chunk, row0)
+                check_finite_chunk(chunk, row_offset + row0)
             rows, shift = coords(chunk)
             n = rows.shape[0]
             resp_in = given(row0, rows, shift) if given is not None else _NO_RESP

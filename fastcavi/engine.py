@@ -305,7 +305,7 @@ def estep_chunk_rows(chunk_size, source, K, layout):
 
 
 def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full_scatter: bool = True,
-              n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> DataSummary:
+              n_threads: Optional[int] = None, chunk_size: Optional[int] = None, row_offset: int = 0) -> DataSummary:
     """Validate the data and take its weighted count, mean and scatter, in one compiled pass.
 
     Parameters
@@ -322,6 +322,9 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
         Threads for this call. Results do not depend on it.
     chunk_size : int, optional
         Rows per chunk, rounded up to a multiple of :data:`GRANULARITY`. Results do not depend on it.
+    row_offset : int, default 0
+        The global index of X's first row when X is a part of a larger data set: errors then
+        name the global row.
 
     Returns
     -------
@@ -352,7 +355,8 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
     F = D * (D + 1) // 2 if full_scatter else D
     chunk_rows = _chunk_rows(chunk_size, source, 8 * (2 * D + 2) + 8 * (1 + D + F) // 256 + 1)
     with numba_threads(n_threads):
-        summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter))
+        summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter),
+                               row_offset=V.check_int("row_offset", row_offset, 0))
     if weights is not None and not summary.count > 0:
         raise ValueError("sample_weight sums to 0: there is nothing to fit.")
     return summary
@@ -360,7 +364,7 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
 
 def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities: Optional[np.ndarray] = None,
           log_density: Optional[np.ndarray] = None, n_threads: Optional[int] = None,
-          chunk_size: Optional[int] = None, check_finite: bool = True) -> Stats:
+          chunk_size: Optional[int] = None, check_finite: bool = True, row_offset: int = 0) -> Stats:
     """One compiled pass: the responsibilities of q(z) under ``state`` and their sufficient statistics.
 
     Parameters
@@ -380,6 +384,9 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
         Rows per chunk, rounded up to a multiple of :data:`GRANULARITY`. Results do not depend on it.
     check_finite : bool, default True
         Check each chunk for NaN/inf first (a fast extra read of the chunk); the error names the row.
+    row_offset : int, default 0
+        The global index of X's first row when X is a part of a larger data set: errors then
+        name the global row.
 
     Returns
     -------
@@ -418,7 +425,7 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
     chunk_rows = estep_chunk_rows(chunk_size, source, K, layout)
     with numba_threads(n_threads):
         stats, _ = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows, outputs=outputs,
-                              check_finite=check_finite)
+                              check_finite=check_finite, row_offset=V.check_int("row_offset", row_offset, 0))
     return stats
 
 

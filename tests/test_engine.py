@@ -214,3 +214,14 @@ def test_model_file_errors(tmp_path):
     np.save(tmp_path / "x.npy", X)
     with pytest.raises(ValueError, match="not a fastcavi model file"):
         fastcavi.load(tmp_path / "x.npy")
+
+
+def test_errors_name_the_global_row_of_a_part():
+    X = _data()
+    r = fastcavi.fit(X, 3, max_iter=1, tol=0, random_state=0)
+    part = X[2 * G:3 * G].copy()
+    part[5, 1] = np.nan
+    with pytest.raises(ValueError, match=rf"NaN \(first at row {2 * G + 5}, column 1\)"):
+        engine.summarize(part, row_offset=2 * G)
+    with pytest.raises(ValueError, match=rf"NaN \(first at row {2 * G + 5}, column 1\)"):
+        engine.estep(r.model, r.state, part, row_offset=2 * G)
