@@ -163,6 +163,16 @@ class Model:
     def update(self, stats: Stats) -> State:
         """q(pi), then the component factors, from the statistics of q(z) (the CAVI updates).
 
+        Parameters
+        ----------
+        stats : Stats
+            Statistics of q(z) over all the rows (summed over parts).
+
+        Returns
+        -------
+        State
+            The updated variational state (frozen).
+
         Raises
         ------
         ValueError
@@ -179,11 +189,33 @@ class Model:
 
         After ``state = model.update(stats)`` this is the ELBO that :func:`fastcavi.fit`
         reports for the sweep that produced ``stats``.
+
+        Parameters
+        ----------
+        stats : Stats
+        state : State
+
+        Returns
+        -------
+        float
+            ``E_q[log p(X, Z, pi, theta)] - E_q[log q(Z, pi, theta)]``, every constant kept.
         """
         return self.elbo_and_magnitude(stats, state)[0]
 
     def elbo_and_magnitude(self, stats: Stats, state: State) -> Tuple[float, float]:
-        """The ELBO and the sum of the magnitudes of its terms (what its round-off is relative to)."""
+        """The ELBO and the sum of the magnitudes of its terms (what its round-off is relative to).
+
+        Parameters
+        ----------
+        stats : Stats
+        state : State
+
+        Returns
+        -------
+        elbo : float
+        magnitude : float
+            The sum of the absolute values of the terms the ELBO is added up from.
+        """
         from ._models.base import elbo_from_stats
 
         self._check_stats(stats)
@@ -196,6 +228,10 @@ class Model:
         ----------
         means : ndarray of shape (K, D)
             In data coordinates.
+
+        Returns
+        -------
+        State
         """
         if self.covariance_type != "identity":
             raise ValueError("state_from_means is the known-covariance model's start; the Wishart families start "
@@ -216,23 +252,65 @@ class Model:
 
     # -- results -----------------------------------------------------------------------------
     def public_parameters(self, state: State) -> Dict[str, Any]:
-        """scikit-learn's attributes (``weights``, ``means`` in data coordinates, ``covariances``, ...)."""
+        """scikit-learn's attributes of ``state``, in data coordinates.
+
+        Parameters
+        ----------
+        state : State
+
+        Returns
+        -------
+        dict
+            ``weights``, ``weight_concentration``, ``means``, ``mean_precision``, ``covariances``,
+            ``precisions``, ``precisions_cholesky``, ``degrees_of_freedom``.
+        """
         return self._family.public_parameters(state, self._coords)
 
     def coefficients(self, state: State, prediction: bool = False):
-        """``(layout, (bias, W))`` of the E-step (``prediction=True``: logits whose log-sum-exp is the log-density)."""
+        """The logit coefficients the E-step kernel uses for ``state``.
+
+        Parameters
+        ----------
+        state : State
+        prediction : bool, default False
+            True: logits whose log-sum-exp is the full log-density (tied puts back its common
+            quadratic term, in the "full" layout).
+
+        Returns
+        -------
+        layout : {"diag", "full"}
+        coefficients : tuple of ndarray
+            ``(bias (K,), W (K, F))``: ``logit_k(y) = bias_k + W_k . phi(y)``.
+        """
         if prediction:
             return self._family.prediction_coefficients(state)
         return self._family.layout, self._family.coefficients(state)
 
     # -- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> Dict[str, Any]:
-        """The resolved configuration: plain values and float64 arrays (None where not applicable)."""
+        """The resolved configuration, for :meth:`from_dict`.
+
+        Returns
+        -------
+        dict
+            Plain values and float64 arrays (None where not applicable): the family, K, D, the
+            shift (and whitening), and every prior with its default resolved.
+        """
         return dict(self._config)
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> "Model":
-        """A model from :meth:`to_dict`'s output."""
+        """A model from :meth:`to_dict`'s output.
+
+        Parameters
+        ----------
+        config : mapping
+            As :meth:`to_dict` returns it (arrays may come back from an ``.npz`` file).
+
+        Returns
+        -------
+        Model
+        """
         from ._models import families
 
         missing = [k for k in families.CONFIG_KEYS if k not in config]
@@ -440,6 +518,10 @@ def responsibility_stats(model: Model, X, responsibilities, *, sample_weight=Non
     responsibilities : array-like of shape (n_samples, K)
         Rows must be probability vectors (finite, non-negative, summing to 1).
     sample_weight : array-like of shape (n_samples,), optional
+    n_threads : int, optional
+        Threads for this call. Results do not depend on it.
+    chunk_size : int, optional
+        Rows per chunk. Results do not depend on it.
 
     Returns
     -------

@@ -17,7 +17,9 @@ MODEL_FORMAT_VERSION = 2
 class FitResult:
     """A fitted variational posterior. Arrays are read-only (and cannot be made writable).
 
-    Attributes
+    Made by :func:`fastcavi.fit` and :func:`fastcavi.load` (or :meth:`from_state`), not by hand.
+
+    Parameters
     ----------
     model : fastcavi.engine.Model
         The model: family, resolved priors, coordinates.
@@ -51,8 +53,13 @@ class FitResult:
         Wishart degrees of freedom (None for known covariances).
     priors : mapping
         The hyperparameters used, defaults resolved (scikit-learn's ``*_prior_`` attributes).
+
+    Attributes
+    ----------
     lower_bound : float
         The last ELBO.
+    n_components, n_features : int
+        K and D.
     """
 
     model: Model = field(repr=False)
@@ -74,7 +81,20 @@ class FitResult:
 
     @classmethod
     def from_state(cls, model: Model, state: State, elbo, converged: bool) -> "FitResult":
-        """The result for ``state`` of ``model`` (parameters in data coordinates)."""
+        """The result for ``state`` of ``model`` (parameters in data coordinates).
+
+        Parameters
+        ----------
+        model : fastcavi.engine.Model
+        state : fastcavi.engine.State
+        elbo : array-like of shape (n_iter,)
+            The ELBO trace.
+        converged : bool
+
+        Returns
+        -------
+        FitResult
+        """
         public = model.public_parameters(state)
         return cls(model=model, state=state, covariance_type=model.covariance_type,
                    weight_concentration_prior_type=model.weight_concentration_prior_type,
@@ -115,17 +135,58 @@ class FitResult:
         return resp, (lse if want_lse else None)
 
     def predict_proba(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
-        """Responsibilities ``q(z_n = k)`` of new rows, shape (n_samples, K)."""
+        """Responsibilities ``q(z_n = k)`` of new rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+            New data; streamed in chunks, checked for NaN/inf (the error names the row).
+        n_threads : int, optional
+            Threads for this call. Results do not depend on it.
+        chunk_size : int, optional
+            Rows per chunk. Results do not depend on it.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, K)
+        """
         return self._stream(X, n_threads, chunk_size, True, False)[0]
 
     def predict(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
-        """Most responsible component of each row, shape (n_samples,), int64."""
+        """Most responsible component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+            New data; streamed in chunks, checked for NaN/inf (the error names the row).
+        n_threads : int, optional
+            Threads for this call. Results do not depend on it.
+        chunk_size : int, optional
+            Rows per chunk. Results do not depend on it.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int64
+        """
         return np.argmax(self.predict_proba(X, n_threads=n_threads, chunk_size=chunk_size), axis=1).astype(np.int64)
 
     def score_samples(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
-        """``logsumexp_k (E[log pi_k] + E[log N(x | mu_k, Lambda_k)])`` per row, shape (n_samples,).
+        """``logsumexp_k (E[log pi_k] + E[log N(x | mu_k, Lambda_k)])`` per row.
 
         The same quantity as scikit-learn's ``BayesianGaussianMixture.score_samples``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+            New data; streamed in chunks, checked for NaN/inf (the error names the row).
+        n_threads : int, optional
+            Threads for this call. Results do not depend on it.
+        chunk_size : int, optional
+            Rows per chunk. Results do not depend on it.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
         """
         return self._stream(X, n_threads, chunk_size, False, True)[1]
 
@@ -135,6 +196,11 @@ class FitResult:
 
         :func:`fastcavi.load` reads it back, and ``fastcavi.fit(X, K, init=load(path))`` continues
         the fit. The file carries a format version; unknown versions are refused on load.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write; ``.npz`` is appended when missing.
 
         Returns
         -------
@@ -190,6 +256,16 @@ def _read_model_file(path):
 
 def load(path: Union[str, os.PathLike]) -> FitResult:
     """Read a :class:`FitResult` written by :meth:`FitResult.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An ``.npz`` model file.
+
+    Returns
+    -------
+    FitResult
+        With its model and variational state: it predicts, and ``fit(X, K, init=load(path))`` continues it.
 
     Raises
     ------

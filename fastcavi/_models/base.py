@@ -26,7 +26,7 @@ import numpy as np
 class State:
     """The variational parameters of q(pi) q(mu, Lambda), in model coordinates.
 
-    Attributes
+    Parameters
     ----------
     weight_concentration : ndarray of shape (K,), or a pair of them
         Dirichlet concentrations ``alpha_tilde``, or the stick-breaking Beta parameters ``(a, b)``.
@@ -50,11 +50,22 @@ class State:
     precisions_cholesky: Optional[np.ndarray] = None
 
     def frozen(self) -> "State":
-        """The same state with every array read-only for good (see :func:`frozen_array`)."""
+        """The same state with every array read-only for good (see :func:`frozen_array`).
+
+        Returns
+        -------
+        State
+        """
         return State(**{f.name: frozen_array(getattr(self, f.name)) for f in fields(State)})
 
     def to_dict(self) -> Dict[str, np.ndarray]:
-        """The arrays, under stable names (a stick-breaking pair as ``<name>_a``, ``<name>_b``; None left out)."""
+        """The arrays under stable names, for :meth:`from_dict` (an ``.npz`` file, another process).
+
+        Returns
+        -------
+        dict of str to ndarray
+            A stick-breaking pair as ``<name>_a``, ``<name>_b``; None fields left out.
+        """
         out = {}
         for f in fields(State):
             value = getattr(self, f.name)
@@ -66,7 +77,16 @@ class State:
 
     @classmethod
     def from_dict(cls, arrays: Mapping[str, np.ndarray]) -> "State":
-        """A (frozen) state from :meth:`to_dict`'s output."""
+        """A (frozen) state from :meth:`to_dict`'s output.
+
+        Parameters
+        ----------
+        arrays : mapping of str to array-like
+
+        Returns
+        -------
+        State
+        """
         kw = {}
         for f in fields(State):
             if f.name in arrays:
@@ -212,12 +232,17 @@ class Stats:
     rows) gives the same bits as one pass. The values below are the accumulators
     rounded to float64.
 
-    Attributes
+    Parameters
     ----------
     layout : {"diag", "full"}
         Which quadratic features were accumulated: ``y_d**2`` or ``y_a y_b, a <= b``.
     n_components, n_features : int
         K and D.
+    accumulator : ndarray of shape (size, 1 + WINDOW), int64, optional
+        The exact accumulators (internal; default: the statistics of no rows).
+
+    Attributes
+    ----------
     count : float
         ``sum_n w_n``: the (weighted) number of rows.
     lse_sum : float
@@ -252,7 +277,17 @@ class Stats:
 
     @classmethod
     def zeros(cls, layout, n_components, n_features):
-        """Statistics of no rows (the neutral element of ``+``)."""
+        """Statistics of no rows (the neutral element of ``+``).
+
+        Parameters
+        ----------
+        layout : {"diag", "full"}
+        n_components, n_features : int
+
+        Returns
+        -------
+        Stats
+        """
         return cls(layout, n_components, n_features)
 
     @property
@@ -302,7 +337,12 @@ class Stats:
         return S2
 
     def is_finite(self):
-        """Whether every statistic is finite."""
+        """Whether every statistic is finite.
+
+        Returns
+        -------
+        bool
+        """
         return bool(np.all(np.isfinite(self.values)))
 
     def _check_same_layout(self, other):
@@ -326,14 +366,35 @@ class Stats:
     __radd__ = __add__  # sum() starts from 0
 
     def to_array(self):
-        """One flat float64 array holding the statistics exactly (see :meth:`from_array`)."""
+        """One flat float64 array holding the statistics exactly (see :meth:`from_array`).
+
+        Returns
+        -------
+        ndarray of shape (5 + size * (1 + 2 WINDOW),), float64
+            A tag, the format version and the layout, then each limb of the accumulators as two
+            exact 32-bit halves.
+        """
         head = np.array([STATS_TAG, FORMAT_VERSION, _LAYOUT_CODES[self.layout], self.n_components,
                          self.n_features])
         return np.concatenate((head, accumulator_to_floats(self._acc)))
 
     @classmethod
     def from_array(cls, array):
-        """Statistics from :meth:`to_array`'s output (bitwise the same)."""
+        """Statistics from :meth:`to_array`'s output (bitwise the same).
+
+        Parameters
+        ----------
+        array : array-like of float64
+
+        Returns
+        -------
+        Stats
+
+        Raises
+        ------
+        ValueError
+            When the array is not a serialised Stats, of an unknown version, or of the wrong length.
+        """
         a = np.asarray(array, dtype=np.float64)
         if a.ndim != 1 or a.size < 5 or a[0] != STATS_TAG:
             raise ValueError("Not a serialised fastcavi Stats array.")

@@ -21,13 +21,20 @@ class DataSummary:
     (1979) after moving the second one to the first one's shift: exact in real
     arithmetic, to round-off in floating point.
 
-    Attributes
+    Made by :func:`fastcavi.engine.summarize`.
+
+    Parameters
     ----------
     shift : ndarray of shape (D,)
     full_scatter : bool
         Whether the full scatter matrix was accumulated (else only its diagonal).
     n_rows : int
         Rows seen (weighted or not).
+    accumulator : ndarray of shape (size, 1 + WINDOW), int64, optional
+        The exact accumulators (internal; default: no rows).
+
+    Attributes
+    ----------
     count : float
         ``sum_n w_n`` (``n_rows`` without weights).
     mean : ndarray of shape (D,)
@@ -127,13 +134,27 @@ class DataSummary:
         return DataSummary(shift, self.full_scatter, self.n_rows, acc)
 
     def to_array(self):
-        """One flat float64 array holding the summary exactly (see :meth:`from_array`)."""
+        """One flat float64 array holding the summary exactly (see :meth:`from_array`).
+
+        Returns
+        -------
+        ndarray of float64
+        """
         head = np.array([SUMMARY_TAG, FORMAT_VERSION, float(self.full_scatter), self.n_rows, self.n_features])
         return np.concatenate((head, self.shift, accumulator_to_floats(self._acc)))
 
     @classmethod
     def from_array(cls, array):
-        """A summary from :meth:`to_array`'s output (bitwise the same)."""
+        """A summary from :meth:`to_array`'s output (bitwise the same).
+
+        Parameters
+        ----------
+        array : array-like of float64
+
+        Returns
+        -------
+        DataSummary
+        """
         a = np.asarray(array, dtype=np.float64)
         if a.ndim != 1 or a.size < 5 or a[0] != SUMMARY_TAG:
             raise ValueError("Not a serialised fastcavi DataSummary array.")
