@@ -44,8 +44,37 @@ class BayesianGaussianMixture(_Base):
     """Variational Bayesian Gaussian mixture, scikit-learn's API, fastcavi's engine.
 
     Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``,
-    ``chunk_size`` and ``exact_cavi`` (see :func:`fastcavi.fit`). ``X`` may also be a ``np.memmap``, a ``.npy`` path or an h5py/zarr
-    dataset: it is streamed, never copied whole.
+    ``chunk_size`` and ``exact_cavi`` (see :func:`fastcavi.fit`). ``X`` may also be a ``np.memmap``,
+    a ``.npy`` path or an h5py/zarr dataset: it is streamed, never copied whole.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+    tol : float, default 1e-3
+        Stop when a sweep raises the ELBO by less than ``tol`` (scikit-learn's absolute rule).
+    reg_covar : float, default 1e-6
+    max_iter : int, default 100
+    n_init : int, default 1
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
+        See the module docstring for how fastcavi's starts differ from scikit-learn's.
+    weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}, default "dirichlet_process"
+    weight_concentration_prior : float, optional
+    mean_precision_prior : float, optional
+    mean_prior : array-like of shape (n_features,), optional
+    degrees_of_freedom_prior : float, optional
+    covariance_prior : float or array-like, optional
+    random_state : int, RandomState instance or None, default None
+    verbose : int, default 0
+    verbose_interval : int, default 10
+    warm_start : bool, default False
+        Continue from the last fit's variational state.
+    n_threads : int, optional
+        Threads for the kernels (results do not depend on it).
+    chunk_size : int, optional
+        Rows per chunk (results do not depend on it).
+    exact_cavi : bool, default False
+        See :func:`fastcavi.fit`.
 
     Attributes
     ----------
@@ -90,7 +119,10 @@ class BayesianGaussianMixture(_Base):
         self.exact_cavi = exact_cavi
 
     def fit(self, X, y=None, sample_weight=None):
-        """Fit by CAVI; returns self.
+        """Fit by CAVI.
+
+        With ``warm_start=True`` and an earlier fit, CAVI continues from that fit's variational
+        state (``n_init`` is then ignored, as in scikit-learn).
 
         Parameters
         ----------
@@ -99,8 +131,9 @@ class BayesianGaussianMixture(_Base):
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative row weights (integer weights fit the repeated rows).
 
-        With ``warm_start=True`` and an earlier fit, CAVI continues from that fit's variational
-        state (``n_init`` is then ignored, as in scikit-learn).
+        Returns
+        -------
+        self
         """
         if self.init_params not in _INIT:
             raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
@@ -163,27 +196,78 @@ class BayesianGaussianMixture(_Base):
         return self.result_
 
     def fit_predict(self, X, y=None):
-        """Fit, then label X with the fitted model (a final E-step, so it equals ``fit(X).predict(X)``)."""
+        """Fit, then label X with the fitted model (a final E-step: it equals ``fit(X).predict(X)``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        y : ignored
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int64
+        """
         return self.fit(X).predict(X)
 
     def predict(self, X):
-        """Most responsible component of each row, shape (n_samples,)."""
+        """Most responsible component of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int64
+        """
         return self._fitted().predict(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def predict_proba(self, X):
-        """Responsibilities, shape (n_samples, n_components)."""
+        """Responsibilities ``q(z_n = k)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
         return self._fitted().predict_proba(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def score_samples(self, X):
-        """scikit-learn's ``score_samples``: log-sum-exp of the variational logits, shape (n_samples,)."""
+        """scikit-learn's ``score_samples``: the log-sum-exp of the variational logits per row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
         return self._fitted().score_samples(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def score(self, X, y=None):
-        """Mean of :meth:`score_samples`."""
+        """Mean of :meth:`score_samples`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
         return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1):
         """Draw ``n_samples`` rows from the plug-in mixture (weights_, means_, covariances_), as scikit-learn.
+
+        Parameters
+        ----------
+        n_samples : int, default 1
 
         Returns
         -------
