@@ -124,12 +124,14 @@ def fold_segments(partials, nblocks, segment_blocks, segsums, acc):
     """
     S = acc.shape[0]
     nseg = (nblocks + segment_blocks - 1) // segment_blocks
-    for j in prange(S):
-        for s in range(nseg):
-            v = 0.0
-            for b in range(s * segment_blocks, min(nblocks, (s + 1) * segment_blocks)):
-                v += partials[b, j]
-            segsums[s, j] = v
+    for s in prange(nseg):
+        # each statistic's blocks are added left to right from 0.0; the loop over statistics
+        # is innermost so that it reads whole rows of partials (element-wise, not a reduction)
+        for j in range(S):
+            segsums[s, j] = 0.0
+        for b in range(s * segment_blocks, min(nblocks, (s + 1) * segment_blocks)):
+            for j in range(S):
+                segsums[s, j] += partials[b, j]
     bits = segsums.view(np.uint64)
     for j in prange(S):
         for s in range(nseg):
