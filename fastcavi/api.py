@@ -139,21 +139,15 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     chunk_rows = engine.estep_chunk_rows(chunk_size, source, K, layout)
 
     with numba_threads(n_threads):
-        from ._passes import estep_pass, summary_pass
-
         first = source.rows([0])[0]
         shift = first if np.all(np.isfinite(first)) else np.zeros(D)  # the pass names the bad row
-        summary = summary_pass(source, weights, chunk_rows, shift, covariance_type in ("full", "tied"))
-        if weights is not None and not summary.count > 0:
-            raise ValueError("sample_weight sums to 0: there is nothing to fit.")
+        summary = engine.summarize(source, weights, shift=shift, full_scatter=covariance_type in ("full", "tied"),
+                                   chunk_size=chunk_rows)
         model = engine.Model(K, covariance_type, summary=summary, **options)
-        workspace = [None]
 
-        def sweep(state):
-            layout, coeffs = model.coefficients(state)
-            stats, workspace[0] = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows,
-                                             workspace=workspace[0])
-            return stats
+        def sweep(state):  # the data was validated by the summary pass
+            return engine.estep(model, state, source, sample_weight=weights, chunk_size=chunk_rows,
+                                check_finite=False)
 
         best = None
         previous, history = None, np.zeros(0)
@@ -200,20 +194,18 @@ def _same_whitening(a, b):
 def _initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary):
     """The variational state CAVI starts from (see ``init`` and ``init_responsibilities`` in :func:`fit`)."""
     from . import _init
+    from . import engine
     from ._passes import estep_pass
-    from .engine import _dummy_coeffs
 
-    if resp0 is not None:
-        def given(row0, rows, shift):
-            R = np.ascontiguousarray(resp0[row0:row0 + rows.shape[0]], dtype=np.float64)
-            V.check_resp_chunk(R, row0)
-            return R
-    else:
-        means = _initial_means(init, source, K, rng, chunk_rows, summary)
-        if model.covariance_type == "identity":
-            return model.state_from_means(means)
-        given = _init.nearest_mean_resp(model._coords.to_model(means))
-    stats, _ = estep_pass(source, weights, model._coords, model.layout, _dummy_coeffs(model), chunk_rows,
+    if resp0 is not None:  # scikit-learn's start: an M-step from given responsibilities
+        return model.update(engine.responsibility_stats(model, source, resp0, sample_weight=weights,
+                                                        chunk_size=chunk_rows))
+    means = _initial_means(init, source, K, rng, chunk_rows, summary)
+    if model.covariance_type == "identity":
+        return model.state_from_means(means)
+    # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
+    given = _init.nearest_mean_resp(model._coords.to_model(means))
+    stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
                           given=given)
     return model.update(stats)
 

@@ -351,13 +351,15 @@ def _same(a, b):
 def _source(X):
     from ._sources import DataSource
 
-    return DataSource(X)
+    return X if isinstance(X, DataSource) else DataSource(X)
 
 
 def _weights(sample_weight, n_samples):
     from ._sources import WeightSource
 
-    return None if sample_weight is None else WeightSource(sample_weight, n_samples)
+    if sample_weight is None or isinstance(sample_weight, WeightSource):
+        return sample_weight
+    return WeightSource(sample_weight, n_samples)
 
 
 def _chunk_rows(chunk_size, source, bytes_per_row):
@@ -488,23 +490,28 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
                                 or not out.flags.writeable):
             raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
     layout, coeffs = model.coefficients(state)
-    outputs = None
-    if responsibilities is not None or log_density is not None:
-        family = model._family
-
-        def outputs(row0, resp, lse, rows, shift):  # noqa: F811  (None above when no output is wanted)
-            n = resp.shape[0]
-            if responsibilities is not None:
-                responsibilities[row0:row0 + n] = resp
-            if log_density is not None:
-                # plus the part of the log-density that the fitting logits leave out (tied: the same for every k)
-                log_density[row0:row0 + n] = lse + family.common_log_density(state, rows, shift)
-
+    outputs = None if responsibilities is None and log_density is None else _output_writer(
+        model, state, responsibilities, log_density)
     chunk_rows = estep_chunk_rows(chunk_size, source, K, layout)
     with numba_threads(n_threads):
         stats, _ = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows, outputs=outputs,
                               check_finite=check_finite, row_offset=V.check_int("row_offset", row_offset, 0))
     return stats
+
+
+def _output_writer(model, state, responsibilities, log_density):
+    """The ``outputs`` callback of an E-step pass that fills the caller's arrays, chunk by chunk."""
+    family = model._family
+
+    def outputs(row0, resp, lse, rows, shift):
+        n = resp.shape[0]
+        if responsibilities is not None:
+            responsibilities[row0:row0 + n] = resp
+        if log_density is not None:
+            # plus the part of the log-density that the fitting logits leave out (tied: the same for every k)
+            log_density[row0:row0 + n] = lse + family.common_log_density(state, rows, shift)
+
+    return outputs
 
 
 def responsibility_stats(model: Model, X, responsibilities, *, sample_weight=None,
