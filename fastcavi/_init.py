@@ -1,6 +1,7 @@
-"""Initial component means: k-means++, the seed's random assignments, random rows.
+"""Where CAVI starts: the initial means (k-means++, the seed's random assignments, random rows),
+the initial state they give each family, and the state a warm start continues from.
 
-Every method streams over the data in chunks and draws its random numbers either
+Every method of choosing means streams over the data in chunks and draws its random numbers either
 from ``rng`` (a handful per fit) or from a counter-based hash of the row index, so
 the result depends on the seed alone: never on the chunk size or thread count.
 """
@@ -120,3 +121,51 @@ def nearest_mean_resp(means_model):
         return np.ascontiguousarray(eye[np.argmin(d2, axis=1)])
 
     return given
+
+
+def warm_state(previous, model):
+    """The previous result's state in this model's coordinates (means move with the shift; exact when equal)."""
+    from dataclasses import replace
+
+    from .engine import freeze_state
+
+    state = previous.state
+    old = previous.model
+    if np.array_equal(old.shift, model.shift) and _same_whitening(old, model):
+        return state
+    means = model._coords.to_model(old._coords.to_data(state.means))
+    return freeze_state(replace(state, means=means))
+
+
+def _same_whitening(a, b):
+    wa, wb = a.to_dict()["whiten"], b.to_dict()["whiten"]
+    return (wa is None and wb is None) or (wa is not None and wb is not None and np.array_equal(wa, wb))
+
+
+def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary):
+    """The variational state CAVI starts from (see ``init`` and ``init_responsibilities`` in :func:`fit`)."""
+    from . import engine
+    from ._passes import estep_pass
+
+    if resp0 is not None:  # scikit-learn's start: an M-step from given responsibilities
+        return model.update(engine.responsibility_stats(model, source, resp0, sample_weight=weights,
+                                                        chunk_size=chunk_rows))
+    means = initial_means(init, source, K, rng, chunk_rows, summary)
+    if model.covariance_type == "identity":
+        return model.state_from_means(means)
+    # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
+    given = nearest_mean_resp(model._coords.to_model(means))
+    stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
+                          given=given)
+    return model.update(stats)
+
+
+def initial_means(init, source, K, rng, chunk_rows, summary):
+    """The initial means (K, D) in data coordinates, by the method ``init`` (or ``init`` itself)."""
+    if isinstance(init, np.ndarray):
+        return init
+    if init == "random":
+        return random_assignment_means(source, K, rng, chunk_rows)
+    if init == "random_from_data":
+        return random_rows(source, K, rng)
+    return kmeans_plusplus(source, K, rng, chunk_rows, summary.mean)

@@ -101,6 +101,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     """
     from . import engine
     from ._driver import run_cavi
+    from ._init import initial_state, warm_state
     from ._passes import numba_threads
     from .exceptions import ConvergenceWarning
     from .result import FitResult
@@ -152,13 +153,13 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         best = None
         previous, history = None, np.zeros(0)
         if warm is not None:
-            state0 = _warm_state(warm, model)
+            state0 = warm_state(warm, model)
             if warm.model == model:  # the same data and priors: one long run, split in two
                 previous, history = float(warm.elbo[-1]), np.asarray(warm.elbo)
         fixed_start = warm is not None or resp0 is not None or isinstance(init, np.ndarray)
         for _ in range(1 if fixed_start else n_init):  # a given start is the same every time
             if warm is None:
-                state0 = _initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary)
+                state0 = initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary)
             state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
                                                tol_is_relative=tol_type == "relative", callback=callback,
                                                previous_elbo=previous)
@@ -170,53 +171,3 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                       "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
                       stacklevel=2)
     return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)
-
-
-def _warm_state(previous, model):
-    """The previous result's state in this model's coordinates (means move with the shift; exact when equal)."""
-    from dataclasses import replace
-
-    from .engine import freeze_state
-
-    state = previous.state
-    old = previous.model
-    if np.array_equal(old.shift, model.shift) and _same_whitening(old, model):
-        return state
-    means = model._coords.to_model(old._coords.to_data(state.means))
-    return freeze_state(replace(state, means=means))
-
-
-def _same_whitening(a, b):
-    wa, wb = a.to_dict()["whiten"], b.to_dict()["whiten"]
-    return (wa is None and wb is None) or (wa is not None and wb is not None and np.array_equal(wa, wb))
-
-
-def _initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary):
-    """The variational state CAVI starts from (see ``init`` and ``init_responsibilities`` in :func:`fit`)."""
-    from . import _init
-    from . import engine
-    from ._passes import estep_pass
-
-    if resp0 is not None:  # scikit-learn's start: an M-step from given responsibilities
-        return model.update(engine.responsibility_stats(model, source, resp0, sample_weight=weights,
-                                                        chunk_size=chunk_rows))
-    means = _initial_means(init, source, K, rng, chunk_rows, summary)
-    if model.covariance_type == "identity":
-        return model.state_from_means(means)
-    # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
-    given = _init.nearest_mean_resp(model._coords.to_model(means))
-    stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
-                          given=given)
-    return model.update(stats)
-
-
-def _initial_means(init, source, K, rng, chunk_rows, summary):
-    from . import _init
-
-    if isinstance(init, np.ndarray):
-        return init
-    if init == "random":
-        return _init.random_assignment_means(source, K, rng, chunk_rows)
-    if init == "random_from_data":
-        return _init.random_rows(source, K, rng)
-    return _init.kmeans_plusplus(source, K, rng, chunk_rows, summary.mean)
