@@ -84,6 +84,33 @@ class Workspace:
                 and self.scratch.shape[0] >= numba.get_num_threads())
 
 
+def chunk_rows(chunk_size, source, bytes_per_row):
+    """Rows per chunk: the user's ``chunk_size`` rounded up to whole segments, or what keeps about
+    ``CHUNK_BYTES`` of working memory at ``bytes_per_row``; never more than the data holds."""
+    from . import _validation as V
+    from ._sources import round_chunk_rows
+
+    rows = (source.default_chunk_rows(bytes_per_row) if chunk_size is None
+            else round_chunk_rows(V.check_int("chunk_size", chunk_size, 1)))
+    return min(rows, round_chunk_rows(source.n_samples))  # never a buffer larger than the data
+
+
+def estep_chunk_rows(chunk_size, source, K, layout):
+    """Rows per chunk of an E-step pass: the user's (rounded to whole segments) or about ``CHUNK_BYTES``.
+
+    Per row: the converted row (D float64), responsibilities and log-sum-exp when they are
+    returned (K + 1), and its share of the per-block partial sums.
+    """
+    D = source.n_features
+    return chunk_rows(chunk_size, source, 8 * (D + K + 1) + 8 * stats_size(layout, K, D) // BLOCK_ROWS)
+
+
+def summary_chunk_rows(chunk_size, source, n_moments):
+    """Rows per chunk of the summary pass: the converted row and its share of the block partials."""
+    D = source.n_features
+    return chunk_rows(chunk_size, source, 8 * (2 * D + 2) + 8 * (1 + n_moments) // BLOCK_ROWS + 1)
+
+
 def _fold(workspace, n, acc):
     from ._kernels.exactsum import fold_segments
 

@@ -102,7 +102,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     from . import engine
     from ._driver import run_cavi
     from ._init import initial_state, warm_state
-    from ._passes import numba_threads
+    from ._passes import estep_chunk_rows, numba_threads
     from .exceptions import ConvergenceWarning
     from .result import FitResult
 
@@ -137,7 +137,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     resp0 = None if init_responsibilities is None else V.check_init_responsibilities(init_responsibilities, N, K)
     weights = None if sample_weight is None else WeightSource(sample_weight, N)
     layout = "full" if covariance_type == "full" else "diag"
-    chunk_rows = engine.estep_chunk_rows(chunk_size, source, K, layout)
+    chunk_rows = estep_chunk_rows(chunk_size, source, K, layout)
 
     with numba_threads(n_threads):
         first = source.rows([0])[0]

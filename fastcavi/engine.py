@@ -362,28 +362,6 @@ def _weights(sample_weight, n_samples):
     return WeightSource(sample_weight, n_samples)
 
 
-def _chunk_rows(chunk_size, source, bytes_per_row):
-    from . import _validation as V
-    from ._sources import round_chunk_rows
-
-    rows = (source.default_chunk_rows(bytes_per_row) if chunk_size is None
-            else round_chunk_rows(V.check_int("chunk_size", chunk_size, 1)))
-    return min(rows, round_chunk_rows(source.n_samples))  # never a buffer larger than the data
-
-
-def estep_chunk_rows(chunk_size, source, K, layout):
-    """Rows per chunk of an E-step pass: the user's (rounded to whole segments) or about ``CHUNK_BYTES``.
-
-    Per row: the converted row (D float64), responsibilities and log-sum-exp when they are
-    returned (K + 1), and its share of the per-block partial sums.
-    """
-    from ._config import BLOCK_ROWS
-    from ._models.base import stats_size
-
-    D = source.n_features
-    return _chunk_rows(chunk_size, source, 8 * (D + K + 1) + 8 * stats_size(layout, K, D) // BLOCK_ROWS)
-
-
 def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full_scatter: bool = True,
               n_threads: Optional[int] = None, chunk_size: Optional[int] = None, row_offset: int = 0) -> DataSummary:
     """Validate the data and take its weighted count, mean and scatter, in one compiled pass.
@@ -418,7 +396,7 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
         value (naming the first such row).
     """
     from . import _validation as V
-    from ._passes import numba_threads, summary_pass
+    from ._passes import numba_threads, summary_chunk_rows, summary_pass
 
     source = _source(X)
     weights = _weights(sample_weight, source.n_samples)
@@ -433,7 +411,7 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
         if shift.shape != (D,) or not np.all(np.isfinite(shift)):
             raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
     F = D * (D + 1) // 2 if full_scatter else D
-    chunk_rows = _chunk_rows(chunk_size, source, 8 * (2 * D + 2) + 8 * (1 + D + F) // 256 + 1)
+    chunk_rows = summary_chunk_rows(chunk_size, source, D + F)
     with numba_threads(n_threads):
         summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter),
                                row_offset=V.check_int("row_offset", row_offset, 0))
@@ -474,7 +452,7 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
         Additive statistics of these rows (add those of other parts with ``+``).
     """
     from . import _validation as V
-    from ._passes import estep_pass, numba_threads
+    from ._passes import estep_chunk_rows, estep_pass, numba_threads
 
     if not isinstance(model, Model):
         raise TypeError(f"'model' must be a fastcavi.engine.Model, got {type(model).__name__}.")
@@ -536,7 +514,7 @@ def responsibility_stats(model: Model, X, responsibilities, *, sample_weight=Non
         With the entropy of the given responsibilities and ``lse_sum = 0``.
     """
     from . import _validation as V
-    from ._passes import estep_pass, numba_threads
+    from ._passes import estep_chunk_rows, estep_pass, numba_threads
 
     source = _source(X)
     V.check_features(source.n_features, model.n_features, owner="the model")

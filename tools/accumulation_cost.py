@@ -32,6 +32,7 @@ def main():
     from fastcavi._config import BLOCK_ROWS, SEGMENT_ROWS
     from fastcavi._kernels.exactsum import fold_segments
     from fastcavi._models.base import empty_accumulator, stats_size
+    from fastcavi._passes import estep_chunk_rows
     from fastcavi._sources import DataSource
 
     parser = argparse.ArgumentParser()
@@ -50,7 +51,7 @@ def main():
             model.elbo(stats, model.update(stats))
 
         size = stats_size(model.layout, K, D)
-        chunk = engine.estep_chunk_rows(None, DataSource(X), K, model.layout)  # the chunk size fit uses
+        chunk = estep_chunk_rows(None, DataSource(X), K, model.layout)  # the chunk size fit uses
         nblocks = -(-chunk // BLOCK_ROWS)
         partials = rng.normal(size=(nblocks, size))
         segsums = np.empty((-(-nblocks // (SEGMENT_ROWS // BLOCK_ROWS)), size))
