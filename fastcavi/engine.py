@@ -148,7 +148,7 @@ class Model:
 
     @property
     def priors(self) -> Mapping[str, Any]:
-        from types import MappingProxyType
+        from ._models.base import FrozenDict
 
         names = ("weight_concentration_prior", "mean_precision_prior", "mean_prior")
         if self.covariance_type == "identity":
@@ -157,7 +157,7 @@ class Model:
         else:
             names += ("degrees_of_freedom_prior", "covariance_prior", "reg_covar")
             extra = {}
-        return MappingProxyType(dict({n: self._config[n] for n in names}, **extra))
+        return FrozenDict({n: self._config[n] for n in names}, **extra)
 
     # -- CAVI ------------------------------------------------------------------------------
     def update(self, stats: Stats) -> State:
@@ -328,6 +328,9 @@ class Model:
         clean["n_components"], clean["n_features"] = int(clean["n_components"]), int(clean["n_features"])
         model._set_config(clean)
         return model
+
+    def __reduce__(self):  # pickles as its configuration (no family objects)
+        return Model.from_dict, (self.to_dict(),)
 
     def __eq__(self, other):
         if not isinstance(other, Model):

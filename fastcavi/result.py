@@ -103,6 +103,9 @@ class FitResult:
                    **{k: (_frozen(v) if v is not None else None) for k, v in public.items()},
                    priors=model.priors)
 
+    def __reduce__(self):  # pickles as model, state and trace; unpickled immutable again
+        return FitResult.from_state, (self.model, self.state, np.asarray(self.elbo), self.converged)
+
     @property
     def lower_bound(self) -> float:
         return float(self.elbo[-1])

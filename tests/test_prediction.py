@@ -113,3 +113,23 @@ def test_huge_chunk_size_is_capped_by_the_data():
     b = fastcavi.fit(X, 3, random_state=0, max_iter=5, tol=0)
     np.testing.assert_array_equal(a.elbo, b.elbo)
     np.testing.assert_array_equal(a.predict(X, chunk_size=10**11), b.predict(X))
+
+
+def test_results_pickle_and_stay_immutable():
+    # pickle, joblib and multiprocessing need it; the copy predicts identically and is frozen too
+    import pickle
+
+    X = _blobs()
+    for cov in ("identity", "full", "tied"):
+        r = fastcavi.fit(X, 3, covariance_type=cov, random_state=0, max_iter=4, tol=0)
+        back = pickle.loads(pickle.dumps(r))
+        assert back.model == r.model and dict(back.priors).keys() == dict(r.priors).keys()
+        np.testing.assert_array_equal(back.elbo, r.elbo)
+        np.testing.assert_array_equal(back.predict_proba(X), r.predict_proba(X))
+        np.testing.assert_array_equal(back.score_samples(X), r.score_samples(X))
+        with pytest.raises(ValueError):
+            back.means.flags.writeable = True
+        with pytest.raises(ValueError):
+            back.state.means[0, 0] = 1.0
+        with pytest.raises(TypeError):
+            back.priors["mean_precision_prior"] = 2.0

@@ -17,7 +17,8 @@ sufficient statistics, and the entropy of q(z), ``-sum_nk r_nk log r_nk``, is ac
 by the same pass.
 """
 from dataclasses import dataclass, fields
-from typing import Dict, Mapping, Optional, Protocol, Tuple, Union
+from collections.abc import Mapping
+from typing import Dict, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
@@ -75,6 +76,9 @@ class State:
                 out[f.name] = value
         return out
 
+    def __reduce__(self):  # pickles as its arrays; unpickled frozen again
+        return State.from_dict, (self.to_dict(),)
+
     @classmethod
     def from_dict(cls, arrays: Mapping[str, np.ndarray]) -> "State":
         """A (frozen) state from :meth:`to_dict`'s output.
@@ -98,6 +102,33 @@ class State:
             return cls(**kw).frozen()
         except TypeError as exc:
             raise ValueError(f"Incomplete variational state: {exc}") from None
+
+
+class FrozenDict(Mapping):
+    """A read-only mapping (unlike ``types.MappingProxyType``, it pickles)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, *args, **kwargs):
+        object.__setattr__(self, "_data", dict(*args, **kwargs))
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("FrozenDict is read-only")
+
+    def __reduce__(self):
+        return FrozenDict, (self._data,)
+
+    def __repr__(self):
+        return f"FrozenDict({self._data!r})"
 
 
 def frozen_array(a):
