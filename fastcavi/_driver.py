@@ -18,7 +18,8 @@ from .exceptions import ELBODecreaseError, ELBODecreaseWarning
 ELBO_DECREASE_RTOL = 1e-9
 
 
-def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callback=None, previous_elbo=None):
+def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callback=None, previous_elbo=None,
+             on_sweep=None):
     """Coordinate ascent from ``state`` until the ELBO converges or ``max_iter`` sweeps.
 
     Each sweep updates q(z) (one pass over the data: ``sweep(state)``), then q(pi),
@@ -40,6 +41,9 @@ def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callba
     previous_elbo : float or None
         The ELBO of ``state`` when it is the end of an earlier run (a warm start): the first
         sweep's change and convergence test are taken against it, as in one long run.
+    on_sweep : callable or None
+        ``on_sweep(state, elbos, converged)`` after each sweep, with the new state and this run's
+        trace so far (checkpoints are written from here).
 
     Returns
     -------
@@ -86,7 +90,9 @@ def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callba
             callback(it, elbo, change)
         if not math.isnan(change) and tol > 0:
             threshold = tol * abs(elbo) if tol_is_relative else tol
-            if change < threshold:
-                converged = True
-                break
+            converged = change < threshold
+        if on_sweep is not None:
+            on_sweep(state, elbos, converged)
+        if converged:
+            break
     return state, np.asarray(elbos, dtype=np.float64), converged

@@ -1,0 +1,153 @@
+"""Checkpoints of a running fit: everything needed to finish it bit for bit, written atomically.
+
+A checkpoint holds the model (its resolved configuration), the state of the run in progress
+and its ELBO trace, which of the ``n_init`` runs is in progress and the best finished one so
+far, the random generator's state after the current run's initialisation, and a fingerprint
+of the data and of the options. :func:`write` goes through a temporary file in the same
+folder, ``fsync`` and ``os.replace``: a crash during a write leaves the previous checkpoint
+whole.
+"""
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from ._models.base import State
+
+CHECKPOINT_VERSION = 1
+_KIND = "fastcavi checkpoint"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A fit in progress (see the module docstring)."""
+
+    fingerprint: Dict[str, Any]
+    model_config: Dict[str, Any]
+    run: int
+    state: State
+    elbo: np.ndarray
+    rng_state: Dict[str, Any]
+    best: Optional[Tuple[State, np.ndarray, bool]]
+
+
+def _digest(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(np.ascontiguousarray(p).tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
+    return h.hexdigest()[:32]
+
+
+def fingerprint(source, summary, model, controls):
+    """What a checkpoint must match to be resumed: the data and every option that changes the result.
+
+    Parameters
+    ----------
+    source : DataSource
+    summary : DataSummary
+        The data's summary (its exact accumulators stand for the data's content).
+    model : fastcavi.engine.Model
+    controls : dict
+        The fit's other options (max_iter, tol, tol_type, n_init, init, random_state, ...), as
+        plain values or arrays.
+
+    Returns
+    -------
+    dict of str to str
+    """
+    out = {"data shape": repr(tuple(source.shape)), "data dtype": str(source.dtype),
+           "data content": _digest(summary.to_array())}
+    config = model.to_dict()
+    out["model"] = _digest(*[(k, config[k]) if not isinstance(config[k], np.ndarray) else config[k]
+                             for k in sorted(config)])
+    for key, value in sorted(controls.items()):
+        out[key] = _digest(value) if isinstance(value, np.ndarray) else repr(value)
+    return out
+
+
+def differences(saved, current):
+    """A sentence naming what differs between two fingerprints (empty when they match)."""
+    keys = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    if not keys:
+        return ""
+    parts = []
+    for k in keys:
+        if k in ("data content", "model"):
+            parts.append(f"the {k} differs")
+        else:
+            parts.append(f"{k}: {saved.get(k)} in the checkpoint, {current.get(k)} now")
+    return "; ".join(parts)
+
+
+def write(path, ckpt: Checkpoint):
+    """Write ``ckpt`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = os.fspath(path)
+    arrays = dict(file_kind=_KIND, checkpoint_version=CHECKPOINT_VERSION,
+                  fingerprint=json.dumps(ckpt.fingerprint), rng_state=json.dumps(ckpt.rng_state),
+                  run=ckpt.run, elbo=np.asarray(ckpt.elbo))
+    for k, v in ckpt.model_config.items():
+        arrays[f"model_none__{k}" if v is None else f"model__{k}"] = 0 if v is None else v
+    for k, v in ckpt.state.to_dict().items():
+        arrays[f"state__{k}"] = v
+    if ckpt.best is not None:
+        best_state, best_elbo, best_converged = ckpt.best
+        for k, v in best_state.to_dict().items():
+            arrays[f"best__{k}"] = v
+        arrays["best_elbo"], arrays["best_converged"] = np.asarray(best_elbo), bool(best_converged)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    try:  # make the rename itself durable
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # some file systems cannot fsync a folder
+        pass
+
+
+def read(path) -> Checkpoint:
+    """Read a checkpoint written by :func:`write`.
+
+    Raises
+    ------
+    ValueError
+        When ``path`` is missing or is not a fastcavi checkpoint of a version this fastcavi reads.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"No checkpoint to resume from at {path!r}.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except Exception as exc:
+        raise ValueError(f"{path!r} is not a fastcavi checkpoint ({type(exc).__name__}: {exc}).") from None
+    if str(data.get("file_kind", "")) != _KIND:
+        raise ValueError(f"{path!r} is not a fastcavi checkpoint.")
+    if int(data["checkpoint_version"]) != CHECKPOINT_VERSION:
+        raise ValueError(f"{path!r} has checkpoint version {int(data['checkpoint_version'])}; this fastcavi reads "
+                         f"version {CHECKPOINT_VERSION}.")
+
+    def state_of(prefix):
+        return State.from_dict({k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)})
+
+    config = {k[len("model__"):]: v for k, v in data.items() if k.startswith("model__")}
+    config.update({k[len("model_none__"):]: None for k in data if k.startswith("model_none__")})
+    best = None
+    if "best_elbo" in data:
+        best = (state_of("best__"), np.asarray(data["best_elbo"]), bool(data["best_converged"]))
+    return Checkpoint(fingerprint=json.loads(str(data["fingerprint"])), model_config=config, run=int(data["run"]),
+                      state=state_of("state__"), elbo=np.asarray(data["elbo"]),
+                      rng_state=json.loads(str(data["rng_state"])), best=best)
