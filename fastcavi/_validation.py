@@ -1,7 +1,9 @@
 """Parameter and hyperparameter checks, in one place, with scikit-learn's wording.
 
 Every check runs before any pass over the data and raises ``ValueError`` (or
-``TypeError`` for a wrong type) naming the parameter and the offending value.
+``TypeError`` for a wrong type) naming the parameter and the offending value. Those of the
+data's header (its shape and dtype, and ``sample_weight``'s) and of the engine's call
+arguments are here too; the checks that need the data's values stay where the data is.
 """
 import numbers
 
@@ -206,3 +208,82 @@ def check_warm_start(previous, covariance_type, n_components, n_features):
     if got != want:
         raise ValueError(f"Cannot warm-start from a result with (covariance_type, n_components, n_features) = "
                          f"{got}: this fit has {want}.")
+
+
+# -- the data's header: shape and dtype (no values read) ------------------------------------------
+def check_data_shape(shape):
+    """scikit-learn's errors for data that is not a 2-D array with at least one row and one column."""
+    ndim = len(shape)
+    if ndim == 1:
+        raise ValueError(
+            "Expected 2D array, got 1D array instead. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+            "if it contains a single sample.")
+    if ndim != 2:
+        raise ValueError(f"Found array with dim {ndim}. Expected 2D array (n_samples, n_features).")
+    if shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+
+
+def check_data_dtype(dtype):
+    """Real numbers (floats, integers, bools): not complex, not strings or objects."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise ValueError("Complex data not supported: X has dtype %s." % dtype)
+    if dtype.kind not in "fiub":
+        raise ValueError(f"X must hold numbers, but its dtype is {dtype} (kind {dtype.kind!r}); "
+                         "convert it to a float array first.")
+    return dtype
+
+
+def check_sample_weight_array(w, n_samples):
+    """A 1-D array of real numbers of length ``n_samples`` (the values are checked in the validating pass)."""
+    if w.dtype.kind not in "fiub":
+        raise ValueError(f"sample_weight must hold real numbers, but its dtype is {w.dtype}.")
+    if w.ndim != 1:
+        raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array of shape "
+                         f"{w.shape}.")
+    if w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == ({w.shape[0]},), expected ({n_samples},)!")
+    return w
+
+
+# -- the engine's call arguments ------------------------------------------------------------------
+def check_option_names(given, known, owner):
+    """No option outside ``known`` (a ``TypeError``, as Python raises for an unexpected keyword)."""
+    unknown = set(given) - set(known)
+    if unknown:
+        raise TypeError(f"{owner} got unexpected options {sorted(unknown)}.")
+
+
+def check_instance(name, value, cls, qualname):
+    """``value`` is a ``cls`` (a ``TypeError`` naming ``qualname`` otherwise)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"'{name}' must be a {qualname}, got {type(value).__name__}.")
+    return value
+
+
+def check_shift(shift, D):
+    """A finite vector of shape (D,), as float64."""
+    shift = np.asarray(shift, dtype=np.float64)
+    if shift.shape != (D,) or not np.all(np.isfinite(shift)):
+        raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
+    return shift
+
+
+def check_output_array(name, out, shape):
+    """None, or a writable float64 ndarray of ``shape`` for a pass to fill."""
+    if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
+                            or not out.flags.writeable):
+        raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
+    return out
+
+
+def check_sample_count(n_samples):
+    """The estimator's ``sample(n_samples)``: at least one draw (scikit-learn's message)."""
+    if n_samples < 1:
+        raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+                         "one sample.")
+    return n_samples

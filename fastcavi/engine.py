@@ -93,11 +93,8 @@ class Model:
         from . import _validation as V
         from ._models import families
 
-        unknown = set(options) - set(_OPTION_DEFAULTS)
-        if unknown:
-            raise TypeError(f"Model() got unexpected options {sorted(unknown)}.")
-        if not isinstance(summary, DataSummary):
-            raise TypeError(f"'summary' must be a fastcavi.engine.DataSummary, got {type(summary).__name__}.")
+        V.check_option_names(options, _OPTION_DEFAULTS, "Model()")
+        V.check_instance("summary", summary, DataSummary, "fastcavi.engine.DataSummary")
         opts = dict(_OPTION_DEFAULTS, **options)
         K = V.check_int("n_components", n_components, 1)
         covariance_type = V.check_choice("covariance_type", covariance_type, V.COVARIANCE_TYPES)
@@ -203,6 +200,7 @@ class Model:
         return freeze_state(self._family.state_from_means(self._coords.to_model(means)))
 
     def _check_stats(self, stats):
+        # statistics come from the data: whether they fit this model and are finite is checked here, where they are
         if not isinstance(stats, Stats):
             raise TypeError(f"Expected fastcavi.engine.Stats, got {type(stats).__name__}.")
         if (stats.layout, stats.n_components, stats.n_features) != (self.layout, self.n_components,
@@ -349,15 +347,13 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
         if not np.all(np.isfinite(shift)):
             shift = np.zeros(D)  # the pass below names the bad row
     else:
-        shift = np.asarray(shift, dtype=np.float64)
-        if shift.shape != (D,) or not np.all(np.isfinite(shift)):
-            raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
+        shift = V.check_shift(shift, D)
     F = D * (D + 1) // 2 if full_scatter else D
     chunk_rows = _chunk_rows(chunk_size, source, 8 * (2 * D + 2) + 8 * (1 + D + F) // 256 + 1)
     with numba_threads(n_threads):
         summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter),
                                row_offset=V.check_int("row_offset", row_offset, 0))
-    if weights is not None and not summary.count > 0:
+    if weights is not None and not summary.count > 0:  # needs the weights' values: checked after the pass
         raise ValueError("sample_weight sums to 0: there is nothing to fit.")
     return summary
 
@@ -396,19 +392,15 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
     from . import _validation as V
     from ._passes import estep_pass, numba_threads
 
-    if not isinstance(model, Model):
-        raise TypeError(f"'model' must be a fastcavi.engine.Model, got {type(model).__name__}.")
-    if not isinstance(state, State):
-        raise TypeError(f"'state' must be a fastcavi.engine.State, got {type(state).__name__}.")
+    V.check_instance("model", model, Model, "fastcavi.engine.Model")
+    V.check_instance("state", state, State, "fastcavi.engine.State")
     source = _source(X)
     V.check_features(source.n_features, model.n_features, owner="the model")
     weights = _weights(sample_weight, source.n_samples)
     n_threads = V.check_n_threads(n_threads)
     N, K = source.n_samples, model.n_components
-    for name, out, shape in (("responsibilities", responsibilities, (N, K)), ("log_density", log_density, (N,))):
-        if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
-                                or not out.flags.writeable):
-            raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
+    V.check_output_array("responsibilities", responsibilities, (N, K))
+    V.check_output_array("log_density", log_density, (N,))
     layout, coeffs = model.coefficients(state)
     outputs = None
     if responsibilities is not None or log_density is not None:

@@ -13,6 +13,7 @@ scikit-learn's does; ``fit`` takes ``sample_weight``.
 """
 import numpy as np
 
+from . import _validation as V
 from .api import fit as _fit
 
 try:  # optional
@@ -191,9 +192,7 @@ class BayesianGaussianMixture(_Base):
         y : ndarray of shape (n_samples,)
         """
         r = self._fitted()
-        if n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
-                             "one sample.")
+        V.check_sample_count(n_samples)
         rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
                                     else self.random_state.randint(2**31 - 1))
         counts = rng.multinomial(n_samples, self.weights_)
