@@ -30,6 +30,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from . import options as _declared
 from ._config import SEGMENT_ROWS
 from ._models.base import State, Stats, frozen_array
 from ._models.summary import DataSummary
@@ -40,9 +41,8 @@ __all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize",
 #: the statistics of one pass over all rows. It divides 65,536.
 GRANULARITY: int = SEGMENT_ROWS
 
-_OPTION_DEFAULTS = dict(covariance=None, weight_concentration_prior_type="dirichlet_distribution",
-                        weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
-                        degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6, exact_cavi=False)
+#: :class:`Model`'s options and their defaults: those of :data:`fastcavi.options.PARAMETERS`.
+_OPTION_DEFAULTS = {name: _declared.BY_NAME[name].default for name in _declared.MODEL_OPTIONS}
 
 
 _frozen = frozen_array
@@ -67,8 +67,9 @@ class Model:
         and the data-dependent defaults of the priors (scikit-learn's ``mean_prior``,
         ``covariance_prior``, and the tied family's total scatter).
     **options
-        The priors and options of :func:`fastcavi.fit`, with the same names and defaults:
-        ``covariance``, ``weight_concentration_prior_type``, ``weight_concentration_prior``,
+        The priors and options of :func:`fastcavi.fit`, with the same names and defaults
+        (declared in :mod:`fastcavi.options`, layer "model"): ``covariance``,
+        ``weight_concentration_prior_type``, ``weight_concentration_prior``,
         ``mean_precision_prior``, ``mean_prior``, ``degrees_of_freedom_prior``,
         ``covariance_prior``, ``reg_covar``, ``exact_cavi``.
 
@@ -91,17 +92,23 @@ class Model:
     def __init__(self, n_components: int, covariance_type: str = "identity", *, summary: DataSummary,
                  **options: Any) -> None:
         from . import _validation as V
-        from ._models import families
 
         V.check_option_names(options, _OPTION_DEFAULTS, "Model()")
         V.check_instance("summary", summary, DataSummary, "fastcavi.engine.DataSummary")
-        opts = dict(_OPTION_DEFAULTS, **options)
-        K = V.check_int("n_components", n_components, 1)
-        covariance_type = V.check_choice("covariance_type", covariance_type, V.COVARIANCE_TYPES)
-        wtype = V.check_choice("weight_concentration_prior_type", opts.pop("weight_concentration_prior_type"),
-                               V.WEIGHT_PRIOR_TYPES)
-        spec = families.resolve(covariance_type, wtype, K, summary.n_features, **opts)
-        self._set_config(spec.build(summary))
+        values = dict(_OPTION_DEFAULTS, **options, n_components=n_components, covariance_type=covariance_type)
+        self._build(_declared.check(values, shape=(None, summary.n_features)), summary)
+
+    @classmethod
+    def _from_checked(cls, checked: Mapping[str, Any], summary: DataSummary) -> "Model":
+        """The model of parameters that :func:`fastcavi.options.check` has checked (``fit``'s path)."""
+        model = cls.__new__(cls)
+        model._build(checked, summary)
+        return model
+
+    def _build(self, checked, summary):
+        from ._models import families
+
+        self._set_config(families.resolve(checked, summary.n_features).build(summary))
 
     def _set_config(self, config):
         from ._models import families
