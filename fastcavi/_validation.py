@@ -347,8 +347,8 @@ class Context(NamedTuple):
     """What a check may depend on: the structural parameters checked before it, and the data's shape."""
 
     n_components: Optional[int] = None
-    covariance_type: str = "identity"
-    weight_concentration_prior_type: str = "dirichlet_distribution"
+    covariance_type: Optional[str] = None
+    weight_concentration_prior_type: Optional[str] = None
     n_samples: Optional[int] = None
     n_features: Optional[int] = None
 
