@@ -40,6 +40,14 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
             return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
 
+def _progress_lines(verbose, verbose_interval):
+    """scikit-learn's verbose output: a line every ``verbose_interval`` sweeps (every sweep when ``verbose >= 2``)."""
+    def callback(it, elbo, change):
+        if it % verbose_interval == 0 or verbose >= 2:
+            print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
+    return callback
+
+
 class BayesianGaussianMixture(_Base):
     """Variational Bayesian Gaussian mixture, scikit-learn's API, fastcavi's engine.
 
@@ -109,11 +117,7 @@ class BayesianGaussianMixture(_Base):
         """
         fit_arguments, own = options.estimator_arguments(
             {name: getattr(self, name) for name in options.estimator_defaults()})
-        callback = None
-        if own["verbose"]:
-            def callback(it, elbo, change):
-                if it % own["verbose_interval"] == 0 or own["verbose"] >= 2:
-                    print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
+        callback = _progress_lines(own["verbose"], own["verbose_interval"]) if own["verbose"] else None
         previous = getattr(self, "result_", None) if own["warm_start"] else None
         init = previous if previous is not None else own["init_params"]  # the init that init_params means
         result = _fit(X, init=init, tol_type="absolute", callback=callback, sample_weight=sample_weight,
