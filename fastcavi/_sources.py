@@ -19,36 +19,22 @@ chunks that the kernels can read directly:
 * Fortran-ordered or strided slices are made C-contiguous, one chunk at a time;
 * every chunk is handed over as a read-only view, so the kernels compile once per
   float width and can never write into the caller's data.
+
+The shape and dtype checks (and ``sample_weight``'s) are :mod:`fastcavi._validation`'s; what
+stays here is what opening the data raises: a missing, truncated or unreadable ``.npy`` file,
+an object that cannot be read as an array.
 """
 import os
 
 import numpy as np
 
+from . import _validation as V
 from ._config import CHUNK_BYTES, SEGMENT_ROWS
-
-
-def _sklearn_shape_errors(shape, ndim, what="X"):
-    if ndim == 1:
-        raise ValueError(
-            "Expected 2D array, got 1D array instead. Reshape your data either using "
-            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
-            "if it contains a single sample.")
-    if ndim != 2:
-        raise ValueError(f"Found array with dim {ndim}. Expected 2D array (n_samples, n_features).")
-    if shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-    if shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
 
 
 def _compute_dtype(dtype):
     """The float type the kernels read for data of ``dtype``, or a ValueError."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        raise ValueError("Complex data not supported: X has dtype %s." % dtype)
-    if dtype.kind not in "fiub":
-        raise ValueError(f"X must hold numbers, but its dtype is {dtype} (kind {dtype.kind!r}); "
-                         "convert it to a float array first.")
+    dtype = V.check_data_dtype(dtype)
     if dtype.kind == "f" and dtype.itemsize == 8:
         return np.dtype(np.float64)
     if dtype.kind == "f" and dtype.itemsize == 4:
@@ -114,7 +100,7 @@ class DataSource:
             if self._data.dtype == object:
                 raise ValueError("X cannot be read as a numeric 2-D array (it has dtype object).")
         shape = tuple(int(s) for s in self._data.shape)
-        _sklearn_shape_errors(shape, len(shape))
+        V.check_data_shape(shape)
         self.n_samples, self.n_features = shape
         self.dtype = np.dtype(self._data.dtype)
         self.compute_dtype = _compute_dtype(self.dtype)
@@ -198,14 +184,7 @@ class WeightSource:
                 w = np.asarray(w)
             except Exception as exc:
                 raise ValueError(f"sample_weight cannot be read as a 1-D array: {exc}") from None
-        if w.dtype.kind not in "fiub":
-            raise ValueError(f"sample_weight must hold real numbers, but its dtype is {w.dtype}.")
-        if w.ndim != 1:
-            raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array of shape "
-                             f"{w.shape}.")
-        if w.shape[0] != n_samples:
-            raise ValueError(f"sample_weight.shape == ({w.shape[0]},), expected ({n_samples},)!")
-        self._data = w
+        self._data = V.check_sample_weight_array(w, n_samples)
         self.n_samples = n_samples
 
     def chunks(self, chunk_rows, start=0, stop=None):

@@ -1,15 +1,67 @@
-"""Parameter and hyperparameter checks, in one place, with scikit-learn's wording.
+"""Every check that does not need the data, in one place, with scikit-learn's wording.
 
-Every check runs before any pass over the data and raises ``ValueError`` (or
-``TypeError`` for a wrong type) naming the parameter and the offending value.
+The parameters of :func:`fastcavi.fit`, :class:`fastcavi.engine.Model`, the estimator and
+the command line are declared once, in :mod:`fastcavi.options`; each declaration names its
+check here (the section "Checks of the declared parameters" below). :func:`fastcavi.options.check`
+runs them, in the declaration's order, before any data is read. Every check raises
+``ValueError`` (``TypeError`` for a wrong kind of object) naming the parameter and the
+offending value.
+
+What is checked where
+---------------------
+Here, before any data is read (a few checks need the data's shape, from its header):
+
+* the declared parameters (:mod:`fastcavi.options`): first those that need neither the data
+  nor its shape (types, ranges, choices; ``weight_concentration_prior`` against K), then,
+  once the data's header gives (n_samples, n_features), those that need them
+  (``covariance``, ``mean_prior``, ``degrees_of_freedom_prior > D - 1``, ``covariance_prior``,
+  ``init``, ``init_responsibilities``, ``sample_weight``'s kind, shape and length), and the
+  combinations of ``covariance_type`` with ``covariance``, ``degrees_of_freedom_prior`` and
+  ``covariance_prior``;
+* the data's shape and dtype (:func:`check_data_shape`, :func:`check_data_dtype`, called by
+  :class:`fastcavi._sources.DataSource` when it opens the data), n_samples >= n_components
+  (:func:`check_n_samples`), the number of features of new data (:func:`check_features`);
+* the engine's call arguments: ``Model``'s option names and ``summary``, ``estep``'s ``model``,
+  ``state`` and output arrays, ``summarize``'s ``shift``, ``row_offset``
+  (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
+  :func:`check_shift`);
+* the estimator's own: ``init_params``, ``covariance_type`` without "identity", and
+  ``sample``'s ``n_samples`` (:func:`check_sample_count`).
+
+Where the data is, because they need its values (each place says so in a comment):
+
+* NaN/inf in X, and negative or non-finite sample weights: the validating first pass
+  (:func:`fastcavi._passes.raise_bad_row`), naming the first bad row and column; new data at
+  prediction: the same check on each chunk of the E-step;
+* weights that sum to 0: after that pass (:func:`fastcavi.fit`, :func:`fastcavi.engine.summarize`);
+* the rows of ``init_responsibilities`` (probability vectors): :func:`check_resp_chunk`, defined
+  here, called on each chunk as it is read;
+* the default ``covariance_prior`` (at least 2 samples; singular with ``reg_covar = 0``), and a
+  summary without the full scatter for "full"/"tied": :class:`fastcavi._models.families.WishartSpec`;
+* a component covariance that is not positive definite: the Wishart update
+  (:mod:`fastcavi._models.wishart`); non-finite statistics or ELBO and an ELBO decrease:
+  :mod:`fastcavi._driver` and :class:`fastcavi.engine.Model`; statistics that do not fit the model
+  (``Model._check_stats``), and ``state_from_means`` for a Wishart model: the engine;
+* a non-finite log-density of new rows: :class:`fastcavi.FitResult`.
+
+Where files and serialised objects are read: a missing, truncated or unreadable ``.npy`` file, or
+an object that cannot be read as an array (:mod:`fastcavi._sources`); a model file
+(:func:`fastcavi.load`); ``Stats``/``DataSummary`` arrays and ``State``/``Model`` dicts (their
+``from_array``/``from_dict``).
 """
 import numbers
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 COVARIANCE_TYPES = ("identity", "spherical", "diag", "full", "tied")
+WISHART_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 WEIGHT_PRIOR_TYPES = ("dirichlet_distribution", "dirichlet_process")
 INIT_METHODS = ("k-means++", "random", "random_from_data")
+TOL_TYPES = ("relative", "absolute")
+#: The estimator's ``init_params`` (scikit-learn's names) and the ``init`` of :func:`fastcavi.fit` each one means.
+INIT_PARAMS = {"kmeans": "k-means++", "k-means++": "k-means++", "random": "random",
+               "random_from_data": "random_from_data"}
 
 
 def _is_int(value):
@@ -20,6 +72,7 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+# -- basic checks ---------------------------------------------------------------------------------
 def check_int(name, value, low, high=None):
     """An int in [low, high] (high=None: unbounded)."""
     if not _is_int(value) or value < low or (high is not None and value > high):
@@ -49,15 +102,8 @@ def check_bool(name, value):
     return bool(value)
 
 
-def check_reg_covar_and_exact_cavi(reg_covar, exact_cavi):
-    """``reg_covar`` (a finite real >= 0) and ``exact_cavi`` (a bool), for every covariance type.
-
-    They only act on the Wishart families, but a bad value is an error whatever the family.
-    """
-    return check_real("reg_covar", reg_covar, 0.0, strict=False), check_bool("exact_cavi", exact_cavi)
-
-
 def check_choice(name, value, choices):
+    """One of the strings ``choices``."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"The '{name}' parameter must be a str among {{{', '.join(map(repr, choices))}}}. "
                          f"Got {value!r} instead.")
@@ -136,6 +182,7 @@ def check_random_state(random_state):
 
 
 def check_n_threads(n_threads):
+    """None, or an int in [1, numba's thread count]."""
     if n_threads is None:
         return None
     import numba
@@ -145,12 +192,14 @@ def check_n_threads(n_threads):
 
 
 def check_n_samples(n_samples, n_components):
+    """At least as many rows as components (scikit-learn's check; the data's header gives n_samples)."""
     if n_samples < n_components:
         raise ValueError(f"Expected n_samples >= n_components but got n_components = {n_components}, "
                          f"n_samples = {n_samples}")
 
 
 def check_features(n_features, expected, owner="the fitted model"):
+    """New data has the model's number of features."""
     if n_features != expected:
         raise ValueError(f"X has {n_features} features, but {owner} is expecting {expected} features as input.")
 
@@ -181,7 +230,7 @@ def check_covariance_prior(value, covariance_type, D):
 
 
 def check_init_responsibilities(R, N, K):
-    """Shape (N, K), finite, non-negative, rows summing to 1 (checked on the given array)."""
+    """Shape (N, K) and numeric (the values are checked chunk by chunk: :func:`check_resp_chunk`)."""
     arr = np.asarray(R)
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"'init_responsibilities' must be a numeric array. Got dtype {arr.dtype}.")
@@ -191,7 +240,10 @@ def check_init_responsibilities(R, N, K):
 
 
 def check_resp_chunk(R, row0):
-    """Rows of init_responsibilities: finite, >= 0, summing to 1 (within 1e-6)."""
+    """Rows of init_responsibilities: finite, >= 0, summing to 1 (within 1e-6).
+
+    It needs the values: it runs on each chunk as the pass reads it, not before the data.
+    """
     bad = ~np.isfinite(R).all(1) | (R < 0).any(1) | (np.abs(R.sum(1) - 1.0) > 1e-6)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -206,3 +258,299 @@ def check_warm_start(previous, covariance_type, n_components, n_features):
     if got != want:
         raise ValueError(f"Cannot warm-start from a result with (covariance_type, n_components, n_features) = "
                          f"{got}: this fit has {want}.")
+
+
+# -- the data's header: shape and dtype (no values read) ------------------------------------------
+def check_data_shape(shape):
+    """scikit-learn's errors for data that is not a 2-D array with at least one row and one column."""
+    ndim = len(shape)
+    if ndim == 1:
+        raise ValueError(
+            "Expected 2D array, got 1D array instead. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+            "if it contains a single sample.")
+    if ndim != 2:
+        raise ValueError(f"Found array with dim {ndim}. Expected 2D array (n_samples, n_features).")
+    if shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+
+
+def check_data_dtype(dtype):
+    """Real numbers (floats, integers, bools): not complex, not strings or objects."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise ValueError("Complex data not supported: X has dtype %s." % dtype)
+    if dtype.kind not in "fiub":
+        raise ValueError(f"X must hold numbers, but its dtype is {dtype} (kind {dtype.kind!r}); "
+                         "convert it to a float array first.")
+    return dtype
+
+
+def check_sample_weight_array(w, n_samples):
+    """A 1-D array of real numbers of length ``n_samples`` (the values are checked in the validating pass)."""
+    if w.dtype.kind not in "fiub":
+        raise ValueError(f"sample_weight must hold real numbers, but its dtype is {w.dtype}.")
+    if w.ndim != 1:
+        raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array of shape "
+                         f"{w.shape}.")
+    if w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == ({w.shape[0]},), expected ({n_samples},)!")
+    return w
+
+
+# -- the engine's call arguments ------------------------------------------------------------------
+def check_option_names(given, known, owner):
+    """No option outside ``known`` (a ``TypeError``, as Python raises for an unexpected keyword)."""
+    unknown = set(given) - set(known)
+    if unknown:
+        raise TypeError(f"{owner} got unexpected options {sorted(unknown)}.")
+
+
+def check_instance(name, value, cls, qualname):
+    """``value`` is a ``cls`` (a ``TypeError`` naming ``qualname`` otherwise)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"'{name}' must be a {qualname}, got {type(value).__name__}.")
+    return value
+
+
+def check_shift(shift, D):
+    """A finite vector of shape (D,), as float64."""
+    shift = np.asarray(shift, dtype=np.float64)
+    if shift.shape != (D,) or not np.all(np.isfinite(shift)):
+        raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
+    return shift
+
+
+def check_output_array(name, out, shape):
+    """None, or a writable float64 ndarray of ``shape`` for a pass to fill."""
+    if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
+                            or not out.flags.writeable):
+        raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
+    return out
+
+
+def check_sample_count(n_samples):
+    """The estimator's ``sample(n_samples)``: at least one draw (scikit-learn's message)."""
+    if n_samples < 1:
+        raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+                         "one sample.")
+    return n_samples
+
+
+# -- checks of the declared parameters ------------------------------------------------------------
+# fastcavi.options names one of these for each parameter. Each is called as
+# ``check(name, value, context) -> the checked value`` (``context``: a :class:`Context`); those
+# marked ``needs_shape`` run once the data's header has given (n_samples, n_features).
+class Context(NamedTuple):
+    """What a check may depend on: the structural parameters checked before it, and the data's shape."""
+
+    n_components: Optional[int] = None
+    covariance_type: Optional[str] = None
+    weight_concentration_prior_type: Optional[str] = None
+    n_samples: Optional[int] = None
+    n_features: Optional[int] = None
+
+
+def _parameter_check(*, needs_shape):
+    """Mark a function as a declared parameter's check; ``needs_shape``: it runs once the data's header
+    has given (n_samples, n_features)."""
+    def mark(check):
+        check.needs_shape = needs_shape
+        return check
+    return mark
+
+
+class IntRange:
+    """An int in [low, high] (``high=None``: unbounded)."""
+
+    needs_shape = False
+
+    def __init__(self, low, high=None):
+        self.low, self.high = low, high
+
+    def __call__(self, name, value, context):
+        return check_int(name, value, self.low, self.high)
+
+    def __repr__(self):
+        return f"IntRange({self.low}, {self.high})"
+
+
+class RealRange:
+    """A finite real number above ``low`` (strictly unless ``strict=False``)."""
+
+    needs_shape = False
+
+    def __init__(self, low, *, strict=True):
+        self.low, self.strict = low, strict
+
+    def __call__(self, name, value, context):
+        return check_real(name, value, self.low, strict=self.strict)
+
+    def __repr__(self):
+        return f"RealRange({self.low}, strict={self.strict})"
+
+
+class OneOf:
+    """One of the strings ``choices`` (the command line offers them as its choices)."""
+
+    needs_shape = False
+
+    def __init__(self, choices):
+        self.choices = tuple(choices)
+
+    def __call__(self, name, value, context):
+        return check_choice(name, value, self.choices)
+
+    def __repr__(self):
+        return f"OneOf({self.choices})"
+
+
+class Boolean:
+    """A Python or NumPy bool."""
+
+    needs_shape = False
+
+    def __call__(self, name, value, context):
+        return check_bool(name, value)
+
+    def __repr__(self):
+        return "Boolean()"
+
+
+class NoneOr:
+    """None (kept as None: a default resolved later), or a value that passes ``check``."""
+
+    def __init__(self, check):
+        self.check = check
+        self.needs_shape = getattr(check, "needs_shape", False)
+
+    def __call__(self, name, value, context):
+        return None if value is None else self.check(name, value, context)
+
+    def __repr__(self):
+        return f"NoneOr({self.check!r})"
+
+
+@_parameter_check(needs_shape=False)
+def unchecked(name, value, context):
+    """Any value, used as given (the estimator's ``verbose``, ``verbose_interval``, ``warm_start``)."""
+    return value
+
+
+@_parameter_check(needs_shape=False)
+def thread_count(name, value, context):
+    """None, or an int in [1, numba's thread count]."""
+    return check_n_threads(value)
+
+
+@_parameter_check(needs_shape=False)
+def random_seed(name, value, context):
+    """None, an int, a Generator or a RandomState; returns a ``numpy.random.Generator``."""
+    return check_random_state(value)
+
+
+@_parameter_check(needs_shape=False)
+def callable_or_none(name, value, context):
+    """None, or something callable."""
+    if value is not None and not callable(value):
+        raise ValueError(f"'{name}' must be callable or None. Got {value!r}.")
+    return value
+
+
+@_parameter_check(needs_shape=False)
+def weight_concentration(name, value, context):
+    """The Dirichlet's alpha: a positive number or (K,) vector, returned as a (K,) vector; the process's
+    concentration: a positive number."""
+    if context.weight_concentration_prior_type == "dirichlet_process":
+        return check_real(name, value, 0.0)
+    return check_vector(name, value, context.n_components, positive=True)
+
+
+@_parameter_check(needs_shape=True)
+def known_covariance(name, value, context):
+    """The known covariance of "identity" (see :func:`check_known_covariance`); returns its lower Cholesky
+    factor, or None for the identity. Only "identity" takes one."""
+    if value is not None and context.covariance_type != "identity":
+        raise ValueError("'covariance' (a known covariance) applies only to covariance_type='identity'.")
+    return check_known_covariance(value, context.n_features)
+
+
+@_parameter_check(needs_shape=True)
+def prior_mean(name, value, context):
+    """A number or a (D,) vector of finite numbers, returned as a (D,) vector."""
+    return check_vector(name, value, context.n_features, what="n_features")
+
+
+def _wishart_only(value, context):
+    if value is not None and context.covariance_type == "identity":
+        raise ValueError("degrees_of_freedom_prior and covariance_prior apply to the Wishart families "
+                         "(spherical, diag, full, tied), not to covariance_type='identity' "
+                         "(use 'covariance' for its known covariance).")
+
+
+@_parameter_check(needs_shape=True)
+def wishart_degrees_of_freedom(name, value, context):
+    """None, or a finite number > D - 1 (the Wishart families only)."""
+    _wishart_only(value, context)
+    if value is None:
+        return None
+    nu0 = check_real(name, value)
+    D = context.n_features
+    if not nu0 > D - 1.0:
+        raise ValueError("The parameter 'degrees_of_freedom_prior' should be greater than %d, "
+                         "but got %.3f." % (D - 1, nu0))
+    return nu0
+
+
+@_parameter_check(needs_shape=True)
+def wishart_covariance_prior(name, value, context):
+    """None, or scikit-learn's ``covariance_prior`` for the type (see :func:`check_covariance_prior`)."""
+    _wishart_only(value, context)
+    return None if value is None else check_covariance_prior(value, context.covariance_type, context.n_features)
+
+
+@_parameter_check(needs_shape=True)
+def initialisation(name, value, context):
+    """A method name, (K, D) initial means, or a FitResult to continue (same covariance type, K, D)."""
+    from .result import FitResult
+
+    if isinstance(value, FitResult):
+        check_warm_start(value, context.covariance_type, context.n_components, context.n_features)
+        return value
+    return check_init(value, context.n_components, context.n_features)
+
+
+@_parameter_check(needs_shape=True)
+def initial_responsibilities(name, value, context):
+    """An (N, K) numeric array (its rows are checked as they are read: :func:`check_resp_chunk`)."""
+    return check_init_responsibilities(value, context.n_samples, context.n_components)
+
+
+@_parameter_check(needs_shape=True)
+def row_weights(name, value, context):
+    """Row weights streamed like X: returns a :class:`fastcavi._sources.WeightSource` (kind, shape and
+    length checked here by :func:`check_sample_weight_array`; values in the validating pass)."""
+    from ._sources import WeightSource
+
+    return WeightSource(value, context.n_samples)
+
+
+@_parameter_check(needs_shape=False)
+def estimator_init_params(name, value, context):
+    """scikit-learn's ``init_params``; returns the ``init`` of :func:`fastcavi.fit` it means."""
+    if value not in INIT_PARAMS:
+        raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
+                         f"{sorted(INIT_PARAMS)}. Got {value!r} instead.")
+    return INIT_PARAMS[value]
+
+
+@_parameter_check(needs_shape=False)
+def estimator_covariance_type(name, value, context):
+    """scikit-learn's covariance types ("identity" is :func:`fastcavi.fit`'s only)."""
+    if value == "identity":
+        raise ValueError("The 'covariance_type' parameter of BayesianGaussianMixture must be a str among "
+                         "{'full', 'tied', 'diag', 'spherical'} (use fastcavi.fit for 'identity').")
+    return value
+

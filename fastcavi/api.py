@@ -1,18 +1,41 @@
 """``fastcavi.fit``: validation, then a short loop over the public engine's calls (no maths here)."""
+import os
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 
 import numpy as np
 
 from . import _validation as V
-from ._sources import DataSource, WeightSource
+from . import options
+from ._sources import DataSource
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .result import FitResult
 
 
-def fit(X, n_components, *, covariance_type="identity", covariance=None,
-        weight_concentration_prior_type="dirichlet_distribution", weight_concentration_prior=None,
-        mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
-        reg_covar=1e-6, exact_cavi=False, init="k-means++", init_responsibilities=None,
-        max_iter=100, tol=1e-8, tol_type="relative", n_init=1, random_state=None,
-        n_threads=None, chunk_size=None, callback=None, sample_weight=None):
+def fit(X: Any, n_components: int, *,
+        covariance_type: Literal["identity", "spherical", "diag", "full", "tied"] = "identity",
+        covariance: Optional[Union[float, np.ndarray]] = None,
+        weight_concentration_prior_type: Literal["dirichlet_distribution", "dirichlet_process"]
+        = "dirichlet_distribution",
+        weight_concentration_prior: Optional[Union[float, np.ndarray]] = None,
+        mean_precision_prior: Optional[float] = None,
+        mean_prior: Optional[Union[float, np.ndarray]] = None,
+        degrees_of_freedom_prior: Optional[float] = None,
+        covariance_prior: Optional[Union[float, np.ndarray]] = None,
+        reg_covar: float = 1e-6,
+        exact_cavi: bool = False,
+        init: Union[Literal["k-means++", "random", "random_from_data"], np.ndarray, "FitResult"] = "k-means++",
+        init_responsibilities: Optional[np.ndarray] = None,
+        max_iter: int = 100,
+        tol: float = 1e-8,
+        tol_type: Literal["relative", "absolute"] = "relative",
+        n_init: int = 1,
+        random_state: Union[None, int, np.random.Generator, np.random.RandomState] = None,
+        n_threads: Optional[int] = None,
+        chunk_size: Optional[int] = None,
+        callback: Optional[Callable[[int, float, float], Any]] = None,
+        sample_weight: Optional[Union[np.ndarray, str, "os.PathLike[str]"]] = None) -> "FitResult":
     """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
 
     Parameters
@@ -98,7 +121,14 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     Returns
     -------
     FitResult
+
+    Notes
+    -----
+    The parameters are declared in :mod:`fastcavi.options` (with their checks, in
+    :mod:`fastcavi._validation`); this signature is kept written out for readers and IDEs,
+    and a test checks it against the declaration.
     """
+    arguments = options.given(locals())  # first: the declared parameters, as given
     from . import engine
     from ._driver import run_cavi
     from ._init import initial_state, warm_state
@@ -106,45 +136,25 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     from .exceptions import ConvergenceWarning
     from .result import FitResult
 
-    K = V.check_int("n_components", n_components, 1)
-    covariance_type = V.check_choice("covariance_type", covariance_type, V.COVARIANCE_TYPES)
-    wtype = V.check_choice("weight_concentration_prior_type", weight_concentration_prior_type,
-                           V.WEIGHT_PRIOR_TYPES)
-    max_iter = V.check_int("max_iter", max_iter, 1)
-    tol = V.check_real("tol", tol, 0.0, strict=False)
-    tol_type = V.check_choice("tol_type", tol_type, ("relative", "absolute"))
-    n_init = V.check_int("n_init", n_init, 1)
-    n_threads = V.check_n_threads(n_threads)
-    rng = V.check_random_state(random_state)
-    if callback is not None and not callable(callback):
-        raise ValueError(f"'callback' must be callable or None. Got {callback!r}.")
-    options = dict(covariance=covariance, weight_concentration_prior_type=wtype,
-                   weight_concentration_prior=weight_concentration_prior, mean_precision_prior=mean_precision_prior,
-                   mean_prior=mean_prior, degrees_of_freedom_prior=degrees_of_freedom_prior,
-                   covariance_prior=covariance_prior, reg_covar=reg_covar, exact_cavi=exact_cavi)
-    from ._models import families
-
-    source = DataSource(X)
+    checked = options.check(arguments)  # every check that needs neither the data nor its shape
+    source = DataSource(X)  # reads the header only: its shape and dtype are checked
     N, D = source.shape
-    V.check_n_samples(N, K)
-    families.resolve(covariance_type, wtype, K, D,  # every option checked before the data is read
-                     **{k: v for k, v in options.items() if k != "weight_concentration_prior_type"})
+    V.check_n_samples(N, checked["n_components"])
+    checked = options.check(arguments, shape=(N, D), checked=checked)  # the checks that need (N, D)
+    K, covariance_type = checked["n_components"], checked["covariance_type"]
+    init, resp0, weights = checked["init"], checked["init_responsibilities"], checked["sample_weight"]
+    max_iter, tol, n_init, rng = checked["max_iter"], checked["tol"], checked["n_init"], checked["random_state"]
+    callback = checked["callback"]
     warm = init if isinstance(init, FitResult) else None
-    if warm is not None:
-        V.check_warm_start(warm, covariance_type, K, D)
-    else:
-        init = V.check_init(init, K, D)
-    resp0 = None if init_responsibilities is None else V.check_init_responsibilities(init_responsibilities, N, K)
-    weights = None if sample_weight is None else WeightSource(sample_weight, N)
     layout = "full" if covariance_type == "full" else "diag"
-    chunk_rows = estep_chunk_rows(chunk_size, source, K, layout)
+    chunk_rows = estep_chunk_rows(checked["chunk_size"], source, K, layout)
 
-    with numba_threads(n_threads):
+    with numba_threads(checked["n_threads"]):
         first = source.rows([0])[0]
         shift = first if np.all(np.isfinite(first)) else np.zeros(D)  # the pass names the bad row
         summary = engine.summarize(source, weights, shift=shift, full_scatter=covariance_type in ("full", "tied"),
-                                   chunk_size=chunk_rows)
-        model = engine.Model(K, covariance_type, summary=summary, **options)
+                                   chunk_size=chunk_rows)  # raises when the weights sum to 0
+        model = engine.Model._from_checked(checked, summary)
 
         def sweep(state):  # the data was validated by the summary pass
             return engine.estep(model, state, source, sample_weight=weights, chunk_size=chunk_rows,
@@ -161,7 +171,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
             if warm is None:
                 state0 = initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary)
             state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
-                                               tol_is_relative=tol_type == "relative", callback=callback,
+                                               tol_is_relative=checked["tol_type"] == "relative",
+                                               callback=callback,
                                                previous_elbo=previous)
             if best is None or elbos[-1] > best[1][-1]:
                 best = (state, elbos, converged)

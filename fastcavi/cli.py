@@ -1,9 +1,20 @@
-"""The command line: ``fastcavi fit``, ``fastcavi predict``, ``fastcavi demo``."""
+"""The command line: ``fastcavi fit``, ``fastcavi predict``, ``fastcavi demo``.
+
+The options that set a fit's parameters are generated from their declaration in
+:mod:`fastcavi.options` (``--covariance-type``, ``--reg-covar``, ``--max-iter``, ...; the
+spellings of earlier versions, ``--seed``, ``--threads``, ``--weight-prior-type``, ``--alpha``,
+``--nu``, still work).
+"""
 import argparse
 import sys
 import time
 
 import numpy as np
+
+from . import options
+
+#: The declared parameters that ``fastcavi fit`` offers as options (those with a command-line form).
+_FIT_LAYERS = (options.MODEL, options.FIT, options.RUNTIME)
 
 
 class _Progress:
@@ -28,22 +39,13 @@ class _Progress:
             self.stream.write("\n")
 
 
-def _floats(text):
-    values = [float(v) for v in text.split(",")]
-    return values[0] if len(values) == 1 else np.array(values)
-
-
 def _cmd_fit(args):
     import fastcavi
 
     progress = None if args.quiet else _Progress(sys.stderr)
     try:
-        result = fastcavi.fit(
-            args.data, args.k, covariance_type=args.covariance_type,
-            weight_concentration_prior_type=args.weight_prior_type,
-            weight_concentration_prior=args.alpha, mean_precision_prior=args.nu, mean_prior=args.mean_prior,
-            reg_covar=args.reg_covar, exact_cavi=args.exact_cavi, init=args.init, max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
-            random_state=args.seed, n_threads=args.threads, chunk_size=args.chunk_size, callback=progress)
+        result = fastcavi.fit(args.data, callback=progress,
+                              **options.command_line_arguments(args, *_FIT_LAYERS))
     finally:
         if progress is not None:
             progress.close()
@@ -60,10 +62,11 @@ def _cmd_predict(args):
     import fastcavi
 
     result = fastcavi.load(args.model)
+    runtime = options.command_line_arguments(args, options.RUNTIME)
     if args.proba:
-        out = result.predict_proba(args.data, n_threads=args.threads)
+        out = result.predict_proba(args.data, **runtime)
     else:
-        out = result.predict(args.data, n_threads=args.threads)
+        out = result.predict(args.data, **runtime)
     np.save(args.out, out)
     print(f"wrote {out.shape} {'responsibilities' if args.proba else 'labels'} to {args.out}")
     return 0
@@ -82,26 +85,8 @@ def build_parser():
 
     p = sub.add_parser("fit", help="fit a mixture to a .npy file (memory-mapped, streamed)")
     p.add_argument("data", help="an (N, D) .npy file")
-    p.add_argument("-k", type=int, required=True, help="number of components")
     p.add_argument("--out", required=True, help="where to write the model (.npz)")
-    p.add_argument("--covariance-type", default="identity",
-                   choices=["identity", "spherical", "diag", "full", "tied"],
-                   help="identity: the seed's known-covariance model; others: Normal-Wishart as scikit-learn")
-    p.add_argument("--reg-covar", type=float, default=1e-6, help="added to each scatter (Wishart families)")
-    p.add_argument("--exact-cavi", action="store_true",
-                   help="carry reg_covar in the E-step too: exact coordinate ascent (see fastcavi.fit)")
-    p.add_argument("--weight-prior-type", default="dirichlet_distribution",
-                   choices=["dirichlet_distribution", "dirichlet_process"])
-    p.add_argument("--alpha", type=_floats, default=None, help="weight concentration prior (number or a,b,c)")
-    p.add_argument("--nu", type=float, default=None, help="mean precision prior")
-    p.add_argument("--mean-prior", type=_floats, default=None, help="prior mean (number or comma list)")
-    p.add_argument("--init", default="k-means++", choices=["k-means++", "random", "random_from_data"])
-    p.add_argument("--max-iter", type=int, default=100)
-    p.add_argument("--tol", type=float, default=1e-8, help="relative ELBO tolerance")
-    p.add_argument("--n-init", type=int, default=1)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--chunk-size", type=int, default=None, help="rows per chunk")
+    options.add_command_line_options(p, *_FIT_LAYERS)  # -k, --covariance-type, --reg-covar, --max-iter, ...
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_fit)
 
@@ -110,7 +95,7 @@ def build_parser():
     p.add_argument("data")
     p.add_argument("--out", required=True, help="output .npy (labels, or responsibilities with --proba)")
     p.add_argument("--proba", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
+    options.add_command_line_options(p, options.RUNTIME)  # --n-threads (or --threads), --chunk-size
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="run the seed notebook's example on its embedded data")

@@ -30,6 +30,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from . import options as _declared
 from ._config import SEGMENT_ROWS
 from ._models.base import State, Stats, frozen_array
 from ._models.summary import DataSummary
@@ -40,9 +41,8 @@ __all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize",
 #: the statistics of one pass over all rows. It divides 65,536.
 GRANULARITY: int = SEGMENT_ROWS
 
-_OPTION_DEFAULTS = dict(covariance=None, weight_concentration_prior_type="dirichlet_distribution",
-                        weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
-                        degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6, exact_cavi=False)
+#: :class:`Model`'s options and their defaults: those of :data:`fastcavi.options.PARAMETERS`.
+_OPTION_DEFAULTS = {name: _declared.BY_NAME[name].default for name in _declared.MODEL_OPTIONS}
 
 
 _frozen = frozen_array
@@ -67,8 +67,9 @@ class Model:
         and the data-dependent defaults of the priors (scikit-learn's ``mean_prior``,
         ``covariance_prior``, and the tied family's total scatter).
     **options
-        The priors and options of :func:`fastcavi.fit`, with the same names and defaults:
-        ``covariance``, ``weight_concentration_prior_type``, ``weight_concentration_prior``,
+        The priors and options of :func:`fastcavi.fit`, with the same names and defaults
+        (declared in :mod:`fastcavi.options`, layer "model"): ``covariance``,
+        ``weight_concentration_prior_type``, ``weight_concentration_prior``,
         ``mean_precision_prior``, ``mean_prior``, ``degrees_of_freedom_prior``,
         ``covariance_prior``, ``reg_covar``, ``exact_cavi``.
 
@@ -91,20 +92,23 @@ class Model:
     def __init__(self, n_components: int, covariance_type: str = "identity", *, summary: DataSummary,
                  **options: Any) -> None:
         from . import _validation as V
+
+        V.check_option_names(options, _OPTION_DEFAULTS, "Model()")
+        V.check_instance("summary", summary, DataSummary, "fastcavi.engine.DataSummary")
+        values = dict(_OPTION_DEFAULTS, **options, n_components=n_components, covariance_type=covariance_type)
+        self._build(_declared.check(values, shape=(None, summary.n_features)), summary)
+
+    @classmethod
+    def _from_checked(cls, checked: Mapping[str, Any], summary: DataSummary) -> "Model":
+        """The model of parameters that :func:`fastcavi.options.check` has checked (``fit``'s path)."""
+        model = cls.__new__(cls)
+        model._build(checked, summary)
+        return model
+
+    def _build(self, checked, summary):
         from ._models import families
 
-        unknown = set(options) - set(_OPTION_DEFAULTS)
-        if unknown:
-            raise TypeError(f"Model() got unexpected options {sorted(unknown)}.")
-        if not isinstance(summary, DataSummary):
-            raise TypeError(f"'summary' must be a fastcavi.engine.DataSummary, got {type(summary).__name__}.")
-        opts = dict(_OPTION_DEFAULTS, **options)
-        K = V.check_int("n_components", n_components, 1)
-        covariance_type = V.check_choice("covariance_type", covariance_type, V.COVARIANCE_TYPES)
-        wtype = V.check_choice("weight_concentration_prior_type", opts.pop("weight_concentration_prior_type"),
-                               V.WEIGHT_PRIOR_TYPES)
-        spec = families.resolve(covariance_type, wtype, K, summary.n_features, **opts)
-        self._set_config(spec.build(summary))
+        self._set_config(families.resolve(checked, summary.n_features).build(summary))
 
     def _set_config(self, config):
         from ._models import families
@@ -239,6 +243,7 @@ class Model:
         return freeze_state(self._family.state_from_means(self._coords.to_model(means)))
 
     def _check_stats(self, stats):
+        # statistics come from the data: whether they fit this model and are finite is checked here, where they are
         if not isinstance(stats, Stats):
             raise TypeError(f"Expected fastcavi.engine.Stats, got {type(stats).__name__}.")
         if (stats.layout, stats.n_components, stats.n_features) != (self.layout, self.n_components,
@@ -410,15 +415,13 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
         if not np.all(np.isfinite(shift)):
             shift = np.zeros(D)  # the pass below names the bad row
     else:
-        shift = np.asarray(shift, dtype=np.float64)
-        if shift.shape != (D,) or not np.all(np.isfinite(shift)):
-            raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
+        shift = V.check_shift(shift, D)
     F = D * (D + 1) // 2 if full_scatter else D
     chunk_rows = summary_chunk_rows(chunk_size, source, D + F)
     with numba_threads(n_threads):
         summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter),
                                row_offset=V.check_int("row_offset", row_offset, 0))
-    if weights is not None and not summary.count > 0:
+    if weights is not None and not summary.count > 0:  # needs the weights' values: checked after the pass
         raise ValueError("sample_weight sums to 0: there is nothing to fit.")
     return summary
 
@@ -457,19 +460,15 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
     from . import _validation as V
     from ._passes import estep_chunk_rows, estep_pass, numba_threads
 
-    if not isinstance(model, Model):
-        raise TypeError(f"'model' must be a fastcavi.engine.Model, got {type(model).__name__}.")
-    if not isinstance(state, State):
-        raise TypeError(f"'state' must be a fastcavi.engine.State, got {type(state).__name__}.")
+    V.check_instance("model", model, Model, "fastcavi.engine.Model")
+    V.check_instance("state", state, State, "fastcavi.engine.State")
     source = _source(X)
     V.check_features(source.n_features, model.n_features, owner="the model")
     weights = _weights(sample_weight, source.n_samples)
     n_threads = V.check_n_threads(n_threads)
     N, K = source.n_samples, model.n_components
-    for name, out, shape in (("responsibilities", responsibilities, (N, K)), ("log_density", log_density, (N,))):
-        if out is not None and (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float64
-                                or not out.flags.writeable):
-            raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
+    V.check_output_array("responsibilities", responsibilities, (N, K))
+    V.check_output_array("log_density", log_density, (N,))
     layout, coeffs = model.coefficients(state)
     outputs = None if responsibilities is None and log_density is None else _output_writer(
         model, state, responsibilities, log_density)

@@ -13,6 +13,8 @@ scikit-learn's does; ``fit`` takes ``sample_weight``.
 """
 import numpy as np
 
+from . import _validation as V
+from . import options
 from .api import fit as _fit
 
 try:  # optional
@@ -37,15 +39,26 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
 
             return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
-_INIT = {"kmeans": "k-means++", "k-means++": "k-means++", "random": "random", "random_from_data": "random_from_data"}
+
+def _progress_lines(verbose, verbose_interval):
+    """scikit-learn's verbose output: a line every ``verbose_interval`` sweeps (every sweep when ``verbose >= 2``)."""
+    def callback(it, elbo, change):
+        if it % verbose_interval == 0 or verbose >= 2:
+            print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
+    return callback
 
 
 class BayesianGaussianMixture(_Base):
     """Variational Bayesian Gaussian mixture, scikit-learn's API, fastcavi's engine.
 
     Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``,
-    ``chunk_size`` and ``exact_cavi`` (see :func:`fastcavi.fit`). ``X`` may also be a ``np.memmap``,
-    a ``.npy`` path or an h5py/zarr dataset: it is streamed, never copied whole.
+    ``chunk_size`` and ``exact_cavi`` (see :func:`fastcavi.fit`). They are declared in
+    :mod:`fastcavi.options` (``PARAMETERS``, and ``ESTIMATOR`` for the differences: scikit-learn's
+    defaults ``n_components=1``, ``covariance_type="full"``, ``tol=1e-3``,
+    ``weight_concentration_prior_type="dirichlet_process"``, and its own ``init_params``,
+    ``verbose``, ``verbose_interval``, ``warm_start``); ``__init__`` is written out, as
+    scikit-learn requires, and a test checks it against the declaration. ``X`` may also be a ``np.memmap``, a ``.npy`` path or an h5py/zarr
+    dataset: it is streamed, never copied whole.
 
     Parameters
     ----------
@@ -135,28 +148,13 @@ class BayesianGaussianMixture(_Base):
         -------
         self
         """
-        if self.init_params not in _INIT:
-            raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
-                             f"{sorted(_INIT)}. Got {self.init_params!r} instead.")
-        if self.covariance_type == "identity":
-            raise ValueError("The 'covariance_type' parameter of BayesianGaussianMixture must be a str among "
-                             "{'full', 'tied', 'diag', 'spherical'} (use fastcavi.fit for 'identity').")
-        callback = None
-        if self.verbose:
-            def callback(it, elbo, change):
-                if it % self.verbose_interval == 0 or self.verbose >= 2:
-                    print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
-        previous = getattr(self, "result_", None) if self.warm_start else None
-        init = previous if previous is not None else _INIT[self.init_params]
-        result = _fit(X, self.n_components, covariance_type=self.covariance_type,
-                      weight_concentration_prior_type=self.weight_concentration_prior_type,
-                      weight_concentration_prior=self.weight_concentration_prior,
-                      mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
-                      degrees_of_freedom_prior=self.degrees_of_freedom_prior,
-                      covariance_prior=self.covariance_prior, reg_covar=self.reg_covar, exact_cavi=self.exact_cavi,
-                      init=init, max_iter=self.max_iter, tol=self.tol, tol_type="absolute",
-                      n_init=self.n_init, random_state=self.random_state, n_threads=self.n_threads,
-                      chunk_size=self.chunk_size, callback=callback, sample_weight=sample_weight)
+        fit_arguments, own = options.estimator_arguments(
+            {name: getattr(self, name) for name in options.estimator_defaults()})
+        callback = _progress_lines(own["verbose"], own["verbose_interval"]) if own["verbose"] else None
+        previous = getattr(self, "result_", None) if own["warm_start"] else None
+        init = previous if previous is not None else own["init_params"]  # the init that init_params means
+        result = _fit(X, init=init, tol_type="absolute", callback=callback, sample_weight=sample_weight,
+                      **fit_arguments)
         self._store(result)
         if previous is not None and result.model == previous.model:  # the trace continues the last fit's
             self.n_iter_ = result.n_iter - previous.n_iter
@@ -275,9 +273,7 @@ class BayesianGaussianMixture(_Base):
         y : ndarray of shape (n_samples,)
         """
         r = self._fitted()
-        if n_samples < 1:
-            raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
-                             "one sample.")
+        V.check_sample_count(n_samples)
         rng = np.random.default_rng(self.random_state if not isinstance(self.random_state, np.random.RandomState)
                                     else self.random_state.randint(2**31 - 1))
         counts = rng.multinomial(n_samples, self.weights_)

@@ -1,25 +1,30 @@
-"""From user-facing names and defaults to a family object and its coordinates.
+"""From checked parameters to a family object and its coordinates.
 
-``resolve`` checks every hyperparameter that does not need the data; ``build``
-resolves the data-dependent defaults from a data summary (scikit-learn's defaults for
-the Normal-Wishart priors depend on the data's mean and scatter) into a plain
-configuration; ``rebuild`` makes the family object from such a configuration (also
+``resolve`` takes the model's parameters as :func:`fastcavi.options.check` returns them
+(every check that does not need the data is done there, by :mod:`fastcavi._validation`) and
+fills in the defaults that need no data; ``build`` resolves the data-dependent defaults from
+a data summary (scikit-learn's defaults for the Normal-Wishart priors depend on the data's
+mean and scatter, and only there can the default prior's singularity be checked) into a
+plain configuration; ``rebuild`` makes the family object from such a configuration (also
 when it comes back from a model file).
 """
 import numpy as np
 
-from .. import _validation as V
 from .coordinates import Coordinates
 from .known import KnownCovariance
 from .weights import DirichletProcessWeights, DirichletWeights
 from .wishart import NormalWishart
 
 
-def weight_prior(wtype, K, concentration):
-    """The weight prior object for ``weight_concentration_prior_type``."""
+def weight_prior(wtype, K, concentration, default):
+    """The weight prior object for ``weight_concentration_prior_type``.
+
+    ``concentration`` is the checked ``weight_concentration_prior`` (a number for the process, a
+    (K,) vector for the Dirichlet) or None, for ``default`` (a number).
+    """
     if wtype == "dirichlet_process":
-        return DirichletProcessWeights(V.check_real("weight_concentration_prior", concentration, 0.0), K)
-    return DirichletWeights(V.check_vector("weight_concentration_prior", concentration, K, positive=True))
+        return DirichletProcessWeights(float(default) if concentration is None else concentration, K)
+    return DirichletWeights(np.full(K, float(default)) if concentration is None else concentration)
 
 
 class KnownSpec:
@@ -27,19 +32,14 @@ class KnownSpec:
 
     needs_full_scatter = False
 
-    def __init__(self, wtype, K, D, covariance=None, weight_concentration_prior=None, mean_precision_prior=None,
-                 mean_prior=None, reg_covar=1e-6, exact_cavi=False):
-        self.wtype, self.K, self.D = wtype, K, D
+    def __init__(self, checked, D):
+        self.wtype, self.K, self.D = checked["weight_concentration_prior_type"], checked["n_components"], D
         # valid but unused by this family (documented): checked all the same, as scikit-learn checks every parameter
-        self.reg_covar = V.check_real("reg_covar", reg_covar, 0.0, strict=False)
-        self.exact_cavi = V.check_bool("exact_cavi", exact_cavi)
-        self.chol = V.check_known_covariance(covariance, D)
-        self.weights = weight_prior(wtype, K, 1.0 if weight_concentration_prior is None
-                                    else weight_concentration_prior)
-        self.nu = V.check_real("mean_precision_prior", 1.0 if mean_precision_prior is None
-                               else mean_precision_prior, 0.0)
-        self.m0 = V.check_vector("mean_prior", 0.0 if mean_prior is None else mean_prior, D,
-                                 what="n_features")
+        self.reg_covar, self.exact_cavi = checked["reg_covar"], checked["exact_cavi"]
+        self.chol = checked["covariance"]  # the known covariance's Cholesky factor (None: the identity)
+        self.weights = weight_prior(self.wtype, self.K, checked["weight_concentration_prior"], 1.0)
+        self.nu = 1.0 if checked["mean_precision_prior"] is None else checked["mean_precision_prior"]
+        self.m0 = np.zeros(D) if checked["mean_prior"] is None else checked["mean_prior"]
 
     def build(self, summary):
         """The resolved configuration (see :func:`rebuild`) for data summarised by ``summary``."""
@@ -64,31 +64,20 @@ class WishartSpec:
     would be improper and the ELBO -inf: ``reg_covar`` is then added to its diagonal.
     """
 
-    def __init__(self, covariance_type, wtype, K, D, weight_concentration_prior=None, mean_precision_prior=None,
-                 mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None, reg_covar=1e-6,
-                 exact_cavi=False):
-        self.covariance_type = covariance_type
-        self.wtype, self.K, self.D = wtype, K, D
-        self.needs_full_scatter = covariance_type in ("full", "tied")
-        self.weights = weight_prior(wtype, K, 1.0 / K if weight_concentration_prior is None
-                                    else weight_concentration_prior)
-        self.beta0 = V.check_real("mean_precision_prior", 1.0 if mean_precision_prior is None
-                                  else mean_precision_prior, 0.0)
-        self.m0 = None if mean_prior is None else V.check_vector("mean_prior", mean_prior, D, what="n_features")
-        if degrees_of_freedom_prior is None:
-            self.nu0 = float(D)
-        else:
-            nu0 = V.check_real("degrees_of_freedom_prior", degrees_of_freedom_prior)
-            if not nu0 > D - 1.0:
-                raise ValueError("The parameter 'degrees_of_freedom_prior' should be greater than %d, "
-                                 "but got %.3f." % (D - 1, nu0))
-            self.nu0 = nu0
-        self.reg_covar = V.check_real("reg_covar", reg_covar, 0.0, strict=False)
-        self.exact_cavi = V.check_bool("exact_cavi", exact_cavi)
-        self.Psi0 = None if covariance_prior is None else V.check_covariance_prior(covariance_prior,
-                                                                                  covariance_type, D)
+    def __init__(self, checked, D):
+        self.covariance_type = checked["covariance_type"]
+        self.wtype, self.K, self.D = checked["weight_concentration_prior_type"], checked["n_components"], D
+        self.needs_full_scatter = self.covariance_type in ("full", "tied")
+        self.weights = weight_prior(self.wtype, self.K, checked["weight_concentration_prior"], 1.0 / self.K)
+        self.beta0 = 1.0 if checked["mean_precision_prior"] is None else checked["mean_precision_prior"]
+        self.m0 = checked["mean_prior"]  # None: the data mean
+        self.nu0 = float(D) if checked["degrees_of_freedom_prior"] is None else checked["degrees_of_freedom_prior"]
+        self.reg_covar, self.exact_cavi = checked["reg_covar"], checked["exact_cavi"]
+        self.Psi0 = checked["covariance_prior"]  # None: from the data's scatter
 
     def _default_covariance_prior(self, summary):
+        # data-dependent checks, here because they need the data's count and scatter: at least 2
+        # samples, and a singular default prior is an error only with reg_covar = 0
         N, D, ct = summary.count, self.D, self.covariance_type
         if not N > 1:
             raise ValueError("The default covariance_prior (the empirical covariance) needs at least 2 samples "
@@ -111,6 +100,7 @@ class WishartSpec:
 
     def build(self, summary):
         """The resolved configuration (see :func:`rebuild`) for data summarised by ``summary``."""
+        # a check of the summary (the data's), not of a parameter: it stays here
         if self.covariance_type in ("full", "tied") and summary.scatter.ndim != 2:
             raise ValueError(f"covariance_type={self.covariance_type!r} needs a DataSummary with the full scatter "
                              "(summarize(..., full_scatter=True)).")
@@ -157,21 +147,21 @@ def rebuild(config):
     return family, coords
 
 
-def resolve(covariance_type, wtype, K, D, *, covariance=None, degrees_of_freedom_prior=None,
-            covariance_prior=None, reg_covar=1e-6, exact_cavi=False, **priors):
-    """Check the hyperparameters of ``covariance_type`` and return its spec.
+def resolve(checked, n_features):
+    """The spec of the model whose parameters ``checked`` are :func:`fastcavi.options.check`'s output.
 
-    ``reg_covar`` and ``exact_cavi`` are checked for every type, though only the Wishart
-    families use them.
+    Parameters
+    ----------
+    checked : mapping
+        The checked model parameters (``n_components``, ``covariance_type`` and
+        :data:`fastcavi.options.MODEL_OPTIONS`).
+    n_features : int
+        D.
+
+    Returns
+    -------
+    KnownSpec or WishartSpec
     """
-    reg_covar, exact_cavi = V.check_reg_covar_and_exact_cavi(reg_covar, exact_cavi)
-    if covariance_type == "identity":
-        if degrees_of_freedom_prior is not None or covariance_prior is not None:
-            raise ValueError("degrees_of_freedom_prior and covariance_prior apply to the Wishart families "
-                             "(spherical, diag, full, tied), not to covariance_type='identity' "
-                             "(use 'covariance' for its known covariance).")
-        return KnownSpec(wtype, K, D, covariance, reg_covar=reg_covar, exact_cavi=exact_cavi, **priors)
-    if covariance is not None:
-        raise ValueError("'covariance' (a known covariance) applies only to covariance_type='identity'.")
-    return WishartSpec(covariance_type, wtype, K, D, degrees_of_freedom_prior=degrees_of_freedom_prior,
-                       covariance_prior=covariance_prior, reg_covar=reg_covar, exact_cavi=exact_cavi, **priors)
+    if checked["covariance_type"] == "identity":
+        return KnownSpec(checked, n_features)
+    return WishartSpec(checked, n_features)
