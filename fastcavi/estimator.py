@@ -67,7 +67,8 @@ class BayesianGaussianMixture(_Base):
                  n_init=1, init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None, verbose=0,
-                 verbose_interval=10, warm_start=False, n_threads=None, chunk_size=None, exact_cavi=False):
+                 verbose_interval=10, warm_start=False, n_threads=None, chunk_size=None, exact_cavi=False,
+                 learning_method="memoized", learning_offset=10.0, learning_decay=0.7, total_samples=1e6):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -88,6 +89,10 @@ class BayesianGaussianMixture(_Base):
         self.n_threads = n_threads
         self.chunk_size = chunk_size
         self.exact_cavi = exact_cavi
+        self.learning_method = learning_method  # partial_fit's (scikit-learn LatentDirichletAllocation's names)
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.total_samples = total_samples
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit by CAVI; returns self.
@@ -211,3 +216,69 @@ class BayesianGaussianMixture(_Base):
                 cov = self.covariances_[k] * np.eye(D)
             parts.append(rng.multivariate_normal(self.means_[k], cov, size=n))
         return np.vstack(parts), np.repeat(np.arange(len(counts)), counts)
+
+    # -- streaming: partial_fit (issue 8; fastcavi.stream.StreamingCAVI does the work) ----------
+    def partial_fit(self, X, y=None, sample_weight=None, batch_id=None):
+        """Take one batch of a stream into the posterior; returns self.
+
+        ``learning_method="memoized"`` (the default; memoized VI): each batch's sufficient
+        statistics are kept, a known ``batch_id`` replaces that batch's statistics (a
+        revisit, or a new version of it: the old one is forgotten), ``None`` adds a new
+        batch; every call then runs the exact CAVI update from the sum over all stored
+        batches. Laps over fixed batches reach :meth:`fit`'s fixed points on their rows,
+        with an ELBO that never decreases after the first lap. ``learning_method="online"``
+        (stochastic VI) takes one natural-gradient step per batch, with step
+        ``(t + learning_offset) ** -learning_decay`` and the batch rescaled to
+        ``total_samples`` rows (scikit-learn ``LatentDirichletAllocation``'s names); batches
+        are not kept and ``batch_id`` must be None. See :mod:`fastcavi.stream`.
+
+        The first call (or the first after :meth:`fit`, which ends a stream) initialises as
+        :meth:`fit` does, on this batch (``init_params``, ``n_init``, ``random_state``): the
+        data-dependent default priors (``mean_prior``, ``covariance_prior``) come from this
+        first batch and stay fixed; pass them explicitly to avoid that. The fitted attributes
+        are refreshed after every call, so the estimator predicts at any time;
+        ``lower_bounds_`` holds the ELBO after each call, ``n_iter_`` the number of calls,
+        ``converged_`` is False, and ``stream_`` is the :class:`fastcavi.stream.StreamingCAVI`
+        (``stream_.batch_ids``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative row weights (integer weights count a row that many times).
+        batch_id : hashable, optional
+            The batch's name (memoized only).
+
+        Raises
+        ------
+        ValueError
+            For a batch that :meth:`fit` would refuse (the same messages) or with the wrong
+            number of features: the estimator is then left exactly as it was.
+        """
+        from .stream import StreamingCAVI
+
+        stream = getattr(self, "stream_", None)
+        if stream is None or getattr(self, "result_", None) is not getattr(self, "_stream_result", None):
+            if self.init_params not in _INIT:
+                raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
+                                 f"{sorted(_INIT)}. Got {self.init_params!r} instead.")
+            if self.covariance_type == "identity":
+                raise ValueError("The 'covariance_type' parameter of BayesianGaussianMixture must be a str among "
+                                 "{'full', 'tied', 'diag', 'spherical'} (use fastcavi.fit for 'identity').")
+            stream = StreamingCAVI.from_batch(
+                X, self.n_components, sample_weight=sample_weight, covariance_type=self.covariance_type,
+                init=_INIT[self.init_params], n_init=self.n_init, random_state=self.random_state,
+                learning_method=self.learning_method, learning_offset=self.learning_offset,
+                learning_decay=self.learning_decay, total_samples=self.total_samples, n_threads=self.n_threads,
+                chunk_size=self.chunk_size, weight_concentration_prior_type=self.weight_concentration_prior_type,
+                weight_concentration_prior=self.weight_concentration_prior,
+                mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
+                degrees_of_freedom_prior=self.degrees_of_freedom_prior, covariance_prior=self.covariance_prior,
+                reg_covar=self.reg_covar, exact_cavi=self.exact_cavi)
+        stream.partial_fit(X, sample_weight=sample_weight, batch_id=batch_id)  # changes nothing when it raises
+        result = stream.result()
+        self._store(result)
+        self.n_iter_ = stream.n_updates
+        self.stream_, self._stream_result = stream, result
+        return self
