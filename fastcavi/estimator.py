@@ -46,6 +46,8 @@ class BayesianGaussianMixture(_Base):
     Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``,
     ``chunk_size`` and ``exact_cavi`` (see :func:`fastcavi.fit`). ``X`` may also be a ``np.memmap``, a ``.npy`` path or an h5py/zarr
     dataset: it is streamed, never copied whole.
+    ``learning_method`` ("memoized" or "online"), ``learning_offset``, ``learning_decay`` and
+    ``total_samples`` are :meth:`partial_fit`'s (see :mod:`fastcavi.stream`).
 
     Attributes
     ----------

@@ -54,12 +54,15 @@ Errors leave the stream as it was: a batch is validated (the same errors as
 state computed before anything is stored.
 """
 import math
-from typing import Any, Dict, Hashable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
 from . import engine
 from .engine import DataSummary, Model, State, Stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .result import FitResult
 
 __all__ = ["StreamingCAVI", "LEARNING_METHODS"]
 
@@ -212,10 +215,23 @@ class StreamingCAVI:
         """``rho_t = (t + learning_offset) ** -learning_decay``: the online step for batch ``t`` (``t >= 1``)."""
         return float((t + self.learning_offset) ** -self.learning_decay)
 
-    def result(self, converged: bool = False):
+    def result(self, converged: bool = False) -> "FitResult":
         """The current model and state as a :class:`fastcavi.FitResult` (predictions, ``save``, warm starts).
 
-        Its ``elbo`` is :attr:`elbo` (one entry per update).
+        Parameters
+        ----------
+        converged : bool, default False
+            What the result's ``converged`` says (the stream does not decide it).
+
+        Returns
+        -------
+        FitResult
+            Its ``elbo`` is :attr:`elbo` (one entry per update).
+
+        Raises
+        ------
+        ValueError
+            Before the first update.
         """
         from .result import FitResult
 
