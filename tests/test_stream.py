@@ -316,3 +316,18 @@ def test_batches_from_npy_files_and_memmaps_equal_arrays(tmp_path):
             from_arrays.partial_fit(parts[i].astype(np.float32), batch_id=i)
     assert np.array_equal(from_files.elbo, from_arrays.elbo)
     assert np.array_equal(from_files.state.means, from_arrays.state.means)
+
+
+def test_fit_ends_a_stream_and_the_estimator_predicts_between_calls():
+    X = _blobs(3000, seed=13)
+    est = fastcavi.BayesianGaussianMixture(n_components=4, covariance_type="diag", random_state=1, **T1)
+    est.partial_fit(X[:1500])
+    first = est.predict_proba(X)  # predicts after the first call
+    est.partial_fit(X[1500:])
+    assert est.stream_.batch_ids == [0, 1] and est.n_iter_ == 2 and len(est.lower_bounds_) == 2
+    assert not np.array_equal(first, est.predict_proba(X))  # refreshed by the second batch
+    np.testing.assert_array_equal(est.predict_proba(X), est.stream_.result().predict_proba(X, **T1))
+    old = est.stream_
+    est.fit(X)
+    est.partial_fit(X[:1000])  # a new stream, initialised on this batch
+    assert est.stream_ is not old and est.stream_.batch_ids == [0] and est.n_iter_ == 1
