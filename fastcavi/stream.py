@@ -27,8 +27,12 @@ Two methods (``learning_method``):
   its last visit), so, as long as the batches' data do not change, the ELBO
   (:attr:`StreamingCAVI.elbo`) never decreases after the first lap (for
   the exact-coordinate-ascent models: see ``Model.exact_coordinate_ascent``), and laps
-  converge to the fixed points of :func:`fastcavi.fit` on all the rows. Memory is
-  O(batches x statistics), never O(rows).
+  converge to the fixed points of :func:`fastcavi.fit` on all the rows. A revisit of
+  unchanged rows (the batch's :class:`~fastcavi.engine.DataSummary`, kept as a
+  fingerprint, is bitwise the stored one) is checked as ``fit`` checks a sweep: a drop
+  beyond round-off raises :class:`fastcavi.ELBODecreaseError` (or warns
+  :class:`fastcavi.ELBODecreaseWarning` for scikit-learn's inexact ``reg_covar`` step).
+  Memory is O(batches x statistics), never O(rows).
 * ``"online"`` (stochastic VI; Hoffman, Blei, Wang and Paisley, JMLR 2013), for unbounded
   streams whose batches are not revisited. Each batch takes a natural-gradient step
   ``lambda <- (1 - rho_t) lambda + rho_t (lambda_0 + (N / |B|) S_B)`` with
@@ -124,7 +128,7 @@ class StreamingCAVI:
         self._model = model
         self._state = state.frozen()
         self._stats: Dict[Hashable, Stats] = {}
-        self._summaries: Dict[Hashable, DataSummary] = {}  # tied only
+        self._summaries: Dict[Hashable, DataSummary] = {}  # memoized: each batch's (a fingerprint; tied's scatter)
         self._next_id = 0
         self._total: Optional[Stats] = None
         self._scatter: Optional[np.ndarray] = None  # tied, online: the moving average of (N/|B|) scatter
@@ -267,11 +271,14 @@ class StreamingCAVI:
             exactly as it was.
         FloatingPointError
             When a statistic is not finite (the stream is left as it was).
+        fastcavi.ELBODecreaseError
+            Memoized, on a revisit of unchanged rows, when the ELBO drops by more than
+            round-off (the stream is left as it was).
         """
         from . import _validation as V
         from ._sources import DataSource
 
-        online = self.learning_method == "online"
+        online, revisit = self.learning_method == "online", False
         if online and batch_id is not None:
             raise ValueError("batch_id applies to learning_method='memoized' (stochastic VI does not revisit "
                              "batches).")
@@ -317,15 +324,18 @@ class StreamingCAVI:
             total = Stats.zeros(stats.layout, stats.n_components, stats.n_features)
             for s in new_stats.values():  # refolded from the stored statistics on every visit
                 total = total + s
-            new_summaries, scatter = self._summaries, None
+            # the same rows again: the objective is the one the last ELBO was of, which must not go down
+            revisit = bid in self._summaries and np.array_equal(self._summaries[bid].to_array(), summary.to_array())
+            new_summaries, scatter = dict(self._summaries), None
+            new_summaries[bid] = summary
             if tied:
-                new_summaries = dict(self._summaries)
-                new_summaries[bid] = summary
                 model = self._rebuilt(_second_moment(sum(new_summaries.values()), model.shift))
         new_state = model.update(total)
-        elbo = model.elbo(total, new_state)
+        elbo, magnitude = model.elbo_and_magnitude(total, new_state)
         if not math.isfinite(elbo):
             raise FloatingPointError(f"The ELBO is not finite ({elbo}) after this batch.")
+        if not online and revisit:
+            _check_no_decrease(model, self._elbo[-1], elbo, magnitude, bid)
         # commit
         self._model, self._state, self._total = model, new_state, total
         self._stats, self._summaries, self._next_id = new_stats, new_summaries, new_id
@@ -341,6 +351,31 @@ class StreamingCAVI:
     def __repr__(self) -> str:
         return (f"StreamingCAVI({self._model!r}, learning_method={self.learning_method!r}, "
                 f"n_batches={len(self._stats)}, n_updates={self.n_updates})")
+
+
+def _check_no_decrease(model: Model, last: float, elbo: float, magnitude: float, batch_id: Hashable) -> None:
+    """fit's rule (:data:`fastcavi._driver.ELBO_DECREASE_RTOL`) for a memoized revisit of unchanged rows.
+
+    Raises :class:`fastcavi.ELBODecreaseError` for a drop beyond round-off when every step is
+    exact coordinate ascent, else warns :class:`fastcavi.ELBODecreaseWarning` (scikit-learn's
+    ``reg_covar`` M-step), as :func:`fastcavi.fit` does.
+    """
+    import warnings
+
+    from ._driver import ELBO_DECREASE_RTOL
+    from .exceptions import ELBODecreaseError, ELBODecreaseWarning
+
+    change, scale = elbo - last, max(magnitude, 1.0)
+    if change >= -ELBO_DECREASE_RTOL * scale:
+        return
+    message = (f"The ELBO went down on a revisit of batch {batch_id!r} (the same rows): from {last!r} to "
+               f"{elbo!r} (a drop of {-change:.6g}, {-change / scale:.3g} of the magnitude of its terms), more "
+               "than round-off.")
+    if model.exact_coordinate_ascent:
+        raise ELBODecreaseError(message + " Memoized VI is coordinate ascent, which never decreases the ELBO: "
+                                "this is a bug or a numerical breakdown.")
+    warnings.warn(message + " With reg_covar > 0 scikit-learn's M-step (reproduced exactly) is not an exact "
+                  "coordinate-ascent step; pass exact_cavi=True for exact CAVI.", ELBODecreaseWarning, stacklevel=3)
 
 
 def _check_options(learning_method, learning_offset, learning_decay, total_samples, n_threads, chunk_size):

@@ -331,3 +331,23 @@ def test_fit_ends_a_stream_and_the_estimator_predicts_between_calls():
     est.fit(X)
     est.partial_fit(X[:1000])  # a new stream, initialised on this batch
     assert est.stream_ is not old and est.stream_.batch_ids == [0] and est.n_iter_ == 1
+
+
+def test_a_drop_of_the_elbo_on_a_revisit_raises_and_changes_nothing():
+    """A revisit of the same rows is exact coordinate ascent: fit's decrease check applies.
+
+    The drop is simulated by raising the stored last ELBO; a batch with other rows under a
+    known id (a new objective) is not checked.
+    """
+    X = _blobs(3000, seed=14)
+    r1 = fastcavi.fit(X, 4, covariance_type="full", random_state=1, max_iter=1, tol=0, exact_cavi=True, **T1)
+    stream = StreamingCAVI(r1.model, r1.state, **T1)
+    stream.partial_fit(X[:1500], batch_id="a")
+    stream.partial_fit(X[1500:], batch_id="b")
+    stream._elbo[-1] += 1e3
+    before = dict(vars(stream)), list(stream._elbo)
+    with pytest.raises(fastcavi.ELBODecreaseError, match="revisit of batch 'a'"):
+        stream.partial_fit(X[:1500], batch_id="a")
+    assert all(vars(stream)[k] is v for k, v in before[0].items()) and stream._elbo == before[1]
+    stream.partial_fit(X[:1400], batch_id="a")  # other rows: a new objective, not compared
+    assert stream.n_updates == 3
