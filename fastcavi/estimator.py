@@ -59,6 +59,8 @@ class BayesianGaussianMixture(_Base):
     ``verbose``, ``verbose_interval``, ``warm_start``); ``__init__`` is written out, as
     scikit-learn requires, and a test checks it against the declaration. ``X`` may also be a ``np.memmap``, a ``.npy`` path or an h5py/zarr
     dataset: it is streamed, never copied whole.
+    ``learning_method`` ("memoized" or "online"), ``learning_offset``, ``learning_decay`` and
+    ``total_samples`` are :meth:`partial_fit`'s (see :mod:`fastcavi.stream`).
 
     Parameters
     ----------
@@ -88,6 +90,14 @@ class BayesianGaussianMixture(_Base):
         Rows per chunk (results do not depend on it).
     exact_cavi : bool, default False
         See :func:`fastcavi.fit`.
+    learning_method : {"memoized", "online"}, default "memoized"
+        :meth:`partial_fit`'s algorithm: memoized VI, or stochastic (online) VI.
+    learning_offset : float, default 10.0
+        Online VI: ``tau`` in the step size ``rho_t = (t + tau)^-kappa``.
+    learning_decay : float, default 0.7
+        Online VI: ``kappa``.
+    total_samples : float, default 1e6
+        Online VI: the number of rows in the whole stream.
 
     Attributes
     ----------
@@ -109,7 +119,8 @@ class BayesianGaussianMixture(_Base):
                  n_init=1, init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None, verbose=0,
-                 verbose_interval=10, warm_start=False, n_threads=None, chunk_size=None, exact_cavi=False):
+                 verbose_interval=10, warm_start=False, n_threads=None, chunk_size=None, exact_cavi=False,
+                 learning_method="memoized", learning_offset=10.0, learning_decay=0.7, total_samples=1e6):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -130,6 +141,10 @@ class BayesianGaussianMixture(_Base):
         self.n_threads = n_threads
         self.chunk_size = chunk_size
         self.exact_cavi = exact_cavi
+        self.learning_method = learning_method  # partial_fit's (scikit-learn LatentDirichletAllocation's names)
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.total_samples = total_samples
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit by CAVI.
@@ -291,3 +306,65 @@ class BayesianGaussianMixture(_Base):
                 cov = self.covariances_[k] * np.eye(D)
             parts.append(rng.multivariate_normal(self.means_[k], cov, size=n))
         return np.vstack(parts), np.repeat(np.arange(len(counts)), counts)
+
+    # -- streaming: partial_fit (issue 8; fastcavi.stream.StreamingCAVI does the work) ----------
+    def partial_fit(self, X, y=None, sample_weight=None, batch_id=None):
+        """Take one batch of a stream into the posterior; returns self.
+
+        ``learning_method="memoized"`` (the default; memoized VI): each batch's sufficient
+        statistics are kept, a known ``batch_id`` replaces that batch's statistics (a
+        revisit, or a new version of it: the old one is forgotten), ``None`` adds a new
+        batch; every call then runs the exact CAVI update from the sum over all stored
+        batches. Laps over fixed batches reach :meth:`fit`'s fixed points on their rows,
+        with an ELBO that never decreases after the first lap. ``learning_method="online"``
+        (stochastic VI) takes one natural-gradient step per batch, with step
+        ``(t + learning_offset) ** -learning_decay`` and the batch rescaled to
+        ``total_samples`` rows (scikit-learn ``LatentDirichletAllocation``'s names); batches
+        are not kept and ``batch_id`` must be None. See :mod:`fastcavi.stream`.
+
+        The first call (or the first after :meth:`fit`, which ends a stream) initialises as
+        :meth:`fit` does, on this batch (``init_params``, ``n_init``, ``random_state``): the
+        data-dependent default priors (``mean_prior``, ``covariance_prior``) come from this
+        first batch and stay fixed; pass them explicitly to avoid that. The fitted attributes
+        are refreshed after every call, so the estimator predicts at any time;
+        ``lower_bounds_`` holds the ELBO after each call, ``n_iter_`` the number of calls,
+        ``converged_`` is False, and ``stream_`` is the :class:`fastcavi.stream.StreamingCAVI`
+        (``stream_.batch_ids``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative row weights (integer weights count a row that many times).
+        batch_id : hashable, optional
+            The batch's name (memoized only).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For a batch that :meth:`fit` would refuse (the same messages) or with the wrong
+            number of features: the estimator is then left exactly as it was.
+        """
+        from .stream import StreamingCAVI
+
+        stream = getattr(self, "stream_", None)
+        if stream is None or getattr(self, "result_", None) is not getattr(self, "_stream_result", None):
+            fit_arguments, own = options.estimator_arguments(
+                {name: getattr(self, name) for name in options.estimator_defaults()})
+            for name in ("max_iter", "tol"):  # the stream's updates are one per call, not sweeps to convergence
+                fit_arguments.pop(name)
+            stream = StreamingCAVI.from_batch(
+                X, sample_weight=sample_weight, init=own["init_params"], learning_method=own["learning_method"],
+                learning_offset=own["learning_offset"], learning_decay=own["learning_decay"],
+                total_samples=own["total_samples"], **fit_arguments)
+        stream.partial_fit(X, sample_weight=sample_weight, batch_id=batch_id)  # changes nothing when it raises
+        result = stream.result()
+        self._store(result)
+        self.n_iter_ = stream.n_updates
+        self.stream_, self._stream_result = stream, result
+        return self

@@ -289,7 +289,12 @@ ESTIMATOR = EstimatorDeclaration(
                    "kmeans or k-means++ (k-means++ seeding), random, or random_from_data.", FIT),
          Parameter("verbose", 0, V.unchecked, "1: a line every verbose_interval sweeps; 2: every sweep.", RUNTIME),
          Parameter("verbose_interval", 10, V.unchecked, "Sweeps between progress lines.", RUNTIME),
-         Parameter("warm_start", False, V.unchecked, "Continue from the last fit's variational state.", FIT)),
+         Parameter("warm_start", False, V.unchecked, "Continue from the last fit's variational state.", FIT),
+         # partial_fit's (scikit-learn LatentDirichletAllocation's names), checked by fastcavi.stream
+         Parameter("learning_method", "memoized", V.unchecked, "partial_fit: 'memoized' or 'online' VI.", FIT),
+         Parameter("learning_offset", 10.0, V.unchecked, "partial_fit, online: tau in rho_t = (t + tau)^-kappa.", FIT),
+         Parameter("learning_decay", 0.7, V.unchecked, "partial_fit, online: kappa in (0.5, 1].", FIT),
+         Parameter("total_samples", 1e6, V.unchecked, "partial_fit, online: the stream's total rows N.", FIT)),
 )
 
 

@@ -321,6 +321,62 @@ class Stats:
         """
         return cls(layout, n_components, n_features)
 
+    @classmethod
+    def from_values(cls, layout: str, n_components: int, n_features: int, values) -> "Stats":
+        """Statistics holding given float64 values exactly (the inverse of :attr:`values`).
+
+        For drivers that combine statistics other than by adding those of disjoint rows
+        (stochastic VI's moving average of rescaled statistics): the result is an ordinary
+        :class:`Stats`, additive and exact as any other, whose :attr:`values` are bitwise
+        ``values``.
+
+        Parameters
+        ----------
+        layout : {"diag", "full"}
+        n_components, n_features : int
+            K and D.
+        values : array-like of shape (stats_size(layout, K, D),)
+            ``[count, lse_sum, entropy, Nk (K), S (K F)]``, as :attr:`values` lays them out.
+
+        Returns
+        -------
+        Stats
+
+        Raises
+        ------
+        ValueError
+            When ``values`` has the wrong length.
+        """
+        from .._kernels.exactsum import insert_values
+
+        stats = cls(layout, n_components, n_features)
+        v = np.ascontiguousarray(values, dtype=np.float64)
+        if v.shape != (stats.size,):
+            raise ValueError(f"Stats.from_values: expected {stats.size} values for layout {layout!r}, "
+                             f"K={n_components}, D={n_features}, got an array of shape {v.shape}.")
+        insert_values(v, stats._acc)  # a float64 fits in the window exactly: it rounds back to itself
+        return stats
+
+    def scaled(self, factor: float) -> "Stats":
+        """These statistics times ``factor`` (each value multiplied, then rounded once to float64).
+
+        Stochastic VI rescales a batch's statistics to the size of the stream, ``(N / |B|) S_B``.
+        The product is of the rounded :attr:`values`, so it is exact only to float64 rounding.
+
+        Parameters
+        ----------
+        factor : float
+            Finite.
+
+        Returns
+        -------
+        Stats
+        """
+        factor = float(factor)
+        if not np.isfinite(factor):
+            raise ValueError(f"Stats.scaled: the factor must be finite, got {factor!r}.")
+        return Stats.from_values(self.layout, self.n_components, self.n_features, self.values * factor)
+
     @property
     def size(self):
         return self._acc.shape[0]
