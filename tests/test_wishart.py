@@ -250,9 +250,9 @@ def test_exact_cavi_with_reg_covar_is_the_reference_and_never_decreases():
     # with extra N(0, reg_covar I) observation noise), whose ELBO never goes down: that checks the
     # reference's formula as well as fastcavi (a missing or misplaced reg_covar term makes it dip here).
     # Measured: parameters 5.9e-12, ELBO 7.9e-14 of max|ELBO| (exact_cavi; checked at 5e-10, 1e-11), ELBO
-    # 3.5e-13 (scikit-learn's updates, checked at 1e-11); the reference's
-    # exact trace never falls by more than 1.1e-15 of max|ELBO| (checked at 1e-13), while its
-    # scikit-learn-mode trace falls by 5e-9 to 1.1e-6 of it in 3 of the 12 cases.
+    # 3.5e-13 (scikit-learn's updates; checked at 1e-11). The reference's exact trace never falls by more
+    # than 1.1e-15 of max|ELBO| (checked at 1e-13), while its scikit-learn-mode trace falls by 5e-9 to
+    # 1.1e-6 of it in 3 of the 12 cases.
     dips = warned = 0
     for (X, R), cov, wtype in _constant_column_cases():
         K = R.shape[1]
