@@ -109,6 +109,22 @@ Lambda_k) from q (every q-factor above has a closed sampling form: Dirichlet or 
 plain D x D Wishart draws, also for the restricted diag/spherical/tied scales, and Gaussians),
 with every density written out; ``tests/test_elbo_monte_carlo.py`` compares it with fastcavi's
 ELBO and with :func:`full_elbo`.
+
+exact_cavi (fastcavi's ``exact_cavi=True``)
+------------------------------------------
+The M-step above (Psi_k gets N_k reg_covar I) is the exact CAVI update of q(mu_k, Lambda_k) for
+the objective in which each observation's expected log-likelihood is averaged over an extra
+N(0, reg_covar I) perturbation e_n of the data:
+
+    E_e E_q[log N(x_n + e_n | mu_k, Lambda_k^-1)] = E_q[log N(x_n | mu_k, Lambda_k^-1)]
+                                                   - (reg_covar / 2) tr(E_q[Lambda_k]),
+
+since E_e[(x + e - mu)^T Lambda (x + e - mu)] = (x - mu)^T Lambda (x - mu) + reg_covar tr(Lambda).
+Its E-step logits carry the extra ``-(reg_covar/2) tr E[Lambda_k]`` (``noise_var`` in
+:func:`e_step`), and its ELBO is :func:`full_elbo` with the expected log-likelihood term lowered by
+``(reg_covar/2) sum_k N_k tr E[Lambda_k]``, N_k = sum_n r_nk (``noise_var`` in :func:`full_elbo`).
+Both steps are then exact coordinate ascent on that one ELBO (up to the M-step's 10 eps), so its
+trace never decreases. With reg_covar = 0 it is the plain model.
 """
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, logsumexp, multigammaln
@@ -276,8 +292,12 @@ def _component_arrays(params, covariance_type, K, D):
 
 
 def expected_log_joint_per_component(X, params, covariance_type,
-                                     weight_concentration_prior_type):
-    """log rho_nk = E[log pi_k] + E[log N(x_n | mu_k, Lambda_k^-1)]; shape (N, K)."""
+                                     weight_concentration_prior_type, noise_var=0.0):
+    """log rho_nk = E[log pi_k] + E[log N(x_n | mu_k, Lambda_k^-1)]; shape (N, K).
+
+    ``noise_var`` > 0: the log-likelihood averaged over extra N(0, noise_var I) noise on x_n,
+    which subtracts ``noise_var/2 tr E[Lambda_k]`` (the exact_cavi E-step).
+    """
     X = np.asarray(X, dtype=np.float64)
     N, D = X.shape
     means, beta = params["means"], params["mean_precision"]
@@ -288,16 +308,17 @@ def expected_log_joint_per_component(X, params, covariance_type,
     out = np.empty((N, K))
     for k in range(K):
         diff = X - means[k]
-        quad = np.einsum("ni,ij,nj->n", diff, E_Lambda[k], diff) + D / beta[k]
+        quad = (np.einsum("ni,ij,nj->n", diff, E_Lambda[k], diff) + D / beta[k]
+                + noise_var * np.trace(E_Lambda[k]))
         out[:, k] = (elog_pi[k] + 0.5 * wishart_expected_logdet(Psi[k], nu[k])
                      - 0.5 * D * LOG_2PI - 0.5 * quad)
     return out
 
 
-def e_step(X, params, covariance_type, weight_concentration_prior_type):
-    """Returns log_resp (N, K)."""
+def e_step(X, params, covariance_type, weight_concentration_prior_type, noise_var=0.0):
+    """Returns log_resp (N, K) (``noise_var``: see :func:`expected_log_joint_per_component`)."""
     log_rho = expected_log_joint_per_component(X, params, covariance_type,
-                                               weight_concentration_prior_type)
+                                               weight_concentration_prior_type, noise_var)
     return log_rho - logsumexp(log_rho, axis=1, keepdims=True)
 
 
@@ -306,8 +327,13 @@ def e_step(X, params, covariance_type, weight_concentration_prior_type):
 # ----------------------------------------------------------------------------------
 def full_elbo(X, resp, params, *, covariance_type, weight_concentration_prior_type,
               weight_concentration_prior, mean_precision_prior, mean_prior,
-              degrees_of_freedom_prior, covariance_prior):
-    """E_q[log p(X, Z, pi, mu, Lambda)] - E_q[log q(Z, pi, mu, Lambda)], all constants kept."""
+              degrees_of_freedom_prior, covariance_prior, noise_var=0.0):
+    """E_q[log p(X, Z, pi, mu, Lambda)] - E_q[log q(Z, pi, mu, Lambda)], all constants kept.
+
+    ``noise_var`` > 0: the ELBO of the model whose observations carry extra N(0, noise_var I)
+    noise (exact_cavi; see the module docstring): the expected log-likelihood is lower by
+    ``noise_var/2 sum_k N_k tr E[Lambda_k]``.
+    """
     X = np.asarray(X, dtype=np.float64)
     resp = np.asarray(resp, dtype=np.float64)
     N, D = X.shape
@@ -323,7 +349,8 @@ def full_elbo(X, resp, params, *, covariance_type, weight_concentration_prior_ty
     ll = 0.0
     for k in range(K):
         diff = X - means[k]
-        quad = np.einsum("ni,ij,nj->n", diff, E_Lambda[k], diff) + D / beta[k]
+        quad = (np.einsum("ni,ij,nj->n", diff, E_Lambda[k], diff) + D / beta[k]
+                + noise_var * np.trace(E_Lambda[k]))
         ll += np.sum(resp[:, k] * (0.5 * E_logdet[k] - 0.5 * D * LOG_2PI - 0.5 * quad))
 
     # E[log p(Z | pi)] - E[log q(Z)]
@@ -414,13 +441,17 @@ def elbo_offset_reg_term(resp, params, covariance_type, reg_covar):
 # ----------------------------------------------------------------------------------
 def bayesian_gmm_reference(X, resp0, n_iter, *, covariance_type, weight_concentration_prior_type,
                            weight_concentration_prior, mean_precision_prior, mean_prior,
-                           degrees_of_freedom_prior, covariance_prior, reg_covar):
+                           degrees_of_freedom_prior, covariance_prior, reg_covar, exact_cavi=False):
     """Mirror of sklearn's ``BayesianGaussianMixture.fit`` from given responsibilities.
 
     The M-step is first applied to ``resp0`` (sklearn's ``_initialize``; rows of resp0
     should sum to 1), then each iteration performs an E-step (log_resp from the current
     parameters), an M-step, and evaluates the bounds with that log_resp and the new
     parameters.
+
+    ``exact_cavi=True``: fastcavi's exact_cavi mode, the E-step and the ELBO of the model with
+    extra N(0, reg_covar I) observation noise (see the module docstring); the M-step is the same.
+    ``sklearn_lower_bound`` is then still sklearn's formula for the state (no longer sklearn's run).
 
     Returns a list of ``n_iter`` dicts, one per iteration, with keys
     weight_concentration (DP: tuple (beta_a, beta_b) like sklearn; Dirichlet: (K,)),
@@ -441,15 +472,16 @@ def bayesian_gmm_reference(X, resp0, n_iter, *, covariance_type, weight_concentr
                   mean_precision_prior=mean_precision_prior, mean_prior=mean_prior,
                   degrees_of_freedom_prior=degrees_of_freedom_prior,
                   covariance_prior=covariance_prior)
+    noise_var = reg_covar if exact_cavi else 0.0
     params = m_step(X, resp0, reg_covar=reg_covar, **priors)
     history = []
     for _ in range(n_iter):
-        log_resp = e_step(X, params, covariance_type, weight_concentration_prior_type)
+        log_resp = e_step(X, params, covariance_type, weight_concentration_prior_type, noise_var)
         resp = np.exp(log_resp)
         params = m_step(X, resp, reg_covar=reg_covar, **priors)
         state = dict(params)
         state["resp"] = resp
-        state["elbo"] = full_elbo(X, resp, params, **priors)
+        state["elbo"] = full_elbo(X, resp, params, noise_var=noise_var, **priors)
         state["sklearn_lower_bound"] = sklearn_lower_bound(
             log_resp, params, covariance_type=covariance_type,
             weight_concentration_prior_type=weight_concentration_prior_type)
