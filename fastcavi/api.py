@@ -12,13 +12,15 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
         reg_covar=1e-6, exact_cavi=False, init="k-means++", init_responsibilities=None,
         max_iter=100, tol=1e-8, tol_type="relative", n_init=1, random_state=None,
-        n_threads=None, chunk_size=None, callback=None, sample_weight=None):
+        n_threads=None, chunk_size=None, callback=None, sample_weight=None, client=None):
     """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, h5py/zarr dataset, or dask.array.Array
         The data; any real dtype. It is read in chunks and never modified or copied whole.
+        A Dask array is fitted on Dask, one graph per sweep (:func:`fastcavi.dask.fit`): the
+        same result, bit for bit when its row chunks are whole multiples of 4096 rows.
     n_components : int
         K, the number of mixture components.
     covariance_type : {"identity", "spherical", "diag", "full", "tied"}
@@ -94,11 +96,28 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         Non-negative finite row weights, streamed like X. Every statistic, the entropy term
         and the data-dependent default priors are weighted: integer weights give the fit of
         the repeated rows, zero weights the fit without those rows (to round-off).
+    client : distributed.Client, optional
+        For a Dask array X only: where to compute (default: the current Dask scheduler).
 
     Returns
     -------
     FitResult
     """
+    if type(X).__module__.split(".")[0] == "dask":  # checked by type: dask is imported only for dask input
+        from .dask import fit as dask_fit
+
+        return dask_fit(X, n_components, covariance_type=covariance_type, covariance=covariance,
+                        weight_concentration_prior_type=weight_concentration_prior_type,
+                        weight_concentration_prior=weight_concentration_prior,
+                        mean_precision_prior=mean_precision_prior, mean_prior=mean_prior,
+                        degrees_of_freedom_prior=degrees_of_freedom_prior, covariance_prior=covariance_prior,
+                        reg_covar=reg_covar, exact_cavi=exact_cavi, init=init,
+                        init_responsibilities=init_responsibilities, max_iter=max_iter, tol=tol,
+                        tol_type=tol_type, n_init=n_init, random_state=random_state, n_threads=n_threads,
+                        chunk_size=chunk_size, callback=callback, sample_weight=sample_weight, client=client)
+    if client is not None:
+        raise ValueError(f"'client' is for Dask arrays only; X is a {type(X).__name__} (wrap it with "
+                         "dask.array.from_array to fit it on Dask).")
     from . import engine
     from ._driver import run_cavi
     from ._passes import numba_threads

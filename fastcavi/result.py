@@ -115,18 +115,37 @@ class FitResult:
         return resp, (lse if want_lse else None)
 
     def predict_proba(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
-        """Responsibilities ``q(z_n = k)`` of new rows, shape (n_samples, K)."""
+        """Responsibilities ``q(z_n = k)`` of new rows, shape (n_samples, K).
+
+        For a ``dask.array.Array`` X: a lazy Dask array, block by block (:func:`fastcavi.dask.predict_proba`).
+        """
+        if _is_dask(X):
+            from .dask import predict_proba
+
+            return predict_proba(self, X, n_threads=n_threads, chunk_size=chunk_size)
         return self._stream(X, n_threads, chunk_size, True, False)[0]
 
     def predict(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
-        """Most responsible component of each row, shape (n_samples,), int64."""
+        """Most responsible component of each row, shape (n_samples,), int64.
+
+        For a ``dask.array.Array`` X: a lazy Dask array, block by block (:func:`fastcavi.dask.predict`).
+        """
+        if _is_dask(X):
+            from .dask import predict
+
+            return predict(self, X, n_threads=n_threads, chunk_size=chunk_size)
         return np.argmax(self.predict_proba(X, n_threads=n_threads, chunk_size=chunk_size), axis=1).astype(np.int64)
 
     def score_samples(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
         """``logsumexp_k (E[log pi_k] + E[log N(x | mu_k, Lambda_k)])`` per row, shape (n_samples,).
 
-        The same quantity as scikit-learn's ``BayesianGaussianMixture.score_samples``.
+        The same quantity as scikit-learn's ``BayesianGaussianMixture.score_samples``. For a
+        ``dask.array.Array`` X: a lazy Dask array, block by block (:func:`fastcavi.dask.score_samples`).
         """
+        if _is_dask(X):
+            from .dask import score_samples
+
+            return score_samples(self, X, n_threads=n_threads, chunk_size=chunk_size)
         return self._stream(X, n_threads, chunk_size, False, True)[1]
 
     # -- the model file -----------------------------------------------------------------------
@@ -155,6 +174,11 @@ class FitResult:
             path += ".npz"
         np.savez(path, **arrays)
         return path
+
+
+def _is_dask(X):
+    """Whether X is a Dask collection (by its type's module: dask is not imported for other input)."""
+    return type(X).__module__.split(".")[0] == "dask"
 
 
 def _read_model_file(path):
