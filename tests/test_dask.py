@@ -242,3 +242,35 @@ class _Pinned:
 
     def compute(self, obj, sync=False):
         return self._client.compute(obj, sync=sync, workers=[self._worker], allow_other_workers=False)
+
+
+def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
+    """A worker process killed (SIGKILL) in the middle of sweep 2: the fit finishes, bit for bit the same."""
+    import signal
+
+    local = fastcavi.fit(X, K, covariance_type="diag", init=M0, max_iter=4, tol=0)
+
+    def slow(block):  # each block takes 0.3 s to read, so that a sweep lasts about a second
+        time.sleep(0.3)
+        return block
+
+    dX = da.from_array(X, chunks=(engine.GRANULARITY, 3)).map_blocks(slow, dtype=X.dtype)
+    pids = client.run(os.getpid)
+    victim = sorted(pids)[0]
+    marks = {}
+
+    def kill_soon():
+        time.sleep(0.4)
+        marks["kill"] = time.monotonic()
+        os.kill(pids[victim], signal.SIGKILL)
+
+    def callback(it, elbo, change):
+        marks[it] = time.monotonic()
+        if it == 1:
+            threading.Thread(target=kill_soon, daemon=True).start()
+
+    r = fastcavi.fit(dX, K, covariance_type="diag", init=M0, max_iter=4, tol=0, client=client, callback=callback)
+    assert marks[1] < marks["kill"] < marks[2]  # the kill fell inside sweep 2
+    _same_result(r, local)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    assert pids[victim] not in client.run(os.getpid).values()
