@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _validation as V
 
-__all__ = ["fit", "kmeans_parallel", "predict", "predict_proba", "score_samples"]
+__all__ = ["fit", "kmeans_parallel", "predict", "predict_proba", "score_samples", "task_threads", "warm_kernels"]
 
 #: Children per node of the fixed reduction tree (chunk order is kept at every level).
 FAN_IN = 8
@@ -124,6 +124,39 @@ def task_threads(n_threads=None):
 
     pool = dask.config.get("num_workers", None) or os.cpu_count() or 1
     return max(1, top // int(pool))  # a pool thread of the local threaded scheduler
+
+
+def warm_kernels(dtypes=("float64", "float32")):
+    """Load the compiled kernels a Dask fit and its predictions use into this process.
+
+    Run it once on every worker of a new cluster, ``client.run(fastcavi.dask.warm_kernels)``:
+    the first worker of each machine compiles the kernels into numba's on-disk cache (10-60 s;
+    ``NUMBA_CACHE_DIR`` should be node-local), the others load them from it (about a second),
+    so that no task of the first sweep waits for a compilation.
+
+    Parameters
+    ----------
+    dtypes : sequence of str, default ("float64", "float32")
+        The data types to load kernels for (each float width is compiled separately).
+
+    Returns
+    -------
+    float
+        Seconds spent.
+    """
+    import time
+
+    from .api import fit as local_fit
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        X = rng.normal(size=(512, 2)).astype(dtype)
+        for covariance_type in ("diag", "full"):
+            r = local_fit(X, 2, covariance_type=covariance_type, init=X[:2].astype(np.float64), max_iter=1, tol=0,
+                          sample_weight=np.ones(512))
+            r.predict_proba(X)
+    return time.perf_counter() - start
 
 
 _DECODED = {}
@@ -239,12 +272,10 @@ class _DaskData:
             shape = (N,) + tuple(trailing)
             if any(math.isnan(c) for c in values.shape) or tuple(values.shape) != shape:
                 raise ValueError(f"{name} should have the shape {shape}, but got {values.shape}.")
-        else:
-            if trailing:
-                values = check_local(values, N, *trailing)
-            else:
-                check_local(values, N)
-            values = da.from_array(np.asarray(values), chunks=(self.row_chunks,) + tuple((t,) for t in trailing))
+        else:  # in memory (or a .npy path, for the weights): checked as the local fit checks it
+            checked = check_local(values, N, *trailing)
+            values = checked._data if hasattr(checked, "_data") else np.asarray(checked)
+            values = da.from_array(values, chunks=(self.row_chunks,) + tuple((t,) for t in trailing))
         chunks = (self.row_chunks,) + tuple((t,) for t in trailing)
         return values if values.chunks == chunks else values.rechunk(chunks)
 

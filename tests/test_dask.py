@@ -102,6 +102,19 @@ def test_weights_responsibilities_random_rows_and_convergence_bitwise(sync):
                  fastcavi.fit(X, K, covariance_type="full", init=first, max_iter=3, tol=0))
 
 
+def test_estimator_fits_and_predicts_dask_arrays(sync):
+    dX = da.from_array(X, chunks=(ALIGNED, 3))
+    est = fastcavi.BayesianGaussianMixture(n_components=K, init_params="random_from_data", random_state=0,
+                                           max_iter=5)
+    local = fastcavi.BayesianGaussianMixture(n_components=K, init_params="random_from_data", random_state=0,
+                                             max_iter=5)
+    est.fit(dX)
+    local.fit(X)
+    _same_result(est.result_, local.result_)
+    labels = est.predict(dX)
+    assert isinstance(labels, da.Array) and np.array_equal(labels.compute(), local.predict(X))
+
+
 def test_kmeans_parallel_seeding(sync):
     dX = da.from_array(X, chunks=(ALIGNED, 3))
     a = fastcavi.fit(dX, K, covariance_type="full", random_state=7)
@@ -221,8 +234,10 @@ def test_cluster_fit_equals_local_and_one_vs_two_workers(cluster, client):
     _same_result(two, local)
     seeded = fastcavi.fit(dX, K, covariance_type="full", random_state=3, max_iter=5, tol=0, client=client)
     # a task's numba threads follow its worker's thread count (one here), and an explicit n_threads wins
-    from fastcavi.dask import task_threads
+    from fastcavi.dask import task_threads, warm_kernels
 
+    warmed = client.run(warm_kernels, ("float64",))  # loads from the on-disk cache the fits above filled
+    assert len(warmed) == 2 and all(t >= 0 for t in warmed.values())
     assert client.submit(task_threads, pure=False).result() == 1
     assert client.submit(task_threads, 1, pure=False).result() == 1
     first = sorted(client.scheduler_info()["workers"])[0]
