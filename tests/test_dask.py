@@ -102,6 +102,16 @@ def test_weights_responsibilities_random_rows_and_convergence_bitwise(sync):
                  fastcavi.fit(X, K, covariance_type="full", init=first, max_iter=3, tol=0))
 
 
+def test_threaded_scheduler_concurrent_tasks_same_bits():
+    """Tasks of one process running kernels at once (numba's layer, whatever it is, must not abort)."""
+    local = fastcavi.fit(X, K, covariance_type="tied", init=M0, max_iter=4, tol=0)
+    dX = da.from_array(X, chunks=(engine.GRANULARITY, 3))
+    for n_threads in (None, 1):
+        with dask.config.set(scheduler="threads", num_workers=3):
+            r = fastcavi.fit(dX, K, covariance_type="tied", init=M0, max_iter=4, tol=0, n_threads=n_threads)
+        _same_result(r, local)
+
+
 def test_estimator_fits_and_predicts_dask_arrays(sync):
     dX = da.from_array(X, chunks=(ALIGNED, 3))
     est = fastcavi.BayesianGaussianMixture(n_components=K, init_params="random_from_data", random_state=0,
