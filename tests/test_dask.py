@@ -257,6 +257,9 @@ def test_cluster_fit_equals_local_and_one_vs_two_workers(cluster, client):
         _same_result(fastcavi.fit(dX, K, covariance_type="full", random_state=3, max_iter=5, tol=0), seeded)
     proba = local.predict_proba(dX)
     assert np.array_equal(client.compute(proba, sync=True), local.predict_proba(X))
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster):  # no client=: the current scheduler (this default client)
+        _same_result(fastcavi.fit(dX, K, covariance_type="full", init=M0, max_iter=5, tol=0), local)
 
 
 class _Pinned:
