@@ -1,7 +1,8 @@
 """fastcavi: variational Bayesian Gaussian mixtures by coordinate ascent, at multicore speed.
 
 ``import fastcavi`` is cheap: numba and the compiled kernels load on the first fit.
-:mod:`fastcavi.engine` is the public backend API (``fastcavi.engine`` is imported on first use).
+:mod:`fastcavi.engine` is the public backend API (``fastcavi.engine`` is imported on first use);
+:mod:`fastcavi.dask` fits and predicts on Dask arrays (imported on first use, or by ``fit`` on a Dask array).
 """
 from .api import fit
 from .exceptions import ConvergenceWarning, ELBODecreaseError, ELBODecreaseWarning
@@ -16,10 +17,10 @@ def __getattr__(name):
         from .estimator import BayesianGaussianMixture
 
         return BayesianGaussianMixture
-    if name == "engine":
+    if name in ("engine", "dask"):  # fastcavi.dask imports dask: only on first use
         import importlib
 
-        return importlib.import_module(".engine", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'fastcavi' has no attribute {name!r}")
 
 

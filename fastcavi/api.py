@@ -35,13 +35,16 @@ def fit(X: Any, n_components: int, *,
         n_threads: Optional[int] = None,
         chunk_size: Optional[int] = None,
         callback: Optional[Callable[[int, float, float], Any]] = None,
-        sample_weight: Optional[Union[np.ndarray, str, "os.PathLike[str]"]] = None) -> "FitResult":
+        sample_weight: Optional[Union[np.ndarray, str, "os.PathLike[str]"]] = None,
+        client: Any = None) -> "FitResult":
     """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, h5py/zarr dataset, or dask.array.Array
         The data; any real dtype. It is read in chunks and never modified or copied whole.
+        A Dask array is fitted on Dask, one graph per sweep (:func:`fastcavi.dask.fit`): the
+        same result, bit for bit when its row chunks are whole multiples of 4096 rows.
     n_components : int
         K, the number of mixture components.
     covariance_type : {"identity", "spherical", "diag", "full", "tied"}
@@ -117,6 +120,8 @@ def fit(X: Any, n_components: int, *,
         Non-negative finite row weights, streamed like X. Every statistic, the entropy term
         and the data-dependent default priors are weighted: integer weights give the fit of
         the repeated rows, zero weights the fit without those rows (to round-off).
+    client : distributed.Client, optional
+        For a Dask array X only: where to compute (default: the current Dask scheduler).
 
     Returns
     -------
@@ -129,6 +134,10 @@ def fit(X: Any, n_components: int, *,
     and a test checks it against the declaration.
     """
     arguments = options.given(locals())  # first: the declared parameters, as given
+    if type(X).__module__.split(".")[0] == "dask":  # checked by type: dask is imported only for dask input
+        from .dask import fit as dask_fit
+
+        return dask_fit(X, **arguments)
     from . import engine
     from ._driver import run_cavi
     from ._init import initial_state, warm_state
@@ -137,6 +146,9 @@ def fit(X: Any, n_components: int, *,
     from .result import FitResult
 
     checked = options.check(arguments)  # every check that needs neither the data nor its shape
+    if client is not None:
+        raise ValueError(f"'client' is for Dask arrays only; X is a {type(X).__name__} (wrap it with "
+                         "dask.array.from_array to fit it on Dask).")
     source = DataSource(X)  # reads the header only: its shape and dtype are checked
     N, D = source.shape
     V.check_n_samples(N, checked["n_components"])

@@ -170,6 +170,8 @@ PARAMETERS: Tuple[Parameter, ...] = (
               "callback(iteration, elbo, change), called after every sweep.", RUNTIME),
     Parameter("sample_weight", None, V.NoneOr(V.row_weights),
               "Non-negative finite row weights, streamed like X.", DATA),
+    Parameter("client", None, V.unchecked,
+              "A dask.distributed Client for Dask-array X (default: the current scheduler).", RUNTIME),
 )
 
 BY_NAME: Mapping[str, Parameter] = {p.name: p for p in PARAMETERS}
@@ -284,7 +286,8 @@ ESTIMATOR = EstimatorDeclaration(
                "init_responsibilities": "none: scikit-learn's estimator has no such parameter",
                "tol_type": "'absolute', scikit-learn's rule",
                "callback": "progress lines, when verbose",
-               "sample_weight": "the sample_weight given to the estimator's fit"},
+               "sample_weight": "the sample_weight given to the estimator's fit",
+               "client": "none: a Dask-array X uses the current scheduler"},
     own=(Parameter("init_params", "kmeans", V.estimator_init_params,
                    "kmeans or k-means++ (k-means++ seeding), random, or random_from_data.", FIT),
          Parameter("verbose", 0, V.unchecked, "1: a line every verbose_interval sweeps; 2: every sweep.", RUNTIME),

@@ -142,8 +142,9 @@ class FitResult:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
-            New data; streamed in chunks, checked for NaN/inf (the error names the row).
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path, h5py/zarr dataset, or dask array
+            New data; streamed in chunks, checked for NaN/inf (the error names the row). A
+            ``dask.array.Array`` gives a lazy Dask array, computed block by block.
         n_threads : int, optional
             Threads for this call. Results do not depend on it.
         chunk_size : int, optional
@@ -153,6 +154,10 @@ class FitResult:
         -------
         ndarray of shape (n_samples, K)
         """
+        if _is_dask(X):
+            from .dask import predict_proba
+
+            return predict_proba(self, X, n_threads=n_threads, chunk_size=chunk_size)
         return self._stream(X, n_threads, chunk_size, True, False)[0]
 
     def predict(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
@@ -160,8 +165,9 @@ class FitResult:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
-            New data; streamed in chunks, checked for NaN/inf (the error names the row).
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path, h5py/zarr dataset, or dask array
+            New data; streamed in chunks, checked for NaN/inf (the error names the row). A
+            ``dask.array.Array`` gives a lazy Dask array, computed block by block.
         n_threads : int, optional
             Threads for this call. Results do not depend on it.
         chunk_size : int, optional
@@ -171,6 +177,10 @@ class FitResult:
         -------
         ndarray of shape (n_samples,), int64
         """
+        if _is_dask(X):
+            from .dask import predict
+
+            return predict(self, X, n_threads=n_threads, chunk_size=chunk_size)
         return np.argmax(self.predict_proba(X, n_threads=n_threads, chunk_size=chunk_size), axis=1).astype(np.int64)
 
     def score_samples(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
@@ -180,8 +190,9 @@ class FitResult:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
-            New data; streamed in chunks, checked for NaN/inf (the error names the row).
+        X : array-like of shape (n_samples, n_features), np.memmap, .npy path, h5py/zarr dataset, or dask array
+            New data; streamed in chunks, checked for NaN/inf (the error names the row). A
+            ``dask.array.Array`` gives a lazy Dask array, computed block by block.
         n_threads : int, optional
             Threads for this call. Results do not depend on it.
         chunk_size : int, optional
@@ -191,6 +202,10 @@ class FitResult:
         -------
         ndarray of shape (n_samples,)
         """
+        if _is_dask(X):
+            from .dask import score_samples
+
+            return score_samples(self, X, n_threads=n_threads, chunk_size=chunk_size)
         return self._stream(X, n_threads, chunk_size, False, True)[1]
 
     # -- the model file -----------------------------------------------------------------------
@@ -224,6 +239,11 @@ class FitResult:
             path += ".npz"
         np.savez(path, **arrays)
         return path
+
+
+def _is_dask(X):
+    """Whether X is a Dask collection (by its type's module: dask is not imported for other input)."""
+    return type(X).__module__.split(".")[0] == "dask"
 
 
 def _read_model_file(path):

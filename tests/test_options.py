@@ -45,7 +45,7 @@ def test_declaration_is_complete_and_its_checks_are_validations():
         "n_components", "covariance_type", "covariance", "weight_concentration_prior_type",
         "weight_concentration_prior", "mean_precision_prior", "mean_prior", "degrees_of_freedom_prior",
         "covariance_prior", "reg_covar", "exact_cavi"}
-    assert {p.name for p in options.parameters(options.RUNTIME)} == {"n_threads", "chunk_size", "callback"}
+    assert {p.name for p in options.parameters(options.RUNTIME)} == {"n_threads", "chunk_size", "callback", "client"}
     with pytest.raises(ValueError, match="Unknown layers"):
         options.parameters("priors")
 
@@ -178,6 +178,8 @@ def test_every_declared_fit_option_acts_on_the_fit(monkeypatch):
         "n_threads": lambda: recorded(passes, "numba_threads", n_threads=1)[0] == (1,),
         "chunk_size": lambda: recorded(passes, "estep_chunk_rows", chunk_size=5000)[0][0] == 5000,
         "callback": lambda: sweeps_seen() == 4,
+        # a Dask client: tests/test_dask.py fits with one; in-memory data with a client is refused
+        "client": lambda: pytest.raises(ValueError, _fit, X, client=object()) is not None,
         # integer weights are the fit of the repeated rows
         "sample_weight": lambda: np.allclose(_fit(X, init=means0, sample_weight=w).means,
                                              _fit(doubled, init=means0).means, rtol=1e-10, atol=1e-10),
@@ -214,6 +216,7 @@ BAD_VALUES = [
     (dict(chunk_size=0), "'chunk_size'"),
     (dict(callback=3), "'callback'"),
     (dict(sample_weight=np.ones(5)), "sample_weight.shape == \\(5,\\), expected \\(100,\\)"),
+    (dict(client=object()), "'client' is for Dask arrays only"),
 ]
 
 
@@ -275,9 +278,10 @@ def test_estimator_init_matches_the_declaration():
     assert dict(options.ESTIMATOR.defaults) == {"n_components": 1, "covariance_type": "full", "tol": 1e-3,
                                                 "weight_concentration_prior_type": "dirichlet_process"}
     assert {p.name: p.default for p in options.ESTIMATOR.own} == {
-        "init_params": "kmeans", "verbose": 0, "verbose_interval": 10, "warm_start": False}
+        "init_params": "kmeans", "verbose": 0, "verbose_interval": 10, "warm_start": False,
+        "learning_method": "memoized", "learning_offset": 10.0, "learning_decay": 0.7, "total_samples": 1e6}
     assert set(options.ESTIMATOR.not_taken) == {"covariance", "init", "init_responsibilities", "tol_type",
-                                                "callback", "sample_weight"}
+                                                "callback", "sample_weight", "client"}
     assert set(names) | set(options.ESTIMATOR.not_taken) == set(NAMES) | {p.name for p in options.ESTIMATOR.own}
 
 

@@ -1,0 +1,304 @@
+"""fastcavi on Dask arrays (issue 7): equal to the local fit, lazy predictions, global-row errors, workers.
+
+Fast cases run on the synchronous scheduler; the cluster cases share one LocalCluster of two
+worker processes (one thread each).
+"""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+
+import fastcavi  # noqa: E402
+from fastcavi import engine  # noqa: E402
+
+TYPES = ["identity", "spherical", "diag", "full", "tied"]
+K = 3
+
+
+def _data(n_per=6000, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 6.0, 3.0]])
+    X = np.concatenate([rng.normal(size=(n_per, 3)) + c for c in centres])
+    return X[rng.permutation(X.shape[0])]
+
+
+X = _data()  # 18,000 rows: 4 full segments and a short one
+M0 = X[[0, 1, 2]] + np.array([[0.1, 0.0, 0.0], [0.0, 0.1, 0.0], [0.0, 0.0, 0.1]])
+ALIGNED = 2 * engine.GRANULARITY  # chunks of 8192 rows: 8192, 8192, 1616
+
+
+@pytest.fixture
+def sync():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def _same_result(a, b):
+    """Bitwise equality of two FitResults: ELBO trace, every state array, the public parameters."""
+    assert np.array_equal(a.elbo, b.elbo)
+    sa, sb = a.state.to_dict(), b.state.to_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert np.array_equal(sa[k], sb[k]), k
+    assert np.array_equal(a.means, b.means) and np.array_equal(a.covariances, b.covariances)
+    assert a.model == b.model and a.converged == b.converged
+
+
+def _relative(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / np.max(np.abs(np.asarray(b))))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_aligned_chunks_bitwise_equal_local_fit(sync, covariance_type):
+    local = fastcavi.fit(X, K, covariance_type=covariance_type, init=M0, max_iter=6, tol=0)
+    dX = da.from_array(X, chunks=(ALIGNED, 3))
+    _same_result(fastcavi.fit(dX, K, covariance_type=covariance_type, init=M0, max_iter=6, tol=0), local)
+    # columns split in two chunks and float32 data: rechunked per row block, still bitwise
+    X32 = X.astype(np.float32)
+    local32 = fastcavi.fit(X32, K, covariance_type=covariance_type, init=M0, max_iter=3, tol=0)
+    dX32 = da.from_array(X32, chunks=(engine.GRANULARITY, 2))
+    _same_result(fastcavi.fit(dX32, K, covariance_type=covariance_type, init=M0, max_iter=3, tol=0), local32)
+
+
+@pytest.mark.parametrize("covariance_type", ["identity", "full", "tied"])
+def test_unaligned_chunks_within_1e12(sync, covariance_type):
+    local = fastcavi.fit(X, K, covariance_type=covariance_type, init=M0, max_iter=6, tol=0)
+    r = fastcavi.fit(da.from_array(X, chunks=(5000, 3)), K, covariance_type=covariance_type, init=M0,
+                     max_iter=6, tol=0)
+    assert _relative(r.elbo, local.elbo) < 1e-12
+    for name in ("means", "covariances", "weights", "precisions"):
+        assert _relative(getattr(r, name), getattr(local, name)) < 1e-12, name
+
+
+def test_weights_responsibilities_random_rows_and_convergence_bitwise(sync):
+    rng = np.random.default_rng(1)
+    w = rng.integers(0, 3, size=X.shape[0]).astype(np.float64)
+    R = np.eye(K)[rng.integers(0, K, X.shape[0])]
+    dX = da.from_array(X, chunks=(ALIGNED, 3))
+    # weights with other row chunks than X (rechunked), in memory or on Dask
+    for weights in (w, da.from_array(w, chunks=3000)):
+        local = fastcavi.fit(X, K, covariance_type="full", init=M0, sample_weight=w, max_iter=4, tol=0)
+        _same_result(fastcavi.fit(dX, K, covariance_type="full", init=M0, sample_weight=weights, max_iter=4, tol=0),
+                     local)
+    for resp in (R, da.from_array(R, chunks=(5000, K))):
+        local = fastcavi.fit(X, K, covariance_type="diag", init_responsibilities=R, max_iter=4, tol=0)
+        _same_result(fastcavi.fit(dX, K, covariance_type="diag", init_responsibilities=resp, max_iter=4, tol=0),
+                     local)
+    # the same random rows as the local fit, and a run to convergence (the same stopping sweep)
+    local = fastcavi.fit(X, K, covariance_type="spherical", init="random_from_data", random_state=5, n_init=2)
+    r = fastcavi.fit(dX, K, covariance_type="spherical", init="random_from_data", random_state=5, n_init=2)
+    _same_result(r, local)
+    assert r.converged
+    # a warm start continues bitwise as the local one
+    first = fastcavi.fit(X, K, covariance_type="full", init=M0, max_iter=2, tol=0)
+    _same_result(fastcavi.fit(dX, K, covariance_type="full", init=first, max_iter=3, tol=0),
+                 fastcavi.fit(X, K, covariance_type="full", init=first, max_iter=3, tol=0))
+
+
+def test_threaded_scheduler_concurrent_tasks_same_bits():
+    """Tasks of one process running kernels at once (numba's layer, whatever it is, must not abort)."""
+    local = fastcavi.fit(X, K, covariance_type="tied", init=M0, max_iter=4, tol=0)
+    dX = da.from_array(X, chunks=(engine.GRANULARITY, 3))
+    for n_threads in (None, 1):
+        with dask.config.set(scheduler="threads", num_workers=3):
+            r = fastcavi.fit(dX, K, covariance_type="tied", init=M0, max_iter=4, tol=0, n_threads=n_threads)
+        _same_result(r, local)
+
+
+def test_estimator_fits_and_predicts_dask_arrays(sync):
+    dX = da.from_array(X, chunks=(ALIGNED, 3))
+    est = fastcavi.BayesianGaussianMixture(n_components=K, init_params="random_from_data", random_state=0,
+                                           max_iter=5)
+    local = fastcavi.BayesianGaussianMixture(n_components=K, init_params="random_from_data", random_state=0,
+                                             max_iter=5)
+    est.fit(dX)
+    local.fit(X)
+    _same_result(est.result_, local.result_)
+    labels = est.predict(dX)
+    assert isinstance(labels, da.Array) and np.array_equal(labels.compute(), local.predict(X))
+
+
+def test_kmeans_parallel_seeding(sync):
+    dX = da.from_array(X, chunks=(ALIGNED, 3))
+    a = fastcavi.fit(dX, K, covariance_type="full", random_state=7)
+    b = fastcavi.fit(dX, K, covariance_type="full", random_state=7)
+    _same_result(a, b)  # repeatable: every chunk draws from its own (seed, round, chunk) stream
+    truth = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 6.0, 3.0]])
+    order = np.argsort(a.means[:, 0] * 10 + a.means[:, 1])
+    assert np.max(np.abs(a.means[order] - truth[np.argsort(truth[:, 0] * 10 + truth[:, 1])])) < 0.1
+    local = fastcavi.fit(X, K, covariance_type="full", random_state=7)  # local k-means++: the same optimum
+    assert abs(a.lower_bound - local.lower_bound) < 1e-6 * abs(local.lower_bound)
+    # weighted: rows of weight 0 are never candidates (here a far outlier that would otherwise be drawn)
+    Xo = np.concatenate((X, [[1e3, 1e3, 1e3]]))
+    w = np.r_[np.ones(X.shape[0]), 0.0]
+    r = fastcavi.fit(da.from_array(Xo, chunks=(ALIGNED, 3)), K, covariance_type="diag", sample_weight=w,
+                     random_state=0)
+    assert np.all(np.abs(r.means) < 10)
+
+
+def test_predictions_are_lazy_and_equal_local(sync):
+    r = fastcavi.fit(X, K, covariance_type="full", init=M0, max_iter=5, tol=0)
+    Xn = _data(n_per=3000, seed=2)
+    for chunks in ((ALIGNED, 3), (3001, 2)):
+        dX = da.from_array(Xn, chunks=chunks)
+        p, proba, score = r.predict(dX), r.predict_proba(dX), r.score_samples(dX)
+        assert all(isinstance(a, da.Array) for a in (p, proba, score))
+        assert p.dtype == np.int64 and proba.shape == (Xn.shape[0], K) and score.shape == (Xn.shape[0],)
+        assert np.array_equal(p.compute(), r.predict(Xn))
+        assert np.array_equal(proba.compute(), r.predict_proba(Xn))
+        assert np.array_equal(score.compute(), r.score_samples(Xn))
+    bad = Xn.copy()
+    bad[7000, 2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN \(first at row 7000, column 2\)"):
+        r.predict(da.from_array(bad, chunks=(4096, 3))).compute()
+    with pytest.raises(ValueError, match="2 features"):
+        r.predict(da.from_array(Xn[:, :2], chunks=4096))
+
+
+def test_bad_input_errors_name_the_global_row(sync):
+    bad = X.copy()
+    bad[9000, 1] = np.nan
+    bad[15000, 0] = np.inf  # a later chunk fails too: the earliest chunk's error wins, whatever ran first
+    for chunks in ((4096, 3), (1000, 3)):
+        with pytest.raises(ValueError, match=r"Input X contains NaN \(first at row 9000, column 1\)"):
+            fastcavi.fit(da.from_array(bad, chunks=chunks), K, init=M0)
+    dX = da.from_array(X, chunks=(4096, 3))
+    w = np.ones(X.shape[0])
+    w[12345] = -1.0
+    with pytest.raises(ValueError, match=r"sample_weight \(first at row 12345"):
+        fastcavi.fit(dX, K, init=M0, sample_weight=da.from_array(w, chunks=4096))
+    with pytest.raises(ValueError, match="sums to 0"):
+        fastcavi.fit(dX, K, init=M0, sample_weight=da.zeros(X.shape[0], chunks=4096))
+    R = np.full((X.shape[0], K), 1.0 / K)
+    R[10001] = [1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="'init_responsibilities' row 10001 "):
+        fastcavi.fit(dX, K, covariance_type="full", init_responsibilities=da.from_array(R, chunks=(4096, K)))
+    with pytest.raises(ValueError, match="should have the shape"):
+        fastcavi.fit(dX, K, init_responsibilities=da.ones((X.shape[0], 2), chunks=4096))
+    with pytest.raises(ValueError, match="not supported on Dask"):
+        fastcavi.fit(dX, K, init="random")
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        fastcavi.fit(dX[dX[:, 0] > 0], K, init=M0)
+    with pytest.raises(ValueError, match="Complex data"):
+        fastcavi.fit(dX.astype(np.complex128), K, init=M0)
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        fastcavi.fit(dX[:, 0], K, init=M0)
+    with pytest.raises(ValueError, match="'client' is for Dask arrays only"):
+        fastcavi.fit(X, K, init=M0, client=object())
+
+
+def test_zarr_and_hdf5_input(sync, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    local = fastcavi.fit(X, K, covariance_type="diag", init=M0, max_iter=4, tol=0)
+    z = zarr.open_array(str(tmp_path / "x.zarr"), mode="w", shape=X.shape, chunks=(4096, 3), dtype="f8")
+    z[:] = X
+    _same_result(fastcavi.fit(da.from_zarr(str(tmp_path / "x.zarr")), K, covariance_type="diag", init=M0,
+                              max_iter=4, tol=0), local)
+    bad = zarr.open_array(str(tmp_path / "bad.zarr"), mode="w", shape=X.shape, chunks=(1000, 3), dtype="f8")
+    bad[:] = X
+    bad[16123, 2] = np.nan  # in chunk 16 of the store
+    with pytest.raises(ValueError, match=r"NaN \(first at row 16123, column 2\)"):
+        fastcavi.fit(da.from_zarr(str(tmp_path / "bad.zarr")), K, init=M0)
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=X, chunks=(4096, 3))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        _same_result(fastcavi.fit(da.from_array(f["x"], chunks=(8192, 3)), K, covariance_type="diag", init=M0,
+                                  max_iter=4, tol=0), local)
+
+
+def test_import_fastcavi_imports_neither_dask_nor_numba():
+    code = "import sys, fastcavi; print(sorted(m for m in ('dask', 'numba') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# -- a LocalCluster of two worker processes -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cl:
+        yield cl
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+
+
+def test_cluster_fit_equals_local_and_one_vs_two_workers(cluster, client):
+    local = fastcavi.fit(X, K, covariance_type="full", init=M0, max_iter=5, tol=0)
+    dX = da.from_array(X, chunks=(engine.GRANULARITY, 3))
+    two = fastcavi.fit(dX, K, covariance_type="full", init=M0, max_iter=5, tol=0, client=client)
+    _same_result(two, local)
+    seeded = fastcavi.fit(dX, K, covariance_type="full", random_state=3, max_iter=5, tol=0, client=client)
+    # a task's numba threads follow its worker's thread count (one here), and an explicit n_threads wins
+    from fastcavi.dask import task_threads, warm_kernels
+
+    warmed = client.run(warm_kernels, ("float64",))  # loads from the on-disk cache the fits above filled
+    assert len(warmed) == 2 and all(t >= 0 for t in warmed.values())
+    assert client.submit(task_threads, pure=False).result() == 1
+    assert client.submit(task_threads, 1, pure=False).result() == 1
+    first = sorted(client.scheduler_info()["workers"])[0]
+    one = fastcavi.fit(dX, K, covariance_type="full", init=M0, max_iter=5, tol=0, client=_Pinned(client, first))
+    _same_result(one, local)
+    with dask.config.set(scheduler="synchronous"):
+        _same_result(fastcavi.fit(dX, K, covariance_type="full", random_state=3, max_iter=5, tol=0), seeded)
+    proba = local.predict_proba(dX)
+    assert np.array_equal(client.compute(proba, sync=True), local.predict_proba(X))
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster):  # no client=: the current scheduler (this default client)
+        _same_result(fastcavi.fit(dX, K, covariance_type="full", init=M0, max_iter=5, tol=0), local)
+
+
+class _Pinned:
+    """A client whose every computation runs on one worker (the 1-worker run of the same graphs)."""
+
+    def __init__(self, client, worker):
+        self._client, self._worker = client, worker
+
+    def compute(self, obj, sync=False):
+        return self._client.compute(obj, sync=sync, workers=[self._worker], allow_other_workers=False)
+
+
+def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
+    """A worker process killed (SIGKILL) in the middle of sweep 2: the fit finishes, bit for bit the same."""
+    import signal
+
+    local = fastcavi.fit(X, K, covariance_type="diag", init=M0, max_iter=4, tol=0)
+
+    def slow(block):  # each block takes 0.3 s to read, so that a sweep lasts about a second
+        time.sleep(0.3)
+        return block
+
+    dX = da.from_array(X, chunks=(engine.GRANULARITY, 3)).map_blocks(slow, dtype=X.dtype)
+    pids = client.run(os.getpid)
+    victim = sorted(pids)[0]
+    marks = {}
+
+    def kill_soon():
+        time.sleep(0.4)
+        marks["kill"] = time.monotonic()
+        os.kill(pids[victim], signal.SIGKILL)
+
+    def callback(it, elbo, change):
+        marks[it] = time.monotonic()
+        if it == 1:
+            threading.Thread(target=kill_soon, daemon=True).start()
+
+    r = fastcavi.fit(dX, K, covariance_type="diag", init=M0, max_iter=4, tol=0, client=client, callback=callback)
+    assert marks[1] < marks["kill"] < marks[2]  # the kill fell inside sweep 2
+    _same_result(r, local)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    assert pids[victim] not in client.run(os.getpid).values()
