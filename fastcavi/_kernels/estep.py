@@ -47,7 +47,7 @@ SUB_ROWS = 128
 
 def scratch_rows(K, F):
     """Rows of SUB_ROWS float64 one thread's scratch slot needs for K components and F features."""
-    return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 3
+    return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 2
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -101,15 +101,11 @@ def _logits(Wp, bias, phi, L, m, K):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _normalise(L, mx, s, t, m, K, weights, has_weights, row0, p):
-    """Logits L[:K, :m] -> responsibilities (times the row weights) in place.
+def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
+    """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place.
 
     ``mx`` gets each row's log-sum-exp and ``s`` the reciprocal of its sum of exponentials
-    (unweighted: ``L * s`` are the responsibilities). Adds the weighted sums of the
-    log-sum-exp, of the entropy ``-sum_k r_k log r_k`` and of ``r_k`` to ``p[1]``, ``p[2]``
-    and ``p[3 + k]``. The entropy is ``log s - sum_k e_k d_k / s`` with ``d_k = logit_k - max``
-    and ``e_k = exp(d_k)``: no logarithm per component, and no cancellation between two
-    large sums.
+    (``L * s`` are the responsibilities); the weighted sum of the log-sum-exp goes to ``p[1]``.
     """
     for i in range(m):
         mx[i] = L[0, i]
@@ -118,7 +114,6 @@ def _normalise(L, mx, s, t, m, K, weights, has_weights, row0, p):
             mx[i] = max(mx[i], L[k, i])
     for i in range(m):
         s[i] = 0.0
-        t[i] = 0.0
     for k in range(K):
         for i in range(m):
             d = L[k, i] - mx[i]
@@ -129,28 +124,20 @@ def _normalise(L, mx, s, t, m, K, weights, has_weights, row0, p):
             e = exp_nonpos(d) if d > -460.0 else 0.0
             L[k, i] = e
             s[i] += e
-            t[i] += e * d
     for i in range(m):
-        log_s = log_ge1(s[i])  # s >= 1: the largest term is exp(0)
-        inv = 1.0 / s[i]
-        mx[i] = mx[i] + log_s
-        t[i] = log_s - t[i] * inv  # the row's entropy
-        s[i] = inv
+        mx[i] = mx[i] + log_ge1(s[i])  # s >= 1: the largest term is exp(0)
+        s[i] = 1.0 / s[i]
     # Sums only in loops that store nothing: a sum in a loop that also stores into the scratch
     # slot was vectorised differently in a compiling process and in one that loaded the kernel
     # from the cache (a run-time alias check picks the vector or the scalar loop).
     lse_sum = 0.0
-    ent_sum = 0.0
     if has_weights:
         for i in range(m):
             lse_sum += weights[row0 + i] * mx[i]
-            ent_sum += weights[row0 + i] * t[i]
     else:
         for i in range(m):
             lse_sum += mx[i]
-            ent_sum += t[i]
     p[1] += lse_sum
-    p[2] += ent_sum
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -291,7 +278,6 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
         phi = slot[K4:K4 + F4]
         mx = slot[K4 + F4]
         s = slot[K4 + F4 + 1]
-        t = slot[K4 + F4 + 2]
         for b in range(g, nblocks, n_slots):
             start = b * B
             stop = min(n, start + B)
@@ -312,7 +298,7 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
                     _given(resp_in, L, s, m, K, weights, has_weights, row0, p)
                 else:
                     _logits(Wp, bias, phi, L, m, K)
-                    _normalise(L, mx, s, t, m, K, weights, has_weights, row0, p)
+                    _normalise(L, mx, s, m, K, weights, has_weights, row0, p)
                     if want_out:
                         for i in range(m):
                             lse_out[row0 + i] = mx[i]
@@ -320,3 +306,14 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
                                 resp_out[row0 + i, k] = L[k, i] * s[i]
                 _weigh(L, s, m, K, weights, has_weights, row0, p)
                 _statistics(L, phi, m, K, F, p)
+            if not given:
+                # The block's entropy of q(z), -sum r log r = sum_n lse_n - sum_nk r_nk logit_nk, where
+                # the second sum is the coefficients' dot product with the block's own statistics
+                # (the logits are linear in the features): O(K F) per block instead of work per row
+                # and component, and a cancellation only within one block.
+                dot = 0.0
+                for k in range(K):
+                    dot += bias[k] * p[3 + k]
+                    for f in range(F):
+                        dot += W[k, f] * p[3 + K + k * F + f]
+                p[2] = p[1] - dot
