@@ -32,6 +32,7 @@ class Checkpoint:
     elbo: np.ndarray
     rng_state: Dict[str, Any]
     best: Optional[Tuple[State, np.ndarray, bool]]
+    converged: bool = False
 
 
 def _digest(*parts):
@@ -87,7 +88,7 @@ def write(path, ckpt: Checkpoint):
     path = os.fspath(path)
     arrays = dict(file_kind=_KIND, checkpoint_version=CHECKPOINT_VERSION,
                   fingerprint=json.dumps(ckpt.fingerprint), rng_state=json.dumps(ckpt.rng_state),
-                  run=ckpt.run, elbo=np.asarray(ckpt.elbo))
+                  run=ckpt.run, elbo=np.asarray(ckpt.elbo), converged=bool(ckpt.converged))
     for k, v in ckpt.model_config.items():
         arrays[f"model_none__{k}" if v is None else f"model__{k}"] = 0 if v is None else v
     for k, v in ckpt.state.to_dict().items():
@@ -150,4 +151,22 @@ def read(path) -> Checkpoint:
         best = (state_of("best__"), np.asarray(data["best_elbo"]), bool(data["best_converged"]))
     return Checkpoint(fingerprint=json.loads(str(data["fingerprint"])), model_config=config, run=int(data["run"]),
                       state=state_of("state__"), elbo=np.asarray(data["elbo"]),
-                      rng_state=json.loads(str(data["rng_state"])), best=best)
+                      rng_state=json.loads(str(data["rng_state"])), best=best,
+                      converged=bool(data["converged"]))
+
+
+def writer(path, fingerprint, model, run, done, rng_state, best):
+    """``on_sweep(state, elbos, converged)`` for :func:`fastcavi._driver.run_cavi`: a checkpoint after every sweep.
+
+    ``done`` is the run's trace before this call (a resumed run), ``rng_state`` the generator's
+    state after the run's initialisation, ``best`` the best finished run so far.
+    """
+    config = model.to_dict()
+    rng_state = json.loads(json.dumps(rng_state))  # a copy, as plain JSON values
+
+    def on_sweep(state, elbos, converged):
+        write(path, Checkpoint(fingerprint=fingerprint, model_config=config, run=run, state=state,
+                               elbo=np.concatenate((done, np.asarray(elbos, dtype=np.float64))),
+                               rng_state=rng_state, best=best, converged=converged))
+
+    return on_sweep

@@ -86,13 +86,13 @@ def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callba
         elbos.append(elbo)
         last = elbo
         state = new_state
-        if callback is not None:
-            callback(it, elbo, change)
         if not math.isnan(change) and tol > 0:
             threshold = tol * abs(elbo) if tol_is_relative else tol
             converged = change < threshold
-        if on_sweep is not None:
+        if on_sweep is not None:  # first: a callback that stops the fit finds this sweep checkpointed
             on_sweep(state, elbos, converged)
+        if callback is not None:
+            callback(it, elbo, change)
         if converged:
             break
     return state, np.asarray(elbos, dtype=np.float64), converged

@@ -452,6 +452,16 @@ def random_seed(name, value, context):
 
 
 @_parameter_check(needs_shape=False)
+def file_path(name, value, context):
+    """A path: a str or an os.PathLike (returned as a str)."""
+    import os
+
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"The '{name}' parameter must be a path (str or os.PathLike). Got {value!r} instead.")
+    return os.fspath(value)
+
+
+@_parameter_check(needs_shape=False)
 def callable_or_none(name, value, context):
     """None, or something callable."""
     if value is not None and not callable(value):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 import numpy as np
 
 from . import _validation as V
-from . import options
+from . import _checkpoint, options
 from ._sources import DataSource
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +36,8 @@ def fit(X: Any, n_components: int, *,
         chunk_size: Optional[int] = None,
         callback: Optional[Callable[[int, float, float], Any]] = None,
         sample_weight: Optional[Union[np.ndarray, str, "os.PathLike[str]"]] = None,
+        checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None,
+        resume: Optional[Union[str, "os.PathLike[str]"]] = None,
         client: Any = None) -> "FitResult":
     """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
 
@@ -120,6 +122,16 @@ def fit(X: Any, n_components: int, *,
         Non-negative finite row weights, streamed like X. Every statistic, the entropy term
         and the data-dependent default priors are weighted: integer weights give the fit of
         the repeated rows, zero weights the fit without those rows (to round-off).
+    checkpoint : str or os.PathLike, optional
+        Write the whole fit state to this file after every sweep: the variational state, the
+        iteration, the ELBO trace, which of the ``n_init`` runs is in progress and the best one
+        so far, the random generator's state, and a fingerprint of the data and the options.
+        Each write is atomic (a temporary file, fsync, rename): a crash during a write leaves
+        the previous checkpoint whole.
+    resume : str or os.PathLike, optional
+        Continue the fit saved in this checkpoint. The result is bit for bit the one the
+        uninterrupted fit gives. The data and the options must be those the checkpoint was made
+        with: a difference raises a ValueError that says what differs.
     client : distributed.Client, optional
         For a Dask array X only: where to compute (default: the current Dask scheduler).
 
@@ -157,6 +169,7 @@ def fit(X: Any, n_components: int, *,
     init, resp0, weights = checked["init"], checked["init_responsibilities"], checked["sample_weight"]
     max_iter, tol, n_init, rng = checked["max_iter"], checked["tol"], checked["n_init"], checked["random_state"]
     callback = checked["callback"]
+    saved = None if checked["resume"] is None else _checkpoint.read(checked["resume"])  # before any pass
     warm = init if isinstance(init, FitResult) else None
     layout = "full" if covariance_type == "full" else "diag"
     chunk_rows = estep_chunk_rows(checked["chunk_size"], source, K, layout)
@@ -179,13 +192,37 @@ def fit(X: Any, n_components: int, *,
             if warm.model == model:  # the same data and priors: one long run, split in two
                 previous, history = float(warm.elbo[-1]), np.asarray(warm.elbo)
         fixed_start = warm is not None or resp0 is not None or isinstance(init, np.ndarray)
-        for _ in range(1 if fixed_start else n_init):  # a given start is the same every time
-            if warm is None:
+        fingerprint = None
+        if saved is not None or checked["checkpoint"] is not None:
+            fingerprint = _checkpoint.fingerprint(source, summary, model, _controls(arguments, checked))
+        if saved is not None:
+            differs = _checkpoint.differences(saved.fingerprint, fingerprint)
+            if differs:
+                raise ValueError(f"Cannot resume from {checked['resume']!r}: it was made with other data or "
+                                 f"options ({differs}).")
+            best = saved.best
+        for run in range(1 if fixed_start else n_init):  # a given start is the same every time
+            done, run_previous = np.zeros(0), previous
+            if saved is not None and run < saved.run:
+                continue  # finished before the checkpoint: its best is in saved.best
+            if saved is not None and run == saved.run:  # the run in progress: its state, trace and generator
+                state0, done = saved.state, saved.elbo
+                rng.bit_generator.state = saved.rng_state
+                run_previous = float(done[-1]) if done.size else previous
+            elif warm is None:
                 state0 = initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary)
-            state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
-                                               tol_is_relative=checked["tol_type"] == "relative",
-                                               callback=callback,
-                                               previous_elbo=previous)
+            on_sweep = None
+            if checked["checkpoint"] is not None:
+                on_sweep = _checkpoint.writer(checked["checkpoint"], fingerprint, model, run, done,
+                                              rng.bit_generator.state, best)
+            if saved is not None and run == saved.run and (saved.converged or done.size >= max_iter):
+                state, elbos, converged = state0, np.zeros(0), saved.converged  # it had ended
+            else:
+                state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter - done.size, tol=tol,
+                                                   tol_is_relative=checked["tol_type"] == "relative",
+                                                   callback=callback, previous_elbo=run_previous,
+                                                   on_sweep=on_sweep)
+            elbos = np.concatenate((done, elbos))
             if best is None or elbos[-1] > best[1][-1]:
                 best = (state, elbos, converged)
     state, elbos, converged = best
@@ -194,3 +231,17 @@ def fit(X: Any, n_components: int, *,
                       "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
                       stacklevel=2)
     return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)
+
+
+def _controls(arguments, checked):
+    """The options besides the model's that change a fit's result, for a checkpoint's fingerprint."""
+    init = arguments["init"]
+    if not isinstance(init, str):
+        init = np.asarray(init.state.means if hasattr(init, "state") else init, dtype=np.float64)
+    resp = arguments["init_responsibilities"]
+    random_state = arguments["random_state"]
+    return dict(max_iter=checked["max_iter"], tol=checked["tol"], tol_type=checked["tol_type"],
+                n_init=checked["n_init"], init=init,
+                init_responsibilities=None if resp is None else np.asarray(resp, dtype=np.float64),
+                random_state=random_state if random_state is None or isinstance(random_state, int)
+                else type(random_state).__name__)

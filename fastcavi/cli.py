@@ -6,6 +6,7 @@ spellings of earlier versions, ``--seed``, ``--threads``, ``--weight-prior-type`
 ``--nu``, still work).
 """
 import argparse
+import signal
 import sys
 import time
 
@@ -39,13 +40,64 @@ class _Progress:
             self.stream.write("\n")
 
 
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM arrived during a fit (after its last checkpoint was written)."""
+
+    def __init__(self, signum, sweeps):
+        super().__init__(signum)
+        self.signum, self.sweeps = signum, sweeps
+
+
+class _StopOnSignal:
+    """Turn SIGINT and SIGTERM into a clean stop at the end of the sweep in flight.
+
+    After the first sweep, a signal is only noted: the sweep finishes, its checkpoint is
+    written (``fit`` writes it before calling the callback), and the callback raises. Before
+    the first sweep there is nothing to save, and the signal stops the fit at once.
+    """
+
+    def __init__(self, progress):
+        self.progress, self.signum, self.sweeps, self._previous = progress, None, 0, {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            self._previous[s] = signal.signal(s, self._note)
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _note(self, signum, frame):
+        self.signum = signum
+        if self.sweeps == 0:
+            raise _Interrupted(signum, 0)
+
+    def __call__(self, it, elbo, change):
+        self.sweeps += 1
+        if self.progress is not None:
+            self.progress(it, elbo, change)
+        if self.signum is not None:
+            raise _Interrupted(self.signum, self.sweeps)
+
+
 def _cmd_fit(args):
     import fastcavi
 
     progress = None if args.quiet else _Progress(sys.stderr)
     try:
-        result = fastcavi.fit(args.data, callback=progress,
-                              **options.command_line_arguments(args, *_FIT_LAYERS))
+        with _StopOnSignal(progress) as stopper:
+            result = fastcavi.fit(args.data, callback=stopper, **options.command_line_arguments(args, *_FIT_LAYERS))
+    except _Interrupted as stop:
+        name = signal.Signals(stop.signum).name
+        if args.checkpoint is not None and stop.sweeps > 0:
+            again = _without_option(["fastcavi"] + sys.argv[1:], "--resume")
+            print(f"fastcavi: {name}: stopped after sweep {stop.sweeps}; the fit state is in {args.checkpoint}. "
+                  f"Resume with: {' '.join(again)} --resume {args.checkpoint}", file=sys.stderr)
+        else:
+            print(f"fastcavi: {name}: stopped before any checkpoint was written (pass --checkpoint PATH to be "
+                  "able to resume)", file=sys.stderr)
+        return 128 + stop.signum  # 130 for SIGINT, 143 for SIGTERM
     finally:
         if progress is not None:
             progress.close()
@@ -56,6 +108,19 @@ def _cmd_fit(args):
         print(f"  component {k}: weight {result.weights[k]:.4f}  mean "
               + " ".join(f"{v:.4f}" for v in result.means[k][:8]) + (" ..." if result.n_features > 8 else ""))
     return 0
+
+
+def _without_option(argv, flag):
+    """``argv`` without ``flag VALUE`` or ``flag=VALUE``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == flag:
+            skip = True
+        elif not a.startswith(flag + "="):
+            out.append(a)
+    return out
 
 
 def _cmd_predict(args):

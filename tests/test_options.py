@@ -116,9 +116,10 @@ def test_fit_hands_every_argument_to_the_declared_checks(monkeypatch):
     assert all(seen[name] is sentinels[name] for name in NAMES)
 
 
-def test_every_declared_fit_option_acts_on_the_fit(monkeypatch):
+def test_every_declared_fit_option_acts_on_the_fit(monkeypatch, tmp_path):
     """A non-default value of each declared parameter changes what the fit does, as documented."""
     X = _blobs()
+    ckpt_path = tmp_path / "fit.ckpt"
     means0 = X[[0, 1, 2]].copy()
     ref = _fit(X)
     diag = _fit(X, covariance_type="diag")
@@ -178,6 +179,9 @@ def test_every_declared_fit_option_acts_on_the_fit(monkeypatch):
         "n_threads": lambda: recorded(passes, "numba_threads", n_threads=1)[0] == (1,),
         "chunk_size": lambda: recorded(passes, "estep_chunk_rows", chunk_size=5000)[0][0] == 5000,
         "callback": lambda: sweeps_seen() == 4,
+        # a checkpoint file is written; resuming from it continues (tests/test_checkpoint.py: bitwise)
+        "checkpoint": lambda: _fit(X, checkpoint=ckpt_path) is not None and ckpt_path.exists(),
+        "resume": lambda: np.array_equal(_fit(X, resume=ckpt_path).elbo, _fit(X).elbo),
         # a Dask client: tests/test_dask.py fits with one; in-memory data with a client is refused
         "client": lambda: pytest.raises(ValueError, _fit, X, client=object()) is not None,
         # integer weights are the fit of the repeated rows
@@ -217,6 +221,8 @@ BAD_VALUES = [
     (dict(callback=3), "'callback'"),
     (dict(sample_weight=np.ones(5)), "sample_weight.shape == \\(5,\\), expected \\(100,\\)"),
     (dict(client=object()), "'client' is for Dask arrays only"),
+    (dict(checkpoint=3), "'checkpoint' parameter must be a path"),
+    (dict(resume=3.5), "'resume' parameter must be a path"),
 ]
 
 
@@ -281,7 +287,7 @@ def test_estimator_init_matches_the_declaration():
         "init_params": "kmeans", "verbose": 0, "verbose_interval": 10, "warm_start": False,
         "learning_method": "memoized", "learning_offset": 10.0, "learning_decay": 0.7, "total_samples": 1e6}
     assert set(options.ESTIMATOR.not_taken) == {"covariance", "init", "init_responsibilities", "tol_type",
-                                                "callback", "sample_weight", "client"}
+                                                "callback", "sample_weight", "client", "checkpoint", "resume"}
     assert set(names) | set(options.ESTIMATOR.not_taken) == set(NAMES) | {p.name for p in options.ESTIMATOR.own}
 
 
@@ -324,7 +330,7 @@ def test_cli_fit_options_are_generated_from_the_declaration():
     assert {p.name for p in on_cli} == {
         "n_components", "covariance_type", "weight_concentration_prior_type", "weight_concentration_prior",
         "mean_precision_prior", "mean_prior", "degrees_of_freedom_prior", "reg_covar", "exact_cavi", "init",
-        "max_iter", "tol", "tol_type", "n_init", "random_state", "n_threads", "chunk_size"}
+        "max_iter", "tol", "tol_type", "n_init", "random_state", "n_threads", "chunk_size", "checkpoint", "resume"}
     for p in on_cli:
         action = dests[p.name]
         assert p.flag in action.option_strings, p.name
@@ -356,13 +362,15 @@ def test_cli_fit_hands_every_option_to_fit(monkeypatch, tmp_path, capsys):
             "--mean-precision-prior", "0.5", "--mean-prior", "1,2", "--degrees-of-freedom-prior", "5",
             "--reg-covar", "0.01", "--exact-cavi", "--init", "random", "--max-iter", "7", "--tol", "0.001",
             "--tol-type", "absolute", "--n-init", "2", "--random-state", "9", "--n-threads", "1",
-            "--chunk-size", "8192", "--quiet"]
+            "--chunk-size", "8192", "--checkpoint", "c.ckpt", "--resume", "r.ckpt", "--quiet"]
     assert main(argv) == 2 and "stop" in capsys.readouterr().err
     expected = dict(n_components=4, covariance_type="diag", weight_concentration_prior_type="dirichlet_process",
                     weight_concentration_prior=2.0, mean_precision_prior=0.5, degrees_of_freedom_prior=5.0,
                     reg_covar=0.01, exact_cavi=True, init="random", max_iter=7, tol=0.001, tol_type="absolute",
-                    n_init=2, random_state=9, n_threads=1, chunk_size=8192, callback=None, data="x.npy")
+                    n_init=2, random_state=9, n_threads=1, chunk_size=8192, checkpoint="c.ckpt", resume="r.ckpt",
+                    data="x.npy")
     np.testing.assert_array_equal(seen.pop("mean_prior"), [1.0, 2.0])
+    assert callable(seen.pop("callback"))  # the CLI's own: it stops cleanly on SIGINT/SIGTERM
     assert seen == expected
 
 
