@@ -174,7 +174,7 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0)
         for row0, chunk in source.chunks(chunk_rows):
             w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
             raise_bad_row(chunk, w, row_offset + row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
-                                                    ws.partials, ws.scratch))
+                                                                  ws.partials, ws.scratch, BLOCK_ROWS))
             _fold(ws, chunk.shape[0], summary._acc)
     return summary
 
@@ -240,7 +240,7 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
             resp_in = given(row0, rows, shift) if given is not None else _NO_RESP
             resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
             estep(rows, shift, bias, W, layout == "full", w, wchunks is not None, given is not None, resp_in,
-                  want, resp, lse, workspace.partials, workspace.scratch)
+                  want, resp, lse, workspace.partials, workspace.scratch, BLOCK_ROWS)
             _fold(workspace, n, stats._acc)
             if want:
                 outputs(row0, resp, lse, rows, shift)

@@ -35,7 +35,7 @@ def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3):
     lse = np.empty(n)
     estep(readonly(X), shift, bias, W, kernel == "full", np.ones(1) if weights is None else weights,
           weights is not None, given is not None, np.zeros((1, 1)) if given is None else given, True, resp, lse,
-          partials, scratch)
+          partials, scratch, BLOCK)
     return resp, lse, _folded(partials, nblocks)
 
 
@@ -106,7 +106,7 @@ def _run_summary(X, shift, full, weights=None):
     partials = np.full((nblocks, summary_size(D, full)), np.nan)
     scratch = np.full((2, D, BLOCK), np.nan)
     bad = summarize(readonly(X), shift, full, np.ones(1) if weights is None else weights, weights is not None,
-                    partials, scratch)
+                    partials, scratch, BLOCK)
     return bad, (_folded(partials, nblocks) if bad < 0 else None)
 
 

@@ -36,7 +36,7 @@ The kernel validates nothing: shapes, dtypes and finiteness are the caller's job
 import numpy as np
 from numba import njit, prange
 
-from .._config import BLOCK_ROWS, FASTMATH, PARALLEL_JIT
+from .._config import FASTMATH, PARALLEL_JIT
 from ._fastexp import exp_nonpos, log_ge1
 
 _JIT = PARALLEL_JIT
@@ -225,7 +225,7 @@ def _statistics(L, phi, m, K, F, p):
 
 @njit(**_JIT)
 def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, want_out, resp_out, lse_out,
-          partials, scratch):
+          partials, scratch, block_rows):
     """One pass over a chunk: responsibilities and per-block sufficient statistics.
 
     Parameters
@@ -259,8 +259,11 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
     scratch : ndarray of shape (n_slots, >= scratch_rows(K, F), SUB_ROWS), float64
         Work space: slot g serves blocks g, g + n_slots, g + 2 n_slots, ... A slot is
         rewritten for every sub-block, so the number of slots (any number >= 1, normally the
-        thread count) cannot change any result. Its size is read here at run time: nothing
-        sized at compile time indexes a run-time buffer.
+        thread count) cannot change any result. Its size is read here at run time.
+    block_rows : int
+        Rows per block (``BLOCK_ROWS``, a multiple of ``SUB_ROWS``), passed at run time like every
+        size that indexes a buffer the caller allocated: nothing frozen into a cached kernel sizes
+        or indexes a run-time buffer (a cache built under another ``BLOCK_ROWS`` stays safe).
     """
     n = X.shape[0]
     K, F = W.shape
@@ -268,7 +271,7 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
     F4 = (F + 3) // 4 * 4
     Wp = np.zeros((K4, F4))
     Wp[:K, :F] = W
-    B = BLOCK_ROWS
+    B = block_rows
     nblocks = (n + B - 1) // B
     S = 3 + K + K * F
     n_slots = scratch.shape[0]

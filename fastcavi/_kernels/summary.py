@@ -19,7 +19,7 @@ def summary_size(D, full_scatter):
 
 
 @njit(**_JIT)
-def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch):
+def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, block_rows):
     """Weighted moments of a chunk about ``shift``, per block, and the first bad row.
 
     Parameters
@@ -35,8 +35,11 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch):
     has_weights : bool
     partials : ndarray of shape (>= n_blocks, summary_size(D, full_scatter)), float64
         Output: block b's sums ``[sum w, sum w y, second moments]``, in row order.
-    scratch : ndarray of shape (n_slots, D, BLOCK_ROWS), float64
+    scratch : ndarray of shape (n_slots, D, >= block_rows), float64
         Work space; slot g serves blocks g, g + n_slots, ... (any number of slots >= 1).
+    block_rows : int
+        Rows per block, passed at run time (nothing frozen into a cached kernel sizes or indexes
+        a buffer the caller allocated).
 
     Returns
     -------
@@ -45,7 +48,7 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch):
         negative or non-finite weight; -1 when there is none (``partials`` is then complete).
     """
     n, D = X.shape
-    B = BLOCK_ROWS
+    B = block_rows
     nblocks = (n + B - 1) // B
     n_slots = scratch.shape[0]
     bad = np.full(nblocks, -1, dtype=np.int64)
