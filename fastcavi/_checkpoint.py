@@ -42,12 +42,14 @@ def _digest(*parts):
     return h.hexdigest()[:32]
 
 
-def fingerprint(source, summary, model, controls):
+def fingerprint(shape, dtype, summary, model, controls):
     """What a checkpoint must match to be resumed: the data and every option that changes the result.
 
     Parameters
     ----------
-    source : DataSource
+    shape : tuple of int
+    dtype : numpy.dtype
+        The data's shape and dtype.
     summary : DataSummary
         The data's summary (its exact accumulators stand for the data's content).
     model : fastcavi.engine.Model
@@ -59,7 +61,7 @@ def fingerprint(source, summary, model, controls):
     -------
     dict of str to str
     """
-    out = {"data shape": repr(tuple(source.shape)), "data dtype": str(source.dtype),
+    out = {"data shape": repr(tuple(int(s) for s in shape)), "data dtype": str(np.dtype(dtype)),
            "data content": _digest(summary.to_array())}
     config = model.to_dict()
     out["model"] = _digest(*[(k, config[k]) if not isinstance(config[k], np.ndarray) else config[k]
@@ -170,3 +172,48 @@ def writer(path, fingerprint, model, run, done, rng_state, best):
                                rng_state=rng_state, best=best, converged=converged))
 
     return on_sweep
+
+
+def controls(arguments, checked):
+    """The options besides the model's that change a fit's result, for a checkpoint's fingerprint.
+
+    Parameters
+    ----------
+    arguments : dict
+        The fit's arguments as given.
+    checked : dict
+        The same, checked.
+
+    Returns
+    -------
+    dict
+    """
+    init = arguments["init"]
+    if not isinstance(init, str):
+        init = np.asarray(init.state.means if hasattr(init, "state") else init, dtype=np.float64)
+    resp = arguments["init_responsibilities"]
+    random_state = arguments["random_state"]
+    if resp is not None:
+        resp = np.asarray(resp, dtype=np.float64)  # (a Dask array is computed here: checkpoints are rare)
+    return dict(max_iter=checked["max_iter"], tol=checked["tol"], tol_type=checked["tol_type"],
+                n_init=checked["n_init"], init=init, init_responsibilities=resp,
+                random_state=random_state if random_state is None or isinstance(random_state, int)
+                else type(random_state).__name__)
+
+
+def prepare(saved, checkpoint, resume, shape, dtype, summary, model, arguments, checked):
+    """The fingerprint to write with checkpoints (None without checkpoints), after checking ``saved`` against it.
+
+    Raises
+    ------
+    ValueError
+        When ``saved`` (the checkpoint to resume) was made with other data or options, naming what differs.
+    """
+    if saved is None and checkpoint is None:
+        return None
+    current = fingerprint(shape, dtype, summary, model, controls(arguments, checked))
+    if saved is not None:
+        differs = differences(saved.fingerprint, current)
+        if differs:
+            raise ValueError(f"Cannot resume from {resume!r}: it was made with other data or options ({differs}).")
+    return current

@@ -96,3 +96,69 @@ def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callba
         if converged:
             break
     return state, np.asarray(elbos, dtype=np.float64), converged
+
+
+def run_restarts(sweep, model, initial_state, *, n_runs, max_iter, tol, tol_is_relative, callback, rng,
+                 warm_state=None, warm_elbo=None, saved=None, checkpoint=None, fingerprint=None):
+    """``n_runs`` CAVI runs (``n_init``), each from ``initial_state()``; the best final ELBO wins.
+
+    Shared by :func:`fastcavi.fit` and the Dask fit, with their checkpoints: after every sweep
+    the run in progress, the best finished run and the generator's state after the run's
+    initialisation are written to ``checkpoint``; ``saved`` (a checkpoint read back) skips the
+    finished runs and continues the one in progress, with the generator as it was, so that the
+    result is bit for bit the uninterrupted one.
+
+    Parameters
+    ----------
+    sweep : callable
+        ``sweep(state) -> Stats``.
+    model : fastcavi.engine.Model
+    initial_state : callable
+        ``initial_state() -> State`` (it may draw from ``rng``).
+    n_runs, max_iter : int
+    tol : float
+    tol_is_relative : bool
+    callback : callable or None
+    rng : numpy.random.Generator
+    warm_state : State, optional
+        A warm start's state (then ``initial_state`` is not called).
+    warm_elbo : float, optional
+        Its ELBO, when the warm start continues one long run.
+    saved : fastcavi._checkpoint.Checkpoint, optional
+    checkpoint : str, optional
+    fingerprint : dict, optional
+        The data's and options' fingerprint written with every checkpoint.
+
+    Returns
+    -------
+    state, elbos, converged
+        Of the best run; ``elbos`` is that run's whole trace.
+    """
+    from . import _checkpoint
+
+    best = None if saved is None else saved.best
+    for run in range(n_runs):
+        done, previous = np.zeros(0), warm_elbo
+        if saved is not None and run < saved.run:
+            continue  # finished before the checkpoint: its best is in saved.best
+        if saved is not None and run == saved.run:  # the run in progress: its state, trace and generator
+            state0, done = saved.state, saved.elbo
+            rng.bit_generator.state = saved.rng_state
+            previous = float(done[-1]) if done.size else warm_elbo
+        elif warm_state is not None:
+            state0 = warm_state
+        else:
+            state0 = initial_state()
+        on_sweep = None
+        if checkpoint is not None:
+            on_sweep = _checkpoint.writer(checkpoint, fingerprint, model, run, done, rng.bit_generator.state, best)
+        if saved is not None and run == saved.run and (saved.converged or done.size >= max_iter):
+            state, elbos, converged = state0, np.zeros(0), saved.converged  # it had ended
+        else:
+            state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter - done.size, tol=tol,
+                                               tol_is_relative=tol_is_relative, callback=callback,
+                                               previous_elbo=previous, on_sweep=on_sweep)
+        elbos = np.concatenate((done, elbos))
+        if best is None or elbos[-1] > best[1][-1]:
+            best = (state, elbos, converged)
+    return best

@@ -151,7 +151,7 @@ def fit(X: Any, n_components: int, *,
 
         return dask_fit(X, **arguments)
     from . import engine
-    from ._driver import run_cavi
+    from ._driver import run_restarts
     from ._init import initial_state, warm_state
     from ._passes import estep_chunk_rows, numba_threads
     from .exceptions import ConvergenceWarning
@@ -185,46 +185,20 @@ def fit(X: Any, n_components: int, *,
             return engine.estep(model, state, source, sample_weight=weights, chunk_size=chunk_rows,
                                 check_finite=False)
 
-        best = None
-        previous, history = None, np.zeros(0)
+        previous, history, state0 = None, np.zeros(0), None
         if warm is not None:
             state0 = warm_state(warm, model)
             if warm.model == model:  # the same data and priors: one long run, split in two
                 previous, history = float(warm.elbo[-1]), np.asarray(warm.elbo)
         fixed_start = warm is not None or resp0 is not None or isinstance(init, np.ndarray)
-        fingerprint = None
-        if saved is not None or checked["checkpoint"] is not None:
-            fingerprint = _checkpoint.fingerprint(source, summary, model, _controls(arguments, checked))
-        if saved is not None:
-            differs = _checkpoint.differences(saved.fingerprint, fingerprint)
-            if differs:
-                raise ValueError(f"Cannot resume from {checked['resume']!r}: it was made with other data or "
-                                 f"options ({differs}).")
-            best = saved.best
-        for run in range(1 if fixed_start else n_init):  # a given start is the same every time
-            done, run_previous = np.zeros(0), previous
-            if saved is not None and run < saved.run:
-                continue  # finished before the checkpoint: its best is in saved.best
-            if saved is not None and run == saved.run:  # the run in progress: its state, trace and generator
-                state0, done = saved.state, saved.elbo
-                rng.bit_generator.state = saved.rng_state
-                run_previous = float(done[-1]) if done.size else previous
-            elif warm is None:
-                state0 = initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary)
-            on_sweep = None
-            if checked["checkpoint"] is not None:
-                on_sweep = _checkpoint.writer(checked["checkpoint"], fingerprint, model, run, done,
-                                              rng.bit_generator.state, best)
-            if saved is not None and run == saved.run and (saved.converged or done.size >= max_iter):
-                state, elbos, converged = state0, np.zeros(0), saved.converged  # it had ended
-            else:
-                state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter - done.size, tol=tol,
-                                                   tol_is_relative=checked["tol_type"] == "relative",
-                                                   callback=callback, previous_elbo=run_previous,
-                                                   on_sweep=on_sweep)
-            elbos = np.concatenate((done, elbos))
-            if best is None or elbos[-1] > best[1][-1]:
-                best = (state, elbos, converged)
+        fingerprint = _checkpoint.prepare(saved, checked["checkpoint"], checked["resume"], source.shape,
+                                          source.dtype, summary, model, arguments, checked)
+        best = run_restarts(sweep, model,
+                            lambda: initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary),
+                            n_runs=1 if fixed_start else n_init,  # a given start is the same every time
+                            max_iter=max_iter, tol=tol, tol_is_relative=checked["tol_type"] == "relative",
+                            callback=callback, rng=rng, warm_state=state0, warm_elbo=previous, saved=saved,
+                            checkpoint=checked["checkpoint"], fingerprint=fingerprint)
     state, elbos, converged = best
     if tol > 0 and not converged:
         warnings.warn("Best performing initialization did not converge. Try different init parameters, "
@@ -232,16 +206,3 @@ def fit(X: Any, n_components: int, *,
                       stacklevel=2)
     return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)
 
-
-def _controls(arguments, checked):
-    """The options besides the model's that change a fit's result, for a checkpoint's fingerprint."""
-    init = arguments["init"]
-    if not isinstance(init, str):
-        init = np.asarray(init.state.means if hasattr(init, "state") else init, dtype=np.float64)
-    resp = arguments["init_responsibilities"]
-    random_state = arguments["random_state"]
-    return dict(max_iter=checked["max_iter"], tol=checked["tol"], tol_type=checked["tol_type"],
-                n_init=checked["n_init"], init=init,
-                init_responsibilities=None if resp is None else np.asarray(resp, dtype=np.float64),
-                random_state=random_state if random_state is None or isinstance(random_state, int)
-                else type(random_state).__name__)

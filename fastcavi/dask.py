@@ -249,6 +249,7 @@ class _DaskData:
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         self.X = X
+        self.dtype = np.dtype(X.dtype)
         self.n_samples, self.n_features = (int(s) for s in X.shape)
         self.row_chunks = tuple(int(c) for c in X.chunks[0])
         self.offsets = tuple(int(o) for o in np.concatenate(([0], np.cumsum(self.row_chunks)[:-1])))
@@ -490,7 +491,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
         reg_covar=1e-6, exact_cavi=False, init="k-means++", init_responsibilities=None,
         max_iter=100, tol=1e-8, tol_type="relative", n_init=1, random_state=None,
-        n_threads=None, chunk_size=None, callback=None, sample_weight=None, client=None):
+        n_threads=None, chunk_size=None, callback=None, sample_weight=None, checkpoint=None, resume=None,
+        client=None):
     """:func:`fastcavi.fit` on a Dask array: the same parameters, the same :class:`~fastcavi.FitResult`.
 
     Parameters
@@ -511,6 +513,9 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         Rows per kernel call inside a task (the engine's ``chunk_size``); results do not depend on it.
     sample_weight : dask.array.Array or array-like of shape (n_samples,), optional
         Rechunked to X's row chunks when they differ.
+    checkpoint, resume : str or os.PathLike, optional
+        As in :func:`fastcavi.fit`: checkpoints after every sweep, and a bitwise resume (the
+        Dask fit and the local fit share the loop that writes and reads them).
     client : distributed.Client, optional
         Where to compute; default: the current Dask scheduler.
     **others
@@ -528,7 +533,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         When X is not a dask array (a Dask DataFrame: use ``to_dask_array(lengths=True)``).
     """
     from . import engine
-    from ._driver import run_cavi
+    from . import _checkpoint
+    from ._driver import run_restarts
     from ._init import warm_state
     from .exceptions import ConvergenceWarning
     from .result import FitResult
@@ -547,6 +553,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     max_iter, tol, tol_type, n_init = checked["max_iter"], checked["tol"], checked["tol_type"], checked["n_init"]
     n_threads, chunk_size, rng, callback = (checked["n_threads"], checked["chunk_size"], checked["random_state"],
                                             checked["callback"])
+    saved = None if checked["resume"] is None else _checkpoint.read(checked["resume"])  # before any pass
     warm = init if isinstance(init, FitResult) else None
     if warm is None and isinstance(init, str) and init == "random":
         raise ValueError("init='random' (the seed's random assignments) is not supported on Dask arrays; "
@@ -573,34 +580,32 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                                 extra_blocks=resp_blocks if means is None else None)
         return engine.Stats.from_array(_raise_failure(_compute(final, client)))
 
-    best = None
-    previous, history = None, np.zeros(0)
+    previous, history, state0 = None, np.zeros(0), None
     if warm is not None:
         state0 = warm_state(warm, model)
         if warm.model == model:
             previous, history = float(warm.elbo[-1]), np.asarray(warm.elbo)
+
+    def initial_state():
+        if resp is not None:
+            return model.update(given_stats(None))
+        if isinstance(init, np.ndarray):
+            means = init
+        elif init == "random_from_data":
+            idx = rng.choice(N, size=K, replace=False)
+            order = np.argsort(idx)
+            means = np.empty((K, D))
+            means[order] = _read_rows(data, idx[order], client)
+        else:
+            means = kmeans_parallel(data, K, rng, summary.mean, client)
+        return model.state_from_means(means) if covariance_type == "identity" else model.update(given_stats(means))
+
     fixed_start = warm is not None or resp is not None or isinstance(init, np.ndarray)
-    for _ in range(1 if fixed_start else n_init):
-        if warm is None:
-            if resp is not None:
-                state0 = model.update(given_stats(None))
-            else:
-                if isinstance(init, np.ndarray):
-                    means = init
-                elif init == "random_from_data":
-                    idx = rng.choice(N, size=K, replace=False)
-                    order = np.argsort(idx)
-                    means = np.empty((K, D))
-                    means[order] = _read_rows(data, idx[order], client)
-                else:
-                    means = kmeans_parallel(data, K, rng, summary.mean, client)
-                state0 = (model.state_from_means(means) if covariance_type == "identity"
-                          else model.update(given_stats(means)))
-        state, elbos, converged = run_cavi(sweep, model, state0, max_iter=max_iter, tol=tol,
-                                           tol_is_relative=tol_type == "relative", callback=callback,
-                                           previous_elbo=previous)
-        if best is None or elbos[-1] > best[1][-1]:
-            best = (state, elbos, converged)
+    fingerprint = _checkpoint.prepare(saved, checked["checkpoint"], checked["resume"], (N, D), data.dtype, summary,
+                                      model, arguments, checked)
+    best = run_restarts(sweep, model, initial_state, n_runs=1 if fixed_start else n_init, max_iter=max_iter, tol=tol,
+                        tol_is_relative=tol_type == "relative", callback=callback, rng=rng, warm_state=state0,
+                        warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"], fingerprint=fingerprint)
     state, elbos, converged = best
     if tol > 0 and not converged:
         warnings.warn("Best performing initialization did not converge. Try different init parameters, "

@@ -302,3 +302,32 @@ def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
     _same_result(r, local)
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
     assert pids[victim] not in client.run(os.getpid).values()
+
+
+def test_dask_fit_checkpoints_and_resumes_bitwise(tmp_path):
+    # the Dask fit runs the local fit's restart loop: the same checkpoints, the same bitwise resume
+    X = _X() if "_X" in globals() else np.random.default_rng(0).normal(size=(3 * 8192, 2))
+    dX = da.from_array(X, chunks=(8192, -1))
+    opts = dict(covariance_type="full", n_init=2, max_iter=4, tol=0, random_state=3, init="random_from_data")
+    with dask.config.set(scheduler="synchronous"):
+        whole = fastcavi.fit(dX, 3, **opts)
+        path = tmp_path / "fit.ckpt"
+
+        class Stop(Exception):
+            pass
+
+        calls = []
+
+        def stop_after_six(it, elbo, change):
+            calls.append(it)
+            if len(calls) == 6:
+                raise Stop
+
+        with pytest.raises(Stop):
+            fastcavi.fit(dX, 3, checkpoint=path, callback=stop_after_six, **opts)
+        resumed = fastcavi.fit(dX, 3, resume=path, **opts)
+    assert resumed.elbo.tobytes() == whole.elbo.tobytes()
+    assert resumed.means.tobytes() == whole.means.tobytes()
+    # and a local resume of the same data refuses nothing: the fingerprint is the data's, not the engine's
+    local = fastcavi.fit(X, 3, resume=path, **opts)
+    assert local.elbo.tobytes() == whole.elbo.tobytes()
