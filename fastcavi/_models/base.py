@@ -253,7 +253,25 @@ def round_accumulator(acc):
     return out
 
 
-class Stats:
+class ExactSums:
+    """Sums held in exact accumulators (``_acc``), read rounded to float64 (``values``, cached)."""
+
+    __slots__ = ("_acc", "_values")
+
+    @property
+    def values(self):
+        """Every sum rounded to float64, flat, read-only."""
+        if self._values is None:
+            self._values = round_accumulator(self._acc)
+        return self._values
+
+    @property
+    def count(self):
+        """``sum_n w_n``: the (weighted) number of rows."""
+        return float(self.values[0])
+
+
+class Stats(ExactSums):
     """Additive sufficient statistics of q(z) over some rows, in model coordinates.
 
     Statistics of disjoint sets of rows add up (``a + b``, ``sum(parts)``). The sum is
@@ -290,7 +308,7 @@ class Stats:
         ``sum_n w_n r_nk y_n**2`` ("diag") or ``sum_n w_n r_nk y_n y_n^T`` ("full", symmetric).
     """
 
-    __slots__ = ("layout", "n_components", "n_features", "_acc", "_values")
+    __slots__ = ("layout", "n_components", "n_features")
 
     def __init__(self, layout, n_components, n_features, accumulator=None):
         if layout not in _LAYOUT_CODES:
@@ -380,17 +398,6 @@ class Stats:
     @property
     def size(self):
         return self._acc.shape[0]
-
-    @property
-    def values(self):
-        """All statistics rounded to float64, flat: ``[count, lse_sum, entropy, Nk (K), S (K F)]``."""
-        if self._values is None:
-            self._values = round_accumulator(self._acc)
-        return self._values
-
-    @property
-    def count(self):
-        return float(self.values[0])
 
     @property
     def lse_sum(self):

@@ -1,8 +1,8 @@
 """The data summary: weighted count, mean and scatter, additive across parts of the data."""
 import numpy as np
 
-from .base import (FORMAT_VERSION, SUMMARY_TAG, accumulator_from_floats, accumulator_to_floats, empty_accumulator,
-                   merge_accumulators, round_accumulator)
+from .base import (FORMAT_VERSION, SUMMARY_TAG, ExactSums, accumulator_from_floats, accumulator_to_floats,
+                   empty_accumulator, merge_accumulators)
 
 
 def summary_size(D, full_scatter):
@@ -10,7 +10,7 @@ def summary_size(D, full_scatter):
     return 1 + D + (D * (D + 1) // 2 if full_scatter else D)
 
 
-class DataSummary:
+class DataSummary(ExactSums):
     """What one validating pass over the data tells before any CAVI work.
 
     The moments are of ``y = x - shift`` (``shift`` a row of the data, so that sums of
@@ -43,7 +43,7 @@ class DataSummary:
         ``sum_n w_n (x_n - mean)(x_n - mean)^T``, or its diagonal.
     """
 
-    __slots__ = ("shift", "full_scatter", "n_rows", "_acc", "_values")
+    __slots__ = ("shift", "full_scatter", "n_rows")
 
     def __init__(self, shift, full_scatter, n_rows=0, accumulator=None):
         self.shift = np.array(shift, dtype=np.float64)
@@ -57,16 +57,6 @@ class DataSummary:
     @property
     def n_features(self):
         return self.shift.shape[0]
-
-    @property
-    def values(self):
-        if self._values is None:
-            self._values = round_accumulator(self._acc)
-        return self._values
-
-    @property
-    def count(self):
-        return float(self.values[0])
 
     def _moments(self):
         D, v = self.n_features, self.values
