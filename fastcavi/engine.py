@@ -271,15 +271,16 @@ class Model:
         """
         return self._family.public_parameters(state, self._coords)
 
-    def coefficients(self, state: State, prediction: bool = False):
+    def coefficients(self, state: State):
         """The logit coefficients the E-step kernel uses for ``state``.
+
+        They are ``E[log pi_k] + E[log N(x | mu_k, Lambda_k)]`` less, at most, a part common to
+        every component (tied's quadratic term), which changes no responsibility; ``estep``'s
+        ``log_density`` output adds it back.
 
         Parameters
         ----------
         state : State
-        prediction : bool, default False
-            True: logits whose log-sum-exp is the full log-density (tied puts back its common
-            quadratic term, in the "full" layout).
 
         Returns
         -------
@@ -287,8 +288,6 @@ class Model:
         coefficients : tuple of ndarray
             ``(bias (K,), W (K, F))``: ``logit_k(y) = bias_k + W_k . phi(y)``.
         """
-        if prediction:
-            return self._family.prediction_coefficients(state)
         return self._family.layout, self._family.coefficients(state)
 
     # -- serialisation -------------------------------------------------------------------------

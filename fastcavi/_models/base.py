@@ -152,8 +152,8 @@ class Family(Protocol):
     def coefficients(self, state: State) -> Tuple[np.ndarray, np.ndarray]:
         """Logit coefficients ``(bias (K,), W (K, F))`` for the E-step kernel."""
 
-    def prediction_coefficients(self, state: State) -> Tuple[str, Tuple[np.ndarray, np.ndarray]]:
-        """``(layout, (bias, W))`` whose log-sum-exp is the full log-density of a row."""
+    def common_log_density(self, state: State, rows: np.ndarray, shift: np.ndarray):
+        """The per-row log-density term the logits leave out (the same for every component)."""
 
     def dropped_sum(self, state: State, stats: "Stats") -> float:
         """The part of the expected log-likelihood common to all components, summed over the rows."""
@@ -172,14 +172,6 @@ def feature_count(D, layout):
     products ``y_a y_b, a <= b`` of the upper triangle in row-major order (``"full"``).
     """
     return D + (D * (D + 1) // 2 if layout == "full" else D)
-
-
-def features(y, layout):
-    """phi(y) for rows ``y`` of shape (n, D): shape (n, feature_count(D, layout)) (a NumPy helper)."""
-    if layout == "full":
-        a, b = np.triu_indices(y.shape[1])
-        return np.hstack((y, y[:, a] * y[:, b]))
-    return np.hstack((y, y * y))
 
 
 def quadratic_weights(Lam):
@@ -301,7 +293,7 @@ class Stats(ExactSums):
     Nk : ndarray of shape (K,)
         ``sum_n w_n r_nk``.
     S : ndarray of shape (K, F)
-        ``sum_n w_n r_nk phi(y_n)`` (see :func:`features`).
+        ``sum_n w_n r_nk phi(y_n)``, ``phi(y) = [y, y**2]`` ("diag") or ``[y, y_a y_b (a <= b)]`` ("full").
     S1 : ndarray of shape (K, D)
         ``sum_n w_n r_nk y_n``.
     S2 : ndarray of shape (K, D) or (K, D, D)

@@ -56,15 +56,6 @@ class KnownCovariance:
                 - 0.5 * D * LOG_2PI - 0.5 * np.sum(m * m, axis=1) - 0.5 * D / state.mean_precision)
         return bias, np.hstack((m, np.full_like(m, -0.5)))
 
-    def prediction_coefficients(self, state):
-        """``(layout, (bias, W))`` whose log-sum-exp is the full variational log-density per row.
-
-        The whitening Jacobian ``-log|det L|`` is the same for every component: added to the bias,
-        it leaves responsibilities unchanged and makes ``score_samples`` the density of ``x``.
-        """
-        bias, W = self.coefficients(state)
-        return self.layout, (bias - self.log_det_chol, W)
-
     def common_log_density(self, state, rows, shift):
         """Per-row log-density term left out of the fitting logits: the whitening Jacobian ``-log|det L|``."""
         return -self.log_det_chol

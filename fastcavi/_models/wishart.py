@@ -212,19 +212,6 @@ class NormalWishart:
         prec = prec if ct == "diag" else np.repeat(prec[:, None], D, axis=1)
         return base - 0.5 * np.sum(prec * m * m, axis=1), np.hstack((prec * m, -0.5 * prec))
 
-    def prediction_coefficients(self, state):
-        """``(layout, (bias, W))`` whose log-sum-exp is the full variational log-density per row.
-
-        Tied: the common quadratic term that the fitting logits leave out is put back, as
-        quadratic features, so that ``score_samples`` is scikit-learn's.
-        """
-        bias, W = self.coefficients(state)
-        if self.covariance_type != "tied":
-            return self.layout, (bias, W)
-        K = bias.shape[0]
-        Lam = np.broadcast_to(state.precisions_cholesky @ state.precisions_cholesky.T, (K, self.D, self.D))
-        return "full", (bias, np.hstack((W[:, :self.D], quadratic_weights(Lam))))
-
     def common_log_density(self, state, rows, shift):
         """Tied: ``-y^T E[Lambda] y / 2`` per row (``y = rows - shift``), left out of the logits; else 0."""
         if self.covariance_type != "tied":
