@@ -16,10 +16,9 @@ FASTMATH = {"contract", "reassoc", "nsz", "arcp", "afn"}  # a set: numba rejects
 #: ``FASTCAVI_NO_CACHE=1`` to compile in memory only (read-only installs).
 CACHE = os.environ.get("FASTCAVI_NO_CACHE", "0") in ("", "0")
 
-#: Rows per block. Parallel work is split into blocks of this many rows, each
-#: block writes its own float64 partial sums, and the partials are added in
-#: block order. Chunks are always a whole number of blocks, so results are
-#: bitwise identical for any thread count and any chunk size.
+#: Rows per block. Parallel work is split into blocks of this many rows, and each
+#: block writes its own float64 partial sums (added up per segment, below), so no
+#: result depends on the thread count. Passed to the kernels at run time.
 BLOCK_ROWS = 256
 
 #: Rows per segment: the granularity of split invariance. Blocks are added up per
