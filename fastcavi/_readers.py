@@ -134,10 +134,13 @@ class LazyRows:
 
     def __init__(self, kind, path, inner=None):
         self.kind, self.path, self.inner = kind, os.path.abspath(path), inner
-        self._array = None
+        self._array = self._file = None
         a = self._open()
         self.shape, self.dtype = tuple(int(s) for s in a.shape), np.dtype(a.dtype)
         self.ndim = len(self.shape)
+        if self._file is not None:  # the header is read: the client holds no open HDF5 file
+            self._file.close()
+            self._array = self._file = None
 
     def _open(self):
         if self._array is None:
@@ -147,11 +150,12 @@ class LazyRows:
                 self._array = _open_npy(self.path)
             else:
                 h5py = need("h5py", "Reading an HDF5 file")
-                self._array = _hdf5_dataset(h5py, h5py.File(self.path, "r"), self.path, self.inner)
+                self._file = h5py.File(self.path, "r")
+                self._array = _hdf5_dataset(h5py, self._file, self.path, self.inner)
         return self._array
 
     def __getstate__(self):
-        return dict(self.__dict__, _array=None)
+        return dict(self.__dict__, _array=None, _file=None)
 
     def __getitem__(self, index):
         return np.asarray(self._open()[index])

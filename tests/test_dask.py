@@ -304,6 +304,23 @@ def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
     assert pids[victim] not in client.run(os.getpid).values()
 
 
+def test_cli_scheduler_worker_processes_open_npy_and_hdf5_themselves(cluster, tmp_path):
+    """``fastcavi fit --scheduler``: the graph carries a path, each worker process opens the file (same bits)."""
+    h5py = pytest.importorskip("h5py")
+    from fastcavi.cli import main
+
+    np.save(tmp_path / "x.npy", X)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=X)
+    local = fastcavi.fit(X, K, covariance_type="diag", init="random_from_data", random_state=1, max_iter=3, tol=0)
+    for i, data in enumerate((str(tmp_path / "x.npy"), f"{tmp_path / 'x.h5'}:/x")):
+        out = tmp_path / f"m{i}.npz"
+        assert main(["fit", data, "-k", str(K), "--covariance-type", "diag", "--init", "random_from_data", "--seed",
+                     "1", "--max-iter", "3", "--tol", "0", "--quiet", "--scheduler", cluster.scheduler_address,
+                     "--chunk-rows", str(engine.GRANULARITY), "--out", str(out)]) == 0
+        _same_result(fastcavi.load(out), local)
+
+
 def test_dask_fit_checkpoints_and_resumes_bitwise(tmp_path):
     # the Dask fit runs the local fit's restart loop: the same checkpoints, the same bitwise resume
     X = _X() if "_X" in globals() else np.random.default_rng(0).normal(size=(3 * 8192, 2))
