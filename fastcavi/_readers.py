@@ -86,7 +86,7 @@ def open_zarr(path, inner):
     try:
         z = zarr.open(store=path, mode="r", path=inner) if inner else zarr.open(store=path, mode="r")
     except Exception as exc:  # zarr's errors differ between versions: a missing or unreadable store
-        raise ValueError(f"Cannot read {path!r}{':' + inner if inner else ''} as a Zarr array: {exc}") from None
+        raise ValueError(f"Cannot read {path + ':' + inner if inner else path!r} as a Zarr array: {exc}") from None
     if not hasattr(z, "dtype"):
         names = sorted(getattr(z, "array_keys", lambda: [])())
         raise ValueError(f"{path!r} is a Zarr group: name its array, {path}:ARRAY "

@@ -119,6 +119,11 @@ def _same_model(a, b):
         assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
 
 
+def _zarr_array_in_group(group, name, **kwargs):
+    make = getattr(group, "create_array", None) or group.create_dataset  # zarr 3, zarr 2
+    return make(name, **kwargs)
+
+
 def test_fit_zarr_hdf5_npy_here_and_on_a_scheduler_equal_fastcavi_fit(tmp_path, capsys):
     zarr = pytest.importorskip("zarr")
     h5py = pytest.importorskip("h5py")
@@ -135,8 +140,10 @@ def test_fit_zarr_hdf5_npy_here_and_on_a_scheduler_equal_fastcavi_fit(tmp_path, 
     z[:] = X
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f.create_dataset("group/x", data=X, chunks=(3000, 2))
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    _zarr_array_in_group(g, "x", shape=X.shape, chunks=(4096, 2), dtype="f8")[:] = X
     np.save(tmp_path / "x.npy", X)
-    inputs = [str(tmp_path / "x.zarr"), f"{tmp_path / 'x.h5'}:/group/x"]
+    inputs = [str(tmp_path / "x.zarr"), f"{tmp_path / 'x.h5'}:/group/x", f"{tmp_path / 'g.zarr'}:x"]
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
                                   silence_logs=40) as cluster:
         runs = [(data, []) for data in inputs]
@@ -172,6 +179,13 @@ def test_data_path_errors_and_missing_extras(tmp_path, capsys, monkeypatch):
     for data, message in cases:
         with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
             assert main(["fit", *data, "-k", "2", "--out", out, "--quiet"]) == 2, data
+        err = capsys.readouterr().err
+        assert err.startswith("fastcavi: error: ") and message in err and err.count("\n") == 1, err
+    zarr = pytest.importorskip("zarr")
+    _zarr_array_in_group(zarr.open_group(str(tmp_path / "g.zarr"), mode="w"), "x", shape=(10, 2), dtype="f8")
+    for data, message in ((str(tmp_path / "g.zarr"), "is a Zarr group: name its array"),
+                          (str(tmp_path / "g.zarr") + ":nope", "g.zarr:nope' as a Zarr array")):
+        assert main(["fit", data, "-k", "2", "--out", out, "--quiet"]) == 2, data
         err = capsys.readouterr().err
         assert err.startswith("fastcavi: error: ") and message in err and err.count("\n") == 1, err
     (tmp_path / "s.zarr").mkdir()
