@@ -4,15 +4,20 @@ The options that set a fit's parameters are generated from their declaration in
 :mod:`fastcavi.options` (``--covariance-type``, ``--reg-covar``, ``--max-iter``, ...; the
 spellings of earlier versions, ``--seed``, ``--threads``, ``--weight-prior-type``, ``--alpha``,
 ``--nu``, still work).
+
+``fastcavi fit DATA`` reads a ``.npy`` file, a Zarr store or an HDF5 dataset (``FILE.h5:/path``;
+see :mod:`fastcavi._readers`), here or, with ``--scheduler ADDRESS``, on a Dask cluster
+(``--chunk-rows`` rows per task).
 """
 import argparse
+import contextlib
 import signal
 import sys
 import time
 
 import numpy as np
 
-from . import options
+from . import _readers, options
 
 #: The declared parameters that ``fastcavi fit`` offers as options (those with a command-line form).
 _FIT_LAYERS = (options.MODEL, options.FIT, options.RUNTIME)
@@ -81,13 +86,25 @@ class _StopOnSignal:
             raise _Interrupted(self.signum, self.sweeps)
 
 
+def _client(stack, address):
+    """A ``distributed.Client`` of the scheduler at ``address``, closed with ``stack``."""
+    distributed = _readers.need("distributed", "--scheduler")
+    return stack.enter_context(distributed.Client(address, set_as_default=False))
+
+
 def _cmd_fit(args):
     import fastcavi
 
     progress = None if args.quiet else _Progress(sys.stderr)
     try:
-        with _StopOnSignal(progress) as stopper:
-            result = fastcavi.fit(args.data, callback=stopper, **options.command_line_arguments(args, *_FIT_LAYERS))
+        with contextlib.ExitStack() as stack, _StopOnSignal(progress) as stopper:
+            if args.scheduler is None:  # a .npy path, a Zarr array or an h5py dataset, read by row slices
+                data, cluster = _readers.open_local(args.data, stack), {}
+            else:
+                data = _readers.open_dask(args.data, args.chunk_rows)
+                cluster = {"client": _client(stack, args.scheduler)}
+            result = fastcavi.fit(data, callback=stopper, **cluster,
+                                  **options.command_line_arguments(args, *_FIT_LAYERS))
     except _Interrupted as stop:
         name = signal.Signals(stop.signum).name
         if args.checkpoint is not None and stop.sweeps > 0:
@@ -144,14 +161,33 @@ def _cmd_demo(args):
     return 0
 
 
+#: Rows per Dask chunk of ``fastcavi fit --scheduler`` (2**20: 256 of the engine's 4096-row segments).
+DEFAULT_CHUNK_ROWS = 1 << 20
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastcavi", description="Variational Bayesian Gaussian mixtures (CAVI).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("fit", help="fit a mixture to a .npy file (memory-mapped, streamed)")
-    p.add_argument("data", help="an (N, D) .npy file")
+    p = sub.add_parser("fit", help="fit a mixture to a .npy file, a Zarr store or an HDF5 dataset (streamed), "
+                                   "here or on a Dask cluster")
+    p.add_argument("data", help="(N, D) data: FILE.npy (memory-mapped), STORE.zarr (a directory; STORE.zarr:ARRAY "
+                                "in a group) or FILE.h5:/path/to/dataset")
     p.add_argument("--out", required=True, help="where to write the model (.npz)")
     options.add_command_line_options(p, *_FIT_LAYERS)  # -k, --covariance-type, --reg-covar, --max-iter, ...
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="fit on the Dask cluster of this scheduler (tcp://host:8786); the data path must be "
+                        f"readable by every worker. Needs the dask extra: {_readers.EXTRA}")
+    p.add_argument("--chunk-rows", type=_positive_int, default=DEFAULT_CHUNK_ROWS, metavar="ROWS",
+                   help="with --scheduler: rows per Dask task (a whole multiple of 4096 gives the local fit's "
+                        "bits). Default: %(default)s.")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_fit)
 
@@ -175,13 +211,14 @@ def main(argv=None):
 
     Bad input (a ``ValueError``: data, parameters, a file that is not a model; an ``OSError``:
     a path that cannot be read or written; a ``FloatingPointError``: numerically degenerate
-    data) is reported as one line on stderr, ``fastcavi: error: ...``, with exit status 2, as
-    argparse reports bad arguments. Anything else is a bug and keeps its traceback.
+    data; an optional package that the data or ``--scheduler`` needs and that is not installed,
+    with the extra to install) is reported as one line on stderr, ``fastcavi: error: ...``, with
+    exit status 2, as argparse reports bad arguments. Anything else is a bug and keeps its traceback.
     """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError, FloatingPointError) as exc:
+    except (ValueError, OSError, FloatingPointError, _readers.MissingExtra) as exc:
         print(f"fastcavi: error: {exc}", file=sys.stderr)
         return 2
 

@@ -106,3 +106,95 @@ def test_bad_data_and_unwritable_output_are_reported(tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("fastcavi: error: ") and message in err and err.count("\n") == 1, err
+
+
+# -- Zarr, HDF5 and .npy data, here and on a Dask cluster (--scheduler) -----------------------------
+
+def _same_model(a, b):
+    """Bitwise equality of two FitResults' ELBO trace, state and public parameters."""
+    assert a.elbo.tobytes() == b.elbo.tobytes()
+    sa, sb = a.state.to_dict(), b.state.to_dict()
+    assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    for name in ("weights", "means", "covariances", "precisions"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+
+
+def _zarr_array_in_group(group, name, **kwargs):
+    make = getattr(group, "create_array", None) or group.create_dataset  # zarr 3, zarr 2
+    return make(name, **kwargs)
+
+
+def test_fit_zarr_hdf5_npy_here_and_on_a_scheduler_equal_fastcavi_fit(tmp_path, capsys):
+    zarr = pytest.importorskip("zarr")
+    h5py = pytest.importorskip("h5py")
+    distributed = pytest.importorskip("distributed")
+    import fastcavi
+
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(size=(7000, 2)) + c for c in ([0, 0], [6, 0], [0, 6])])[rng.permutation(21000)]
+    opts = dict(covariance_type="full", init="random_from_data", random_state=4, max_iter=4, tol=0)
+    local = fastcavi.fit(X, 3, **opts)
+    argv = ["-k", "3", "--covariance-type", "full", "--init", "random_from_data", "--seed", "4", "--max-iter", "4",
+            "--tol", "0", "--quiet"]
+    z = zarr.open_array(str(tmp_path / "x.zarr"), mode="w", shape=X.shape, chunks=(5000, 2), dtype="f8")
+    z[:] = X
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("group/x", data=X, chunks=(3000, 2))
+    g = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    _zarr_array_in_group(g, "x", shape=X.shape, chunks=(4096, 2), dtype="f8")[:] = X
+    np.save(tmp_path / "x.npy", X)
+    inputs = [str(tmp_path / "x.zarr"), f"{tmp_path / 'x.h5'}:/group/x", f"{tmp_path / 'g.zarr'}:x"]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        runs = [(data, []) for data in inputs]
+        runs += [(data, ["--scheduler", cluster.scheduler_address, "--chunk-rows", "8192"])
+                 for data in inputs + [str(tmp_path / "x.npy")]]
+        for i, (data, extra) in enumerate(runs):
+            out = tmp_path / f"m{i}.npz"
+            assert main(["fit", data, "--out", str(out)] + argv + extra) == 0, (data, capsys.readouterr().err)
+            _same_model(fastcavi.load(out), local)
+    # unaligned chunks on the cluster: the local fit to round-off
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        out = tmp_path / "unaligned.npz"
+        assert main(["fit", inputs[0], "--out", str(out), "--scheduler", cluster.scheduler_address,
+                     "--chunk-rows", "5000"] + argv) == 0
+        r = fastcavi.load(out)
+        assert np.max(np.abs(r.means - local.means)) <= 1e-12 * np.max(np.abs(local.means))
+
+
+def test_data_path_errors_and_missing_extras(tmp_path, capsys, monkeypatch):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("a", data=np.zeros((10, 2)))
+        f.create_group("g")
+    out = str(tmp_path / "m.npz")
+    cases = [([str(tmp_path / "x.h5")], "Name the dataset of the HDF5 file"),
+             ([f"{tmp_path / 'x.h5'}:/b"], "has no dataset '/b'"),
+             ([f"{tmp_path / 'x.h5'}:/g"], "is an HDF5 group, not a dataset"),
+             ([str(tmp_path / "nope.npy")], "No such data file"),
+             ([str(tmp_path / "x.h5") + ":/a", "--chunk-rows", "4096", "--scheduler", "tcp://127.0.0.1:1"],
+              "tcp://127.0.0.1:1")]  # no scheduler there: the client's OSError
+    dask = pytest.importorskip("dask")
+    for data, message in cases:
+        with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+            assert main(["fit", *data, "-k", "2", "--out", out, "--quiet"]) == 2, data
+        err = capsys.readouterr().err
+        assert err.startswith("fastcavi: error: ") and message in err and err.count("\n") == 1, err
+    zarr = pytest.importorskip("zarr")
+    _zarr_array_in_group(zarr.open_group(str(tmp_path / "g.zarr"), mode="w"), "x", shape=(10, 2), dtype="f8")
+    for data, message in ((str(tmp_path / "g.zarr"), "is a Zarr group: name its array"),
+                          (str(tmp_path / "g.zarr") + ":nope", "g.zarr:nope' as a Zarr array")):
+        assert main(["fit", data, "-k", "2", "--out", out, "--quiet"]) == 2, data
+        err = capsys.readouterr().err
+        assert err.startswith("fastcavi: error: ") and message in err and err.count("\n") == 1, err
+    (tmp_path / "s.zarr").mkdir()
+    for module, argv in (("zarr", [str(tmp_path / "s.zarr")]), ("h5py", [str(tmp_path / "x.h5") + ":/a"]),
+                         ("distributed", [str(tmp_path / "x.h5") + ":/a", "--scheduler", "tcp://127.0.0.1:1"]),
+                         ("dask.array", [str(tmp_path / "x.h5") + ":/a", "--scheduler", "tcp://127.0.0.1:1"])):
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, module, None)  # import raises ImportError
+            assert main(["fit", *argv, "-k", "2", "--out", out, "--quiet"]) == 2, module
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"needs the package {module.split('.')[0]!r}" in err, err
+        assert 'pip install "fastcavi[dask]"' in err

@@ -304,6 +304,23 @@ def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
     assert pids[victim] not in client.run(os.getpid).values()
 
 
+def test_cli_scheduler_worker_processes_open_npy_and_hdf5_themselves(cluster, tmp_path):
+    """``fastcavi fit --scheduler``: the graph carries a path, each worker process opens the file (same bits)."""
+    h5py = pytest.importorskip("h5py")
+    from fastcavi.cli import main
+
+    np.save(tmp_path / "x.npy", X)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=X)
+    local = fastcavi.fit(X, K, covariance_type="diag", init="random_from_data", random_state=1, max_iter=3, tol=0)
+    for i, data in enumerate((str(tmp_path / "x.npy"), f"{tmp_path / 'x.h5'}:/x")):
+        out = tmp_path / f"m{i}.npz"
+        assert main(["fit", data, "-k", str(K), "--covariance-type", "diag", "--init", "random_from_data", "--seed",
+                     "1", "--max-iter", "3", "--tol", "0", "--quiet", "--scheduler", cluster.scheduler_address,
+                     "--chunk-rows", str(engine.GRANULARITY), "--out", str(out)]) == 0
+        _same_result(fastcavi.load(out), local)
+
+
 def test_dask_fit_checkpoints_and_resumes_bitwise(tmp_path):
     # the Dask fit runs the local fit's restart loop: the same checkpoints, the same bitwise resume
     X = _X() if "_X" in globals() else np.random.default_rng(0).normal(size=(3 * 8192, 2))
@@ -331,3 +348,26 @@ def test_dask_fit_checkpoints_and_resumes_bitwise(tmp_path):
     # and a local resume of the same data refuses nothing: the fingerprint is the data's, not the engine's
     local = fastcavi.fit(X, 3, resume=path, **opts)
     assert local.elbo.tobytes() == whole.elbo.tobytes()
+
+
+def test_parquet_dask_dataframe_equals_local_fit(sync, tmp_path):
+    """A Dask DataFrame read from Parquet, through ``to_dask_array(lengths=True)``."""
+    pd = pytest.importorskip("pandas", reason="the Parquet path needs pandas (dask[dataframe])")
+    pytest.importorskip("pyarrow", reason="writing and reading Parquet needs pyarrow (pip install pyarrow)")
+    dd = pytest.importorskip("dask.dataframe", reason="the Parquet path needs dask[dataframe]")
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    local = fastcavi.fit(X, K, covariance_type="full", init=M0, max_iter=4, tol=0)
+    for rows, bitwise in ((ALIGNED, True), (5000, False)):  # partitions of 8192 rows (aligned) or 5000
+        path = tmp_path / f"x{rows}"
+        path.mkdir()
+        for i, start in enumerate(range(0, X.shape[0], rows)):
+            frame.iloc[start:start + rows].to_parquet(path / f"part.{i:03d}.parquet", engine="pyarrow")
+        dX = dd.read_parquet(str(path), engine="pyarrow").to_dask_array(lengths=True)
+        assert dX.chunks[0][0] == rows
+        r = fastcavi.fit(dX, K, covariance_type="full", init=M0, max_iter=4, tol=0)
+        if bitwise:
+            _same_result(r, local)
+        else:
+            assert _relative(r.elbo, local.elbo) < 1e-12
+            for name in ("means", "covariances", "weights"):
+                assert _relative(getattr(r, name), getattr(local, name)) < 1e-12, name
