@@ -323,7 +323,7 @@ def test_cli_scheduler_worker_processes_open_npy_and_hdf5_themselves(cluster, tm
 
 def test_dask_fit_checkpoints_and_resumes_bitwise(tmp_path):
     # the Dask fit runs the local fit's restart loop: the same checkpoints, the same bitwise resume
-    X = _X() if "_X" in globals() else np.random.default_rng(0).normal(size=(3 * 8192, 2))
+    X = np.random.default_rng(0).normal(size=(3 * 8192, 2))
     dX = da.from_array(X, chunks=(8192, -1))
     opts = dict(covariance_type="full", n_init=2, max_iter=4, tol=0, random_state=3, init="random_from_data")
     with dask.config.set(scheduler="synchronous"):
