@@ -567,8 +567,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     summary = _compute(data.map_reduce(_summary_task, (shift, covariance_type in ("full", "tied"), n_threads,
                                                        chunk_size), "summary"), client)
     summary = engine.DataSummary.from_array(_raise_failure(summary))
-    if data.weights is not None and not summary.count > 0:
-        raise ValueError("sample_weight sums to 0: there is nothing to fit.")
+    if data.weights is not None:
+        V.check_weight_total(summary.count)
     model = engine.Model._from_checked(checked, summary)
 
     def sweep(state):
