@@ -15,11 +15,17 @@ import numpy as np
 
 from . import _validation as V
 from . import options
+from ._sources import DataSource
 from .api import fit as _fit
+from .result import _is_dask
 
 try:  # optional
     from sklearn.base import BaseEstimator as _Base
+    from sklearn.base import DensityMixin as _DensityMixin
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    class _DensityMixin:
+        """scikit-learn's ``DensityMixin`` marks density estimators (its tags): nothing to add without it."""
+
     class _Base:
         """Minimal get_params/set_params when scikit-learn is absent."""
 
@@ -48,7 +54,7 @@ def _progress_lines(verbose, verbose_interval):
     return callback
 
 
-class BayesianGaussianMixture(_Base):
+class BayesianGaussianMixture(_DensityMixin, _Base):
     """Variational Bayesian Gaussian mixture, scikit-learn's API, fastcavi's engine.
 
     Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``,
@@ -115,6 +121,9 @@ class BayesianGaussianMixture(_Base):
     result_ : fastcavi.FitResult
     """
 
+    #: scikit-learn before 1.6 read the estimator's kind here (now its tags, from ``DensityMixin``).
+    _estimator_type = "DensityEstimator"
+
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100,
                  n_init=1, init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
@@ -165,6 +174,10 @@ class BayesianGaussianMixture(_Base):
         """
         fit_arguments, own = options.estimator_arguments(
             {name: getattr(self, name) for name in options.estimator_defaults()})
+        if not _is_dask(X):  # a Dask array is checked by the Dask fit (its shape may be unknown)
+            source = DataSource(X)  # the header: scikit-learn's checks of X, with its messages
+            V.check_min_samples(source.shape, 2, type(self).__name__)
+            X = source.data  # opened (a path) or converted (an object array) once
         callback = _progress_lines(own["verbose"], own["verbose_interval"]) if own["verbose"] else None
         previous = getattr(self, "result_", None) if own["warm_start"] else None
         init = previous if previous is not None else own["init_params"]  # the init that init_params means
@@ -208,6 +221,16 @@ class BayesianGaussianMixture(_Base):
                                  "appropriate arguments before using this estimator.")
         return self.result_
 
+    def _new_data(self, X):
+        """X opened for prediction, with the fitted number of features (scikit-learn's message)."""
+        self._fitted()
+        if _is_dask(X):
+            V.check_features(X.shape[1], self.n_features_in_, owner=type(self).__name__)
+            return X
+        source = DataSource(X)
+        V.check_features(source.n_features, self.n_features_in_, owner=type(self).__name__)
+        return source.data
+
     def fit_predict(self, X, y=None):
         """Fit, then label X with the fitted model (a final E-step: it equals ``fit(X).predict(X)``).
 
@@ -233,7 +256,7 @@ class BayesianGaussianMixture(_Base):
         -------
         ndarray of shape (n_samples,), int64
         """
-        return self._fitted().predict(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().predict(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def predict_proba(self, X):
         """Responsibilities ``q(z_n = k)``.
@@ -246,7 +269,7 @@ class BayesianGaussianMixture(_Base):
         -------
         ndarray of shape (n_samples, n_components)
         """
-        return self._fitted().predict_proba(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().predict_proba(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def score_samples(self, X):
         """scikit-learn's ``score_samples``: the log-sum-exp of the variational logits per row.
@@ -259,7 +282,7 @@ class BayesianGaussianMixture(_Base):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._fitted().score_samples(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().score_samples(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`.
@@ -362,6 +385,8 @@ class BayesianGaussianMixture(_Base):
                 X, sample_weight=sample_weight, init=own["init_params"], learning_method=own["learning_method"],
                 learning_offset=own["learning_offset"], learning_decay=own["learning_decay"],
                 total_samples=own["total_samples"], **fit_arguments)
+        else:  # a later batch: the fitted number of features, with scikit-learn's message
+            X = self._new_data(X)
         stream.partial_fit(X, sample_weight=sample_weight, batch_id=batch_id)  # changes nothing when it raises
         result = stream.result()
         self._store(result)

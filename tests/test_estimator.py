@@ -127,3 +127,86 @@ def test_memmap_input(tmp_path):
         a = fastcavi.BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
         b = fastcavi.BayesianGaussianMixture(n_components=3, random_state=0).fit(str(tmp_path / "x.npy"))
     np.testing.assert_array_equal(a.means_, b.means_)
+
+
+# -- scikit-learn's input checks, with its messages (fastcavi's own code: the same without scikit-learn) --
+def test_wrong_number_of_features_names_the_estimator():
+    est = fastcavi.BayesianGaussianMixture(n_components=2, random_state=0).fit(_blobs(N=60))
+    for method in (est.predict, est.predict_proba, est.score_samples, est.score):
+        with pytest.raises(ValueError, match=r"^X has 3 features, but BayesianGaussianMixture is expecting 2 "
+                                             r"features as input\.$"):
+            method(np.zeros((4, 3)))
+    est.partial_fit(_blobs(N=60))  # a stream's first batch starts it, as fit does; a later batch is checked
+    with pytest.raises(ValueError, match=r"^X has 3 features, but BayesianGaussianMixture is expecting 2 "):
+        est.partial_fit(np.zeros((4, 3)))
+
+
+def test_one_sample_is_refused_as_scikit_learn_refuses_it():
+    with pytest.raises(ValueError, match=r"^Found array with 1 sample\(s\) \(shape=\(1, 2\)\) while a minimum of 2 "
+                                         r"is required by BayesianGaussianMixture\.$"):
+        fastcavi.BayesianGaussianMixture().fit(np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"Found array with 1 sample\(s\) \(shape=\(1, 2\)\) while a minimum of 2"):
+        SkBGM().fit(np.ones((1, 2)))  # the message is scikit-learn's
+
+
+@pytest.mark.parametrize("kind", ["csr_matrix", "csr_array", "coo_matrix"])
+def test_sparse_input_gets_scikit_learns_error(kind):
+    import scipy.sparse
+
+    X = getattr(scipy.sparse, kind)(_blobs(N=60))
+    message = ("Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a dense "
+               "numpy array.")
+    with pytest.raises(TypeError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        fastcavi.BayesianGaussianMixture(n_components=2).fit(X)
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        fastcavi.fit(X, n_components=2)
+    est = fastcavi.BayesianGaussianMixture(n_components=2, random_state=0).fit(_blobs(N=60))
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        est.predict(X)
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        SkBGM(n_components=2).fit(X)  # the message is scikit-learn's
+
+
+def test_object_arrays_of_numbers_are_converted():
+    X = _blobs(N=60)
+    ours = fastcavi.BayesianGaussianMixture(n_components=2, random_state=0)
+    from_objects = clone(ours).fit(X.astype(object))
+    from_floats = clone(ours).fit(X)
+    np.testing.assert_array_equal(from_objects.means_, from_floats.means_)  # the same float64 values
+    np.testing.assert_array_equal(from_floats.predict_proba(X.astype(object)), from_floats.predict_proba(X))
+    bad = X.astype(object)
+    bad[0, 0] = {"foo": "bar"}
+    with pytest.raises(TypeError, match="argument must be a string or a (real )?number"):
+        clone(ours).fit(bad)
+    bad[0, 0] = "not a number"
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        clone(ours).fit(bad)
+
+
+def test_all_zero_weights_get_scikit_learns_message():
+    with pytest.raises(ValueError, match=r"^Sample weights must contain at least one non-zero number\.$"):
+        fastcavi.BayesianGaussianMixture(n_components=2).fit(_blobs(N=60), sample_weight=np.zeros(60))
+
+
+def test_a_density_estimator():
+    from sklearn.base import is_outlier_detector, is_regressor
+    from sklearn.utils import get_tags
+
+    est = fastcavi.BayesianGaussianMixture()
+    assert get_tags(est).estimator_type == "density_estimator" == get_tags(SkBGM()).estimator_type
+    assert est._estimator_type == "DensityEstimator"
+    assert not is_regressor(est) and not is_outlier_detector(est)
+    assert get_tags(est).input_tags == get_tags(SkBGM()).input_tags  # dense 2-D arrays, no NaN, like theirs
+
+
+def test_pickle_and_joblib_round_trip(tmp_path):
+    import pickle
+
+    import joblib
+
+    X = _blobs(N=200)
+    est = fastcavi.BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
+    for copy in (pickle.loads(pickle.dumps(est)), pickle.loads(pickle.dumps(est.result_)),
+                 joblib.load(joblib.dump(est, tmp_path / "est.joblib")[0])):
+        np.testing.assert_array_equal(copy.predict_proba(X), est.predict_proba(X))
+        np.testing.assert_array_equal(copy.predict(X), est.predict(X))
