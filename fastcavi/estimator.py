@@ -10,7 +10,16 @@ ELBO (scikit-learn drops constants, so values differ by a constant; changes are 
 ``init_params="kmeans"`` seeds with k-means++ and assigns each row to its nearest seed
 (no Lloyd iterations). ``warm_start=True`` continues from the last fit's variational state, as
 scikit-learn's does; ``fit`` takes ``sample_weight``.
+
+It passes scikit-learn's estimator checks but the sample-weight equivalence (see
+``tests/test_sklearn_checks.py``). The input errors are scikit-learn's (from fastcavi's own checks in
+:mod:`fastcavi._validation`, the same without scikit-learn): ``fit`` needs 2 samples, new data the
+fitted number of features (the message names the class), scipy.sparse input is refused, object arrays
+of numbers are converted. ``verbose`` prints scikit-learn's lines (:class:`_VerboseLines`).
 """
+import math
+import time
+
 import numpy as np
 
 from . import _validation as V
@@ -46,12 +55,49 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
             return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
 
-def _progress_lines(verbose, verbose_interval):
-    """scikit-learn's verbose output: a line every ``verbose_interval`` sweeps (every sweep when ``verbose >= 2``)."""
-    def callback(it, elbo, change):
-        if it % verbose_interval == 0 or verbose >= 2:
-            print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
-    return callback
+class _VerboseLines:
+    """scikit-learn's verbose output for a fit, from fastcavi's ``callback(iteration, elbo, change)``.
+
+    ``verbose=1``: "Initialization 0", "  Iteration 10" every ``verbose_interval`` sweeps and
+    "Initialization converged." (or "did not converge."); ``verbose >= 2`` adds the time lapses,
+    the ELBO change and the final lower bound, in scikit-learn's formats. An initialisation's
+    first sweep has no change: scikit-learn prints ``inf`` there (its bound starts at -inf), and
+    so does this. The bound printed is fastcavi's full ELBO (see ``lower_bound_``).
+
+    Parameters
+    ----------
+    verbose, verbose_interval, max_iter : int
+    tol : float
+        The estimator's absolute tolerance: a run has converged when a sweep's change is below it.
+    """
+
+    def __init__(self, verbose, verbose_interval, max_iter, tol):
+        self.verbose, self.interval, self.max_iter, self.tol = verbose, verbose_interval, max_iter, tol
+        self.run = -1
+        self.init_time = self.iter_time = time.time()  # an initialisation's start: the k-means too
+
+    def __call__(self, it, elbo, change):
+        if it == 1:  # a new initialisation (its first sweep)
+            self.run += 1
+            print("Initialization %d" % self.run)
+        if math.isnan(change):
+            change = math.inf
+        if it % self.interval == 0:
+            if self.verbose == 1:
+                print("  Iteration %d" % it)
+            else:
+                now = time.time()
+                print("  Iteration %d\t time lapse %.5fs\t ll change %.5f" % (it, now - self.iter_time, change))
+                self.iter_time = now
+        converged = self.tol > 0 and change < self.tol  # fastcavi's stopping rule (change is nan: not yet)
+        if converged or it == self.max_iter:
+            message = "converged" if converged else "did not converge"
+            if self.verbose == 1:
+                print(f"Initialization {message}.")
+            else:
+                now = time.time()
+                print(f"Initialization {message}. time lapse {now - self.init_time:.5f}s\t lower bound {elbo:.5f}.")
+            self.init_time = self.iter_time = time.time()
 
 
 class BayesianGaussianMixture(_DensityMixin, _Base):
@@ -87,6 +133,8 @@ class BayesianGaussianMixture(_DensityMixin, _Base):
     covariance_prior : float or array-like, optional
     random_state : int, RandomState instance or None, default None
     verbose : int, default 0
+        scikit-learn's progress lines: 1, each initialisation's start and end and every
+        ``verbose_interval``-th sweep; 2, with time lapses, ELBO changes and the lower bound.
     verbose_interval : int, default 10
     warm_start : bool, default False
         Continue from the last fit's variational state.
@@ -178,7 +226,10 @@ class BayesianGaussianMixture(_DensityMixin, _Base):
             source = DataSource(X)  # the header: scikit-learn's checks of X, with its messages
             V.check_min_samples(source.shape, 2, type(self).__name__)
             X = source.data  # opened (a path) or converted (an object array) once
-        callback = _progress_lines(own["verbose"], own["verbose_interval"]) if own["verbose"] else None
+        callback = None
+        if own["verbose"]:
+            callback = _VerboseLines(own["verbose"], own["verbose_interval"], fit_arguments["max_iter"],
+                                     fit_arguments["tol"])
         previous = getattr(self, "result_", None) if own["warm_start"] else None
         init = previous if previous is not None else own["init_params"]  # the init that init_params means
         result = _fit(X, init=init, tol_type="absolute", callback=callback, sample_weight=sample_weight,

@@ -210,3 +210,81 @@ def test_pickle_and_joblib_round_trip(tmp_path):
                  joblib.load(joblib.dump(est, tmp_path / "est.joblib")[0])):
         np.testing.assert_array_equal(copy.predict_proba(X), est.predict_proba(X))
         np.testing.assert_array_equal(copy.predict(X), est.predict(X))
+
+
+# -- verbose output and ConvergenceWarning, as scikit-learn's --------------------------------------
+def test_verbose_prints_what_scikit_learn_prints(capsys):
+    import re
+
+    X = _blobs(N=300)
+    kwargs = dict(n_components=3, n_init=2, verbose_interval=2, random_state=0, max_iter=5, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tol=0: no run converges, in either
+        fastcavi.BayesianGaussianMixture(verbose=1, **kwargs).fit(X)
+        ours1 = capsys.readouterr().out
+        SkBGM(verbose=1, **kwargs).fit(X)
+        theirs1 = capsys.readouterr().out
+        fastcavi.BayesianGaussianMixture(verbose=2, **kwargs).fit(X)
+        ours2 = capsys.readouterr().out
+        SkBGM(verbose=2, **kwargs).fit(X)
+        theirs2 = capsys.readouterr().out
+    assert ours1 == theirs1 == ("Initialization 0\n  Iteration 2\n  Iteration 4\nInitialization did not converge.\n"
+                                "Initialization 1\n  Iteration 2\n  Iteration 4\nInitialization did not converge.\n")
+
+    def shape(text):  # the lines with their numbers blanked
+        return re.sub(r"-?\d+\.\d+", "#", text)
+
+    assert shape(ours2) == shape(theirs2)
+    assert shape(ours2).splitlines()[1] == "  Iteration 2\t time lapse #s\t ll change #"
+    assert shape(ours2).splitlines()[3] == "Initialization did not converge. time lapse #s\t lower bound #."
+    fastcavi.BayesianGaussianMixture(n_components=3, verbose=1, random_state=0, max_iter=300).fit(X)
+    assert capsys.readouterr().out.splitlines()[-1] == "Initialization converged."
+
+
+def test_convergence_warning_is_scikit_learns():
+    from sklearn.exceptions import ConvergenceWarning
+
+    assert issubclass(fastcavi.ConvergenceWarning, ConvergenceWarning)
+    assert fastcavi.ConvergenceWarning is fastcavi.exceptions.ConvergenceWarning
+    with pytest.warns(ConvergenceWarning, match="Best performing initialization did not converge"):
+        fastcavi.BayesianGaussianMixture(n_components=3, max_iter=2, random_state=0).fit(_blobs(N=300))
+
+
+def _run(code):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_import_does_not_import_scikit_learn():
+    # importing scikit-learn takes about a second: only the estimator, or ConvergenceWarning, imports it
+    assert _run("import sys, fastcavi; print('sklearn' in sys.modules); fastcavi.ConvergenceWarning; "
+                "print('sklearn' in sys.modules)").split() == ["False", "True"]
+
+
+def test_the_same_messages_without_scikit_learn():
+    # scikit-learn blocked: the estimator falls back to its own base, ConvergenceWarning to UserWarning, and
+    # the input checks (fastcavi's own) give scikit-learn's messages
+    out = _run("""
+import sys
+sys.modules["sklearn"] = None
+import numpy as np, fastcavi
+from fastcavi import BayesianGaussianMixture as B
+assert fastcavi.ConvergenceWarning.__mro__[1] is UserWarning
+for call in (lambda: B().fit(np.ones((1, 2))),
+             lambda: B(n_components=2, random_state=0).fit(np.arange(40.0).reshape(20, 2)).predict(np.ones((3, 3))),
+             lambda: B().fit(np.ones((4, 2)), sample_weight=np.zeros(4))):
+    try:
+        call()
+    except ValueError as exc:
+        print(exc)
+print(B().get_params()["n_components"], B._estimator_type)
+""")
+    assert out.splitlines() == [
+        "Found array with 1 sample(s) (shape=(1, 2)) while a minimum of 2 is required by BayesianGaussianMixture.",
+        "X has 3 features, but BayesianGaussianMixture is expecting 2 features as input.",
+        "Sample weights must contain at least one non-zero number.",
+        "1 DensityEstimator"]
