@@ -195,6 +195,8 @@ class WeightSource:
                 w = np.asarray(w)
             except Exception as exc:
                 raise ValueError(f"sample_weight cannot be read as a 1-D array: {exc}") from None
+        if w.dtype == object:  # numbers held as objects: converted as scikit-learn's _check_sample_weight does
+            w = V.numeric_object_array(w)
         self._data = V.check_sample_weight_array(w, n_samples)
         self.n_samples = n_samples
 

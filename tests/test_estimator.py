@@ -174,6 +174,9 @@ def test_object_arrays_of_numbers_are_converted():
     from_floats = clone(ours).fit(X)
     np.testing.assert_array_equal(from_objects.means_, from_floats.means_)  # the same float64 values
     np.testing.assert_array_equal(from_floats.predict_proba(X.astype(object)), from_floats.predict_proba(X))
+    w = np.arange(60) % 3
+    np.testing.assert_array_equal(clone(ours).fit(X, sample_weight=w.astype(object)).means_,
+                                  clone(ours).fit(X, sample_weight=w).means_)  # weights too, as scikit-learn
     bad = X.astype(object)
     bad[0, 0] = {"foo": "bar"}
     with pytest.raises(TypeError, match="argument must be a string or a (real )?number"):
