@@ -5,7 +5,7 @@
 :mod:`fastcavi.dask` fits and predicts on Dask arrays (imported on first use, or by ``fit`` on a Dask array).
 """
 from .api import fit
-from .exceptions import ConvergenceWarning, ELBODecreaseError, ELBODecreaseWarning
+from .exceptions import ELBODecreaseError, ELBODecreaseWarning
 from .result import FitResult, load
 
 __version__ = "0.2.0"
@@ -17,6 +17,10 @@ def __getattr__(name):
         from .estimator import BayesianGaussianMixture
 
         return BayesianGaussianMixture
+    if name == "ConvergenceWarning":  # scikit-learn's subclass when it is installed: made on first use
+        from . import exceptions
+
+        return exceptions.ConvergenceWarning
     if name in ("engine", "dask"):  # fastcavi.dask imports dask: only on first use
         import importlib
 

@@ -20,6 +20,8 @@ chunks that the kernels can read directly:
 * every chunk is handed over as a read-only view, so the kernels compile once per
   float width and can never write into the caller's data.
 
+scipy.sparse input is refused with scikit-learn's error; an object-dtype array is converted to
+float64 as scikit-learn converts it (a non-number in it raises numpy's TypeError or ValueError).
 The shape and dtype checks (and ``sample_weight``'s) are :mod:`fastcavi._validation`'s; what
 stays here is what opening the data raises: a missing, truncated or unreadable ``.npy`` file,
 an object that cannot be read as an array.
@@ -86,10 +88,13 @@ class DataSource:
     """
 
     def __init__(self, X):
+        V.check_dense(X)  # scipy.sparse: scikit-learn's TypeError (it has shape, dtype and row slicing)
         if isinstance(X, (str, os.PathLike)):
             X = _open_npy(X)
         if isinstance(X, np.ndarray):
             self._data = np.asarray(X)  # an ndarray view of a memmap: no copy
+            if self._data.dtype == object:  # numbers held as objects: converted as scikit-learn does
+                self._data = V.numeric_object_array(self._data)
         elif hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__"):
             self._data = X
         else:
@@ -97,13 +102,19 @@ class DataSource:
                 self._data = np.asarray(X)
             except Exception as exc:  # ragged lists and the like
                 raise ValueError(f"X cannot be read as a 2-D array: {exc}") from None
-            if self._data.dtype == object:
-                raise ValueError("X cannot be read as a numeric 2-D array (it has dtype object).")
+            if self._data.dtype == object:  # a list of mixed numbers and strings, say
+                self._data = V.numeric_object_array(self._data)
         shape = tuple(int(s) for s in self._data.shape)
         V.check_data_shape(shape)
         self.n_samples, self.n_features = shape
         self.dtype = np.dtype(self._data.dtype)
         self.compute_dtype = _compute_dtype(self.dtype)
+
+    @property
+    def data(self):
+        """The array that the chunks are read from: the memmap of a path, an object array converted to
+        float64, otherwise ``X`` itself (passing it on opens it again without a second conversion)."""
+        return self._data
 
     @property
     def shape(self):
@@ -184,6 +195,8 @@ class WeightSource:
                 w = np.asarray(w)
             except Exception as exc:
                 raise ValueError(f"sample_weight cannot be read as a 1-D array: {exc}") from None
+        if w.dtype == object:  # numbers held as objects: converted as scikit-learn's _check_sample_weight does
+            w = V.numeric_object_array(w)
         self._data = V.check_sample_weight_array(w, n_samples)
         self.n_samples = n_samples
 

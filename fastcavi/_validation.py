@@ -19,8 +19,11 @@ Here, before any data is read (a few checks need the data's shape, from its head
   combinations of ``covariance_type`` with ``covariance``, ``degrees_of_freedom_prior`` and
   ``covariance_prior``;
 * the data's shape and dtype (:func:`check_data_shape`, :func:`check_data_dtype`, called by
-  :class:`fastcavi._sources.DataSource` when it opens the data), n_samples >= n_components
-  (:func:`check_n_samples`), the number of features of new data (:func:`check_features`);
+  :class:`fastcavi._sources.DataSource` when it opens the data; scipy.sparse input is refused
+  there, :func:`check_dense`, and an object-dtype array is converted to float64, as scikit-learn
+  does, :func:`numeric_object_array`), n_samples >= n_components (:func:`check_n_samples`), the
+  estimator's two samples at least (:func:`check_min_samples`), the number of features of new
+  data (:func:`check_features`);
 * the engine's call arguments: ``Model``'s option names and ``summary``, ``estep``'s ``model``,
   ``state`` and output arrays, ``summarize``'s ``shift``, ``row_offset``
   (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
@@ -33,7 +36,8 @@ Where the data is, because they need its values (each place says so in a comment
 * NaN/inf in X, and negative or non-finite sample weights: the validating first pass
   (:func:`fastcavi._passes.raise_bad_row`), naming the first bad row and column; new data at
   prediction: the same check on each chunk of the E-step;
-* weights that sum to 0: after that pass (:func:`fastcavi.fit`, :func:`fastcavi.engine.summarize`);
+* weights that sum to 0: after that pass (:func:`check_weight_total`, called by
+  :func:`fastcavi.engine.summarize` and the Dask fit);
 * the rows of ``init_responsibilities`` (probability vectors): :func:`check_resp_chunk`, defined
   here, called on each chunk as it is read;
 * the default ``covariance_prior`` (at least 2 samples; singular with ``reg_covar = 0``), and a
@@ -198,10 +202,23 @@ def check_n_samples(n_samples, n_components):
                          f"n_samples = {n_samples}")
 
 
+def check_min_samples(shape, minimum, owner):
+    """scikit-learn's ``ensure_min_samples``: at least ``minimum`` rows, naming the estimator's class ``owner``."""
+    if shape[0] < minimum:
+        raise ValueError(f"Found array with {shape[0]} sample(s) (shape={tuple(shape)}) while a minimum of "
+                         f"{minimum} is required by {owner}.")
+
+
 def check_features(n_features, expected, owner="the fitted model"):
-    """New data has the model's number of features."""
+    """New data has the model's number of features (``owner``: the estimator's class name, as scikit-learn)."""
     if n_features != expected:
         raise ValueError(f"X has {n_features} features, but {owner} is expecting {expected} features as input.")
+
+
+def check_weight_total(total):
+    """Weights that sum to more than 0 (scikit-learn's message; needs the weights' values: after the pass)."""
+    if not total > 0:
+        raise ValueError("Sample weights must contain at least one non-zero number.")
 
 
 def check_covariance_prior(value, covariance_type, D):
@@ -261,6 +278,37 @@ def check_warm_start(previous, covariance_type, n_components, n_features):
 
 
 # -- the data's header: shape and dtype (no values read) ------------------------------------------
+def is_sparse(X):
+    """Whether ``X`` is a scipy.sparse matrix or array (without importing scipy when X is not one)."""
+    module = type(X).__module__ or ""
+    if not module.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return scipy.sparse.issparse(X)
+
+
+def check_dense(X):
+    """scikit-learn's ``accept_sparse=False`` error for scipy.sparse input."""
+    if is_sparse(X):
+        raise TypeError("Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert "
+                        "to a dense numpy array.")
+
+
+def numeric_object_array(arr):
+    """An object-dtype array converted to float64, as scikit-learn does (a non-number: TypeError or ValueError).
+
+    Parameters
+    ----------
+    arr : ndarray of dtype object
+
+    Returns
+    -------
+    ndarray of dtype float64
+    """
+    return arr.astype(np.float64)  # float() of each element: numpy's TypeError/ValueError for a non-number
+
+
 def check_data_shape(shape):
     """scikit-learn's errors for data that is not a 2-D array with at least one row and one column."""
     ndim = len(shape)

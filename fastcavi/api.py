@@ -154,7 +154,6 @@ def fit(X: Any, n_components: int, *,
     from ._driver import run_restarts
     from ._init import initial_state, warm_state
     from ._passes import estep_chunk_rows, numba_threads
-    from .exceptions import ConvergenceWarning
     from .result import FitResult
 
     checked = options.check(arguments)  # every check that needs neither the data nor its shape
@@ -201,6 +200,8 @@ def fit(X: Any, n_components: int, *,
                             checkpoint=checked["checkpoint"], fingerprint=fingerprint)
     state, elbos, converged = best
     if tol > 0 and not converged:
+        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
+
         warnings.warn("Best performing initialization did not converge. Try different init parameters, "
                       "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
                       stacklevel=2)

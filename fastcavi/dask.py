@@ -536,7 +536,6 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     from . import _checkpoint
     from ._driver import run_restarts
     from ._init import warm_state
-    from .exceptions import ConvergenceWarning
     from .result import FitResult
 
     from . import options as declared
@@ -567,8 +566,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     summary = _compute(data.map_reduce(_summary_task, (shift, covariance_type in ("full", "tied"), n_threads,
                                                        chunk_size), "summary"), client)
     summary = engine.DataSummary.from_array(_raise_failure(summary))
-    if data.weights is not None and not summary.count > 0:
-        raise ValueError("sample_weight sums to 0: there is nothing to fit.")
+    if data.weights is not None:
+        V.check_weight_total(summary.count)
     model = engine.Model._from_checked(checked, summary)
 
     def sweep(state):
@@ -608,6 +607,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                         warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"], fingerprint=fingerprint)
     state, elbos, converged = best
     if tol > 0 and not converged:
+        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
+
         warnings.warn("Best performing initialization did not converge. Try different init parameters, "
                       "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
                       stacklevel=3)

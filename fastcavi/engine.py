@@ -420,8 +420,8 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
     with numba_threads(n_threads):
         summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter),
                                row_offset=V.check_int("row_offset", row_offset, 0))
-    if weights is not None and not summary.count > 0:  # needs the weights' values: checked after the pass
-        raise ValueError("sample_weight sums to 0: there is nothing to fit.")
+    if weights is not None:  # needs the weights' values: checked after the pass
+        V.check_weight_total(summary.count)
     return summary
 
 

@@ -10,16 +10,31 @@ ELBO (scikit-learn drops constants, so values differ by a constant; changes are 
 ``init_params="kmeans"`` seeds with k-means++ and assigns each row to its nearest seed
 (no Lloyd iterations). ``warm_start=True`` continues from the last fit's variational state, as
 scikit-learn's does; ``fit`` takes ``sample_weight``.
+
+It passes scikit-learn's estimator checks but the sample-weight equivalence (see
+``tests/test_sklearn_checks.py``). The input errors are scikit-learn's (from fastcavi's own checks in
+:mod:`fastcavi._validation`, the same without scikit-learn): ``fit`` needs 2 samples, new data the
+fitted number of features (the message names the class), scipy.sparse input is refused, object arrays
+of numbers are converted. ``verbose`` prints scikit-learn's lines (:class:`_VerboseLines`).
 """
+import math
+import time
+
 import numpy as np
 
 from . import _validation as V
 from . import options
+from ._sources import DataSource
 from .api import fit as _fit
+from .result import _is_dask
 
 try:  # optional
     from sklearn.base import BaseEstimator as _Base
+    from sklearn.base import DensityMixin as _DensityMixin
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    class _DensityMixin:
+        """scikit-learn's ``DensityMixin`` marks density estimators (its tags): nothing to add without it."""
+
     class _Base:
         """Minimal get_params/set_params when scikit-learn is absent."""
 
@@ -40,15 +55,52 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
             return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
 
-def _progress_lines(verbose, verbose_interval):
-    """scikit-learn's verbose output: a line every ``verbose_interval`` sweeps (every sweep when ``verbose >= 2``)."""
-    def callback(it, elbo, change):
-        if it % verbose_interval == 0 or verbose >= 2:
-            print(f"  Iteration {it}\t lower bound {elbo:.6f}\t change {change:.6g}")
-    return callback
+class _VerboseLines:
+    """scikit-learn's verbose output for a fit, from fastcavi's ``callback(iteration, elbo, change)``.
+
+    ``verbose=1``: "Initialization 0", "  Iteration 10" every ``verbose_interval`` sweeps and
+    "Initialization converged." (or "did not converge."); ``verbose >= 2`` adds the time lapses,
+    the ELBO change and the final lower bound, in scikit-learn's formats. An initialisation's
+    first sweep has no change: scikit-learn prints ``inf`` there (its bound starts at -inf), and
+    so does this. The bound printed is fastcavi's full ELBO (see ``lower_bound_``).
+
+    Parameters
+    ----------
+    verbose, verbose_interval, max_iter : int
+    tol : float
+        The estimator's absolute tolerance: a run has converged when a sweep's change is below it.
+    """
+
+    def __init__(self, verbose, verbose_interval, max_iter, tol):
+        self.verbose, self.interval, self.max_iter, self.tol = verbose, verbose_interval, max_iter, tol
+        self.run = -1
+        self.init_time = self.iter_time = time.time()  # an initialisation's start: the k-means too
+
+    def __call__(self, it, elbo, change):
+        if it == 1:  # a new initialisation (its first sweep)
+            self.run += 1
+            print("Initialization %d" % self.run)
+        if math.isnan(change):
+            change = math.inf
+        if it % self.interval == 0:
+            if self.verbose == 1:
+                print("  Iteration %d" % it)
+            else:
+                now = time.time()
+                print("  Iteration %d\t time lapse %.5fs\t ll change %.5f" % (it, now - self.iter_time, change))
+                self.iter_time = now
+        converged = self.tol > 0 and change < self.tol  # fastcavi's stopping rule (change is nan: not yet)
+        if converged or it == self.max_iter:
+            message = "converged" if converged else "did not converge"
+            if self.verbose == 1:
+                print(f"Initialization {message}.")
+            else:
+                now = time.time()
+                print(f"Initialization {message}. time lapse {now - self.init_time:.5f}s\t lower bound {elbo:.5f}.")
+            self.init_time = self.iter_time = time.time()
 
 
-class BayesianGaussianMixture(_Base):
+class BayesianGaussianMixture(_DensityMixin, _Base):
     """Variational Bayesian Gaussian mixture, scikit-learn's API, fastcavi's engine.
 
     Parameters are scikit-learn's (same names, defaults and meaning), plus ``n_threads``,
@@ -81,6 +133,8 @@ class BayesianGaussianMixture(_Base):
     covariance_prior : float or array-like, optional
     random_state : int, RandomState instance or None, default None
     verbose : int, default 0
+        scikit-learn's progress lines: 1, each initialisation's start and end and every
+        ``verbose_interval``-th sweep; 2, with time lapses, ELBO changes and the lower bound.
     verbose_interval : int, default 10
     warm_start : bool, default False
         Continue from the last fit's variational state.
@@ -114,6 +168,9 @@ class BayesianGaussianMixture(_Base):
     n_features_in_ : int
     result_ : fastcavi.FitResult
     """
+
+    #: scikit-learn before 1.6 read the estimator's kind here (now its tags, from ``DensityMixin``).
+    _estimator_type = "DensityEstimator"
 
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100,
                  n_init=1, init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
@@ -165,7 +222,14 @@ class BayesianGaussianMixture(_Base):
         """
         fit_arguments, own = options.estimator_arguments(
             {name: getattr(self, name) for name in options.estimator_defaults()})
-        callback = _progress_lines(own["verbose"], own["verbose_interval"]) if own["verbose"] else None
+        if not _is_dask(X):  # a Dask array is checked by the Dask fit (its shape may be unknown)
+            source = DataSource(X)  # the header: scikit-learn's checks of X, with its messages
+            V.check_min_samples(source.shape, 2, type(self).__name__)
+            X = source.data  # opened (a path) or converted (an object array) once
+        callback = None
+        if own["verbose"]:
+            callback = _VerboseLines(own["verbose"], own["verbose_interval"], fit_arguments["max_iter"],
+                                     fit_arguments["tol"])
         previous = getattr(self, "result_", None) if own["warm_start"] else None
         init = previous if previous is not None else own["init_params"]  # the init that init_params means
         result = _fit(X, init=init, tol_type="absolute", callback=callback, sample_weight=sample_weight,
@@ -208,6 +272,16 @@ class BayesianGaussianMixture(_Base):
                                  "appropriate arguments before using this estimator.")
         return self.result_
 
+    def _new_data(self, X):
+        """X opened for prediction, with the fitted number of features (scikit-learn's message)."""
+        self._fitted()
+        if _is_dask(X):
+            V.check_features(X.shape[1], self.n_features_in_, owner=type(self).__name__)
+            return X
+        source = DataSource(X)
+        V.check_features(source.n_features, self.n_features_in_, owner=type(self).__name__)
+        return source.data
+
     def fit_predict(self, X, y=None):
         """Fit, then label X with the fitted model (a final E-step: it equals ``fit(X).predict(X)``).
 
@@ -233,7 +307,7 @@ class BayesianGaussianMixture(_Base):
         -------
         ndarray of shape (n_samples,), int64
         """
-        return self._fitted().predict(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().predict(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def predict_proba(self, X):
         """Responsibilities ``q(z_n = k)``.
@@ -246,7 +320,7 @@ class BayesianGaussianMixture(_Base):
         -------
         ndarray of shape (n_samples, n_components)
         """
-        return self._fitted().predict_proba(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().predict_proba(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def score_samples(self, X):
         """scikit-learn's ``score_samples``: the log-sum-exp of the variational logits per row.
@@ -259,7 +333,7 @@ class BayesianGaussianMixture(_Base):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._fitted().score_samples(X, n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().score_samples(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`.
@@ -362,6 +436,8 @@ class BayesianGaussianMixture(_Base):
                 X, sample_weight=sample_weight, init=own["init_params"], learning_method=own["learning_method"],
                 learning_offset=own["learning_offset"], learning_decay=own["learning_decay"],
                 total_samples=own["total_samples"], **fit_arguments)
+        else:  # a later batch: the fitted number of features, with scikit-learn's message
+            X = self._new_data(X)
         stream.partial_fit(X, sample_weight=sample_weight, batch_id=batch_id)  # changes nothing when it raises
         result = stream.result()
         self._store(result)

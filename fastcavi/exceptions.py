@@ -1,6 +1,15 @@
-"""The exceptions and warnings fastcavi raises (public: catch them by these names)."""
+"""The exceptions and warnings fastcavi raises (public: catch them by these names).
 
-__all__ = ["ELBODecreaseError", "ELBODecreaseWarning", "ConvergenceWarning"]
+``ConvergenceWarning`` subclasses ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn is
+installed, so that code (and scikit-learn's own tests) catching scikit-learn's warning catches
+fastcavi's; without scikit-learn it is a ``UserWarning``, as scikit-learn's is. Importing
+scikit-learn takes about a second, so the class is made on first use (``fastcavi.ConvergenceWarning``,
+``from fastcavi.exceptions import ConvergenceWarning``, or the first fit that warns), not at
+``import fastcavi``; it is the same class every time.
+"""
+import importlib.util
+
+__all__ = list(("ELBODecreaseError", "ELBODecreaseWarning", "ConvergenceWarning"))  # the last made on first use
 
 
 class ELBODecreaseError(ArithmeticError):
@@ -18,5 +27,35 @@ class ELBODecreaseWarning(RuntimeWarning):
     """
 
 
-class ConvergenceWarning(UserWarning):
-    """CAVI stopped at ``max_iter`` before the ELBO converged."""
+def _convergence_warning_base():
+    """scikit-learn's ``ConvergenceWarning`` when it is installed (and imports), else ``UserWarning``."""
+    if importlib.util.find_spec("sklearn") is not None:  # looks for it without importing it
+        try:
+            from sklearn.exceptions import ConvergenceWarning as base
+        except ImportError:  # pragma: no cover - a broken install
+            return UserWarning
+        return base
+    return UserWarning
+
+
+def _make_convergence_warning():
+    base = _convergence_warning_base()
+
+    class ConvergenceWarning(base):
+        """CAVI stopped at ``max_iter`` before the ELBO converged.
+
+        A subclass of ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn is installed,
+        otherwise of ``UserWarning``.
+        """
+
+    ConvergenceWarning.__module__, ConvergenceWarning.__qualname__ = __name__, "ConvergenceWarning"  # pickles
+    return ConvergenceWarning
+
+
+def __getattr__(name):
+    # PEP 562: ConvergenceWarning is made on first use (scikit-learn is imported then, not at import fastcavi)
+    if name == "ConvergenceWarning":
+        cls = _make_convergence_warning()
+        globals()[name] = cls  # the same class from now on
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -298,7 +298,9 @@ ESTIMATOR = EstimatorDeclaration(
                "resume": "none: checkpoints are fastcavi.fit's and the command line's"},
     own=(Parameter("init_params", "kmeans", V.estimator_init_params,
                    "kmeans or k-means++ (k-means++ seeding), random, or random_from_data.", FIT),
-         Parameter("verbose", 0, V.unchecked, "1: a line every verbose_interval sweeps; 2: every sweep.", RUNTIME),
+         Parameter("verbose", 0, V.unchecked, "scikit-learn's progress lines: 1, each initialisation's start and "
+                   "end and every verbose_interval-th sweep; 2, with time lapses, ELBO changes and the lower "
+                   "bound.", RUNTIME),
          Parameter("verbose_interval", 10, V.unchecked, "Sweeps between progress lines.", RUNTIME),
          Parameter("warm_start", False, V.unchecked, "Continue from the last fit's variational state.", FIT),
          # partial_fit's (scikit-learn LatentDirichletAllocation's names), checked by fastcavi.stream

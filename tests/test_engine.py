@@ -176,7 +176,7 @@ def test_weights_of_wrong_shape_or_all_zero():
         fastcavi.fit(X, 3, sample_weight=np.ones(499))
     with pytest.raises(ValueError, match="1D array"):
         fastcavi.fit(X, 3, sample_weight=np.ones((500, 1)))
-    with pytest.raises(ValueError, match="sums to 0"):
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero number"):
         fastcavi.fit(X, 3, sample_weight=np.zeros(500))
 
 

@@ -127,3 +127,167 @@ def test_memmap_input(tmp_path):
         a = fastcavi.BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
         b = fastcavi.BayesianGaussianMixture(n_components=3, random_state=0).fit(str(tmp_path / "x.npy"))
     np.testing.assert_array_equal(a.means_, b.means_)
+
+
+# -- scikit-learn's input checks, with its messages (fastcavi's own code: the same without scikit-learn) --
+def test_wrong_number_of_features_names_the_estimator():
+    est = fastcavi.BayesianGaussianMixture(n_components=2, random_state=0).fit(_blobs(N=60))
+    for method in (est.predict, est.predict_proba, est.score_samples, est.score):
+        with pytest.raises(ValueError, match=r"^X has 3 features, but BayesianGaussianMixture is expecting 2 "
+                                             r"features as input\.$"):
+            method(np.zeros((4, 3)))
+    est.partial_fit(_blobs(N=60))  # a stream's first batch starts it, as fit does; a later batch is checked
+    with pytest.raises(ValueError, match=r"^X has 3 features, but BayesianGaussianMixture is expecting 2 "):
+        est.partial_fit(np.zeros((4, 3)))
+
+
+def test_one_sample_is_refused_as_scikit_learn_refuses_it():
+    with pytest.raises(ValueError, match=r"^Found array with 1 sample\(s\) \(shape=\(1, 2\)\) while a minimum of 2 "
+                                         r"is required by BayesianGaussianMixture\.$"):
+        fastcavi.BayesianGaussianMixture().fit(np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"Found array with 1 sample\(s\) \(shape=\(1, 2\)\) while a minimum of 2"):
+        SkBGM().fit(np.ones((1, 2)))  # the message is scikit-learn's
+
+
+@pytest.mark.parametrize("kind", ["csr_matrix", "csr_array", "coo_matrix"])
+def test_sparse_input_gets_scikit_learns_error(kind):
+    import scipy.sparse
+
+    X = getattr(scipy.sparse, kind)(_blobs(N=60))
+    message = ("Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert to a dense "
+               "numpy array.")
+    with pytest.raises(TypeError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        fastcavi.BayesianGaussianMixture(n_components=2).fit(X)
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        fastcavi.fit(X, n_components=2)
+    est = fastcavi.BayesianGaussianMixture(n_components=2, random_state=0).fit(_blobs(N=60))
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        est.predict(X)
+    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
+        SkBGM(n_components=2).fit(X)  # the message is scikit-learn's
+
+
+def test_object_arrays_of_numbers_are_converted():
+    X = _blobs(N=60)
+    ours = fastcavi.BayesianGaussianMixture(n_components=2, random_state=0)
+    from_objects = clone(ours).fit(X.astype(object))
+    from_floats = clone(ours).fit(X)
+    np.testing.assert_array_equal(from_objects.means_, from_floats.means_)  # the same float64 values
+    np.testing.assert_array_equal(from_floats.predict_proba(X.astype(object)), from_floats.predict_proba(X))
+    w = np.arange(60) % 3
+    np.testing.assert_array_equal(clone(ours).fit(X, sample_weight=w.astype(object)).means_,
+                                  clone(ours).fit(X, sample_weight=w).means_)  # weights too, as scikit-learn
+    bad = X.astype(object)
+    bad[0, 0] = {"foo": "bar"}
+    with pytest.raises(TypeError, match="argument must be a string or a (real )?number"):
+        clone(ours).fit(bad)
+    bad[0, 0] = "not a number"
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        clone(ours).fit(bad)
+
+
+def test_all_zero_weights_get_scikit_learns_message():
+    with pytest.raises(ValueError, match=r"^Sample weights must contain at least one non-zero number\.$"):
+        fastcavi.BayesianGaussianMixture(n_components=2).fit(_blobs(N=60), sample_weight=np.zeros(60))
+
+
+def test_a_density_estimator():
+    from sklearn.base import is_outlier_detector, is_regressor
+    from sklearn.utils import get_tags
+
+    est = fastcavi.BayesianGaussianMixture()
+    assert get_tags(est).estimator_type == "density_estimator" == get_tags(SkBGM()).estimator_type
+    assert est._estimator_type == "DensityEstimator"
+    assert not is_regressor(est) and not is_outlier_detector(est)
+    assert get_tags(est).input_tags == get_tags(SkBGM()).input_tags  # dense 2-D arrays, no NaN, like theirs
+
+
+def test_pickle_and_joblib_round_trip(tmp_path):
+    import pickle
+
+    import joblib
+
+    X = _blobs(N=200)
+    est = fastcavi.BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
+    for copy in (pickle.loads(pickle.dumps(est)), pickle.loads(pickle.dumps(est.result_)),
+                 joblib.load(joblib.dump(est, tmp_path / "est.joblib")[0])):
+        np.testing.assert_array_equal(copy.predict_proba(X), est.predict_proba(X))
+        np.testing.assert_array_equal(copy.predict(X), est.predict(X))
+
+
+# -- verbose output and ConvergenceWarning, as scikit-learn's --------------------------------------
+def test_verbose_prints_what_scikit_learn_prints(capsys):
+    import re
+
+    X = _blobs(N=300)
+    kwargs = dict(n_components=3, n_init=2, verbose_interval=2, random_state=0, max_iter=5, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tol=0: no run converges, in either
+        fastcavi.BayesianGaussianMixture(verbose=1, **kwargs).fit(X)
+        ours1 = capsys.readouterr().out
+        SkBGM(verbose=1, **kwargs).fit(X)
+        theirs1 = capsys.readouterr().out
+        fastcavi.BayesianGaussianMixture(verbose=2, **kwargs).fit(X)
+        ours2 = capsys.readouterr().out
+        SkBGM(verbose=2, **kwargs).fit(X)
+        theirs2 = capsys.readouterr().out
+    assert ours1 == theirs1 == ("Initialization 0\n  Iteration 2\n  Iteration 4\nInitialization did not converge.\n"
+                                "Initialization 1\n  Iteration 2\n  Iteration 4\nInitialization did not converge.\n")
+
+    def shape(text):  # the lines with their numbers blanked
+        return re.sub(r"-?\d+\.\d+", "#", text)
+
+    assert shape(ours2) == shape(theirs2)
+    assert shape(ours2).splitlines()[1] == "  Iteration 2\t time lapse #s\t ll change #"
+    assert shape(ours2).splitlines()[3] == "Initialization did not converge. time lapse #s\t lower bound #."
+    fastcavi.BayesianGaussianMixture(n_components=3, verbose=1, random_state=0, max_iter=300).fit(X)
+    assert capsys.readouterr().out.splitlines()[-1] == "Initialization converged."
+
+
+def test_convergence_warning_is_scikit_learns():
+    from sklearn.exceptions import ConvergenceWarning
+
+    assert issubclass(fastcavi.ConvergenceWarning, ConvergenceWarning)
+    assert fastcavi.ConvergenceWarning is fastcavi.exceptions.ConvergenceWarning
+    with pytest.warns(ConvergenceWarning, match="Best performing initialization did not converge"):
+        fastcavi.BayesianGaussianMixture(n_components=3, max_iter=2, random_state=0).fit(_blobs(N=300))
+
+
+def _run(code):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_import_does_not_import_scikit_learn():
+    # importing scikit-learn takes about a second: only the estimator, or ConvergenceWarning, imports it
+    assert _run("import sys, fastcavi; print('sklearn' in sys.modules); fastcavi.ConvergenceWarning; "
+                "print('sklearn' in sys.modules)").split() == ["False", "True"]
+
+
+def test_the_same_messages_without_scikit_learn():
+    # scikit-learn blocked: the estimator falls back to its own base, ConvergenceWarning to UserWarning, and
+    # the input checks (fastcavi's own) give scikit-learn's messages
+    out = _run("""
+import sys
+sys.modules["sklearn"] = None
+import numpy as np, fastcavi
+from fastcavi import BayesianGaussianMixture as B
+assert fastcavi.ConvergenceWarning.__mro__[1] is UserWarning
+for call in (lambda: B().fit(np.ones((1, 2))),
+             lambda: B(n_components=2, random_state=0).fit(np.arange(40.0).reshape(20, 2)).predict(np.ones((3, 3))),
+             lambda: B().fit(np.ones((4, 2)), sample_weight=np.zeros(4))):
+    try:
+        call()
+    except ValueError as exc:
+        print(exc)
+print(B().get_params()["n_components"], B._estimator_type)
+""")
+    assert out.splitlines() == [
+        "Found array with 1 sample(s) (shape=(1, 2)) while a minimum of 2 is required by BayesianGaussianMixture.",
+        "X has 3 features, but BayesianGaussianMixture is expecting 2 features as input.",
+        "Sample weights must contain at least one non-zero number.",
+        "1 DensityEstimator"]

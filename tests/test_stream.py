@@ -210,7 +210,7 @@ def test_a_bad_batch_leaves_the_model_unchanged(method, cov):
     est.partial_fit(X[:1500])
     est.partial_fit(X[1500:])
     snap = _snapshot(est)
-    with pytest.raises(ValueError, match="X has 3 features, but the model is expecting 2 features"):
+    with pytest.raises(ValueError, match="X has 3 features, but BayesianGaussianMixture is expecting 2 features"):
         est.partial_fit(np.ones((100, 3)))
     _assert_unchanged(est, snap)
     bad = X[:1500].copy()

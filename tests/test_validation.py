@@ -16,7 +16,7 @@ def _X(n=100, d=2):
     (np.zeros((10, 0)), "0 feature"),
     (np.zeros((10, 2), dtype=complex), "Complex data not supported"),
     (np.array([["a", "b"], ["c", "d"]] * 5), "must hold numbers"),
-    (np.array([[1, "x"]] * 5, dtype=object), "must hold numbers"),
+    (np.array([[1, "x"]] * 5, dtype=object), "could not convert string to float: .x."),  # as scikit-learn
     ([[1.0, 2.0], [3.0]], "cannot be read"),
 ])
 def test_bad_arrays(X, message):
