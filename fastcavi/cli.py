@@ -149,8 +149,9 @@ def _cmd_predict(args):
         out = result.predict_proba(args.data, **runtime)
     else:
         out = result.predict(args.data, **runtime)
-    np.save(args.out, out)
-    print(f"wrote {out.shape} {'responsibilities' if args.proba else 'labels'} to {args.out}")
+    path = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"  # what np.save writes
+    np.save(path, out)
+    print(f"wrote {out.shape} {'responsibilities' if args.proba else 'labels'} to {path}")
     return 0
 
 

@@ -198,3 +198,14 @@ def test_data_path_errors_and_missing_extras(tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"needs the package {module.split('.')[0]!r}" in err, err
         assert 'pip install "fastcavi[dask]"' in err
+
+
+def test_predict_names_the_file_it_writes(tmp_path, capsys):
+    import fastcavi
+
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    np.save(tmp_path / "x.npy", X)
+    model = fastcavi.fit(X, 2, random_state=0, max_iter=3).save(tmp_path / "m")
+    assert main(["predict", model, str(tmp_path / "x.npy"), "--out", str(tmp_path / "labels")]) == 0
+    assert f"to {tmp_path / 'labels.npy'}" in capsys.readouterr().out
+    assert np.load(tmp_path / "labels.npy").shape == (50,)
