@@ -67,11 +67,15 @@ class CommandLine:
         ``--threads``, ``--weight-prior-type``, ``--alpha``, ``--nu``).
     choices : tuple of str, optional
         The values offered; by default those of a :class:`fastcavi._validation.OneOf` check.
+    help : str, optional
+        The option's help where the parameter's one-line doc says more than the command line
+        takes (``--init``: no arrays, no FitResult); by default the doc.
     """
 
     parse: Optional[Callable[[str], Any]]
     aliases: Tuple[str, ...] = ()
     choices: Optional[Tuple[str, ...]] = None
+    help: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,9 @@ PARAMETERS: Tuple[Parameter, ...] = (
               MODEL, CommandLine(None)),
     Parameter("init", "k-means++", V.initialisation,
               "The start: k-means++, random assignments, random rows, (K, D) means, or a FitResult to continue.",
-              FIT, CommandLine(str, choices=V.INIT_METHODS)),
+              FIT, CommandLine(str, choices=V.INIT_METHODS,
+                               help="The start: k-means++, random (random assignments) or random_from_data "
+                                    "(random rows as means).")),
     Parameter("init_responsibilities", None, V.NoneOr(V.initial_responsibilities),
               "(N, K) responsibilities to start from with an M-step (scikit-learn's start).", FIT),
     Parameter("max_iter", 100, V.IntRange(1),
@@ -349,7 +355,7 @@ def add_command_line_options(parser, *layers: str) -> None:
             continue
         flags = tuple(a for a in cl.aliases if not a.startswith("--")) + (p.flag,) + tuple(
             a for a in cl.aliases if a.startswith("--"))
-        doc = p.doc.replace("%", "%%")
+        doc = (cl.help or p.doc).replace("%", "%%")
         if cl.parse is None:
             parser.add_argument(*flags, dest=p.name, action="store_true", help=doc)
             continue
