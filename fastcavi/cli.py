@@ -5,9 +5,10 @@ The options that set a fit's parameters are generated from their declaration in
 spellings of earlier versions, ``--seed``, ``--threads``, ``--weight-prior-type``, ``--alpha``,
 ``--nu``, still work).
 
-``fastcavi fit DATA`` reads a ``.npy`` file, a Zarr store or an HDF5 dataset (``FILE.h5:/path``;
-see :mod:`fastcavi._readers`), here or, with ``--scheduler ADDRESS``, on a Dask cluster
-(``--chunk-rows`` rows per task).
+``fastcavi fit DATA`` and ``fastcavi predict MODEL DATA`` read a ``.npy`` file, a CSV or TSV
+file, a Parquet file, a Zarr store (a directory or a URL) or an HDF5 dataset (``FILE.h5:/path``;
+see :mod:`fastcavi._readers`; the options of :func:`_add_data_arguments`); ``fit`` here or, with
+``--scheduler ADDRESS``, on a Dask cluster (``--chunk-rows`` rows per task).
 """
 import argparse
 import contextlib
@@ -99,9 +100,9 @@ def _cmd_fit(args):
     try:
         with contextlib.ExitStack() as stack, _StopOnSignal(progress) as stopper:
             if args.scheduler is None:  # a .npy path, a Zarr array or an h5py dataset, read by row slices
-                data, cluster = _readers.open_local(args.data, stack), {}
+                data, cluster = _readers.open_local(args.data, stack, _table(args)), {}
             else:
-                data = _readers.open_dask(args.data, args.chunk_rows)
+                data = _readers.open_dask(args.data, args.chunk_rows, stack, _table(args))
                 cluster = {"client": _client(stack, args.scheduler)}
             result = fastcavi.fit(data, callback=stopper, **cluster,
                                   **options.command_line_arguments(args, *_FIT_LAYERS))
@@ -145,10 +146,12 @@ def _cmd_predict(args):
 
     result = fastcavi.load(args.model)
     runtime = options.command_line_arguments(args, options.RUNTIME)
-    if args.proba:
-        out = result.predict_proba(args.data, **runtime)
-    else:
-        out = result.predict(args.data, **runtime)
+    with contextlib.ExitStack() as stack:
+        data = _readers.open_local(args.data, stack, _table(args))
+        if args.proba:
+            out = result.predict_proba(data, **runtime)
+        else:
+            out = result.predict(data, **runtime)
     path = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"  # what np.save writes
     np.save(path, out)
     print(f"wrote {out.shape} {'responsibilities' if args.proba else 'labels'} to {path}")
@@ -173,14 +176,58 @@ def _positive_int(text):
     return value
 
 
+def _column_list(text):
+    names = [c.strip() for c in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"an empty column name in {text!r}")
+    return tuple(names)
+
+
+def _delimiter(text):
+    text = {"\\t": "\t", "tab": "\t", "space": " "}.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"must be one character (or \\t, tab, space), got {text!r}")
+    return text
+
+
+def _add_data_arguments(parser):
+    """Add the positional ``data`` and the options that say how to read it (``--columns``, ``--delimiter``,
+    ``--header``/``--no-header``, ``--tmp-dir``); :func:`_table` reads them back.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument("data", help="(N, D) data: FILE.npy (memory-mapped); FILE.csv, FILE.tsv or FILE.parquet "
+                                     "(.pq), parsed once into a temporary .npy file; STORE.zarr (a directory, "
+                                     "STORE.zarr:ARRAY in a group, or a URL such as s3://bucket/store.zarr); or "
+                                     "FILE.h5:/path/to/dataset")
+    parser.add_argument("--columns", type=_column_list, default=None, metavar="A,B,...",
+                        help="CSV, TSV, Parquet: the columns to read, by name (x,y) or 0-based index (0,2); "
+                             "default all")
+    parser.add_argument("--delimiter", type=_delimiter, default=None, metavar="CHAR",
+                        help="text files: the field delimiter (\\t or tab for a tab); default , for .csv, a tab "
+                             "for .tsv. A text file with another name needs it")
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="text files: whether the first row names the columns; default: when none of its "
+                             "fields is a number")
+    parser.add_argument("--tmp-dir", default=None, metavar="DIR",
+                        help="CSV, TSV, Parquet: where the temporary .npy file goes (removed when the command "
+                             "ends); default $TMPDIR. With --scheduler every worker must see it")
+
+
+def _table(args):
+    """The :class:`fastcavi._readers.Table` of the options :func:`_add_data_arguments` added."""
+    return _readers.Table(columns=args.columns, delimiter=args.delimiter, header=args.header, tmp_dir=args.tmp_dir)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastcavi", description="Variational Bayesian Gaussian mixtures (CAVI).")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("fit", help="fit a mixture to a .npy file, a Zarr store or an HDF5 dataset (streamed), "
-                                   "here or on a Dask cluster")
-    p.add_argument("data", help="(N, D) data: FILE.npy (memory-mapped), STORE.zarr (a directory; STORE.zarr:ARRAY "
-                                "in a group) or FILE.h5:/path/to/dataset")
+    p = sub.add_parser("fit", help="fit a mixture to a .npy, CSV, TSV or Parquet file, a Zarr store or an HDF5 "
+                                   "dataset (streamed), here or on a Dask cluster")
+    _add_data_arguments(p)
     p.add_argument("--out", required=True, help="where to write the model (.npz)")
     options.add_command_line_options(p, *_FIT_LAYERS)  # -k, --covariance-type, --reg-covar, --max-iter, ...
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -192,9 +239,9 @@ def build_parser():
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_fit)
 
-    p = sub.add_parser("predict", help="label the rows of a .npy file with a saved model")
+    p = sub.add_parser("predict", help="label the rows of data (the formats of fit) with a saved model")
     p.add_argument("model")
-    p.add_argument("data")
+    _add_data_arguments(p)
     p.add_argument("--out", required=True, help="output .npy (labels, or responsibilities with --proba)")
     p.add_argument("--proba", action="store_true")
     options.add_command_line_options(p, options.RUNTIME)  # --n-threads (or --threads), --chunk-size
