@@ -61,7 +61,7 @@ class NpyWriter:
     def write(self, block):
         """Append the rows of ``block``, shape (rows, n_columns)."""
         block = np.ascontiguousarray(block, dtype=self.dtype)
-        self._file.write(block.tobytes())
+        self._file.write(block.data)  # C-contiguous: its bytes, not a copy
         self.n_rows += block.shape[0]
 
     def close(self):
