@@ -169,3 +169,21 @@ def test_memory_with_out_is_a_chunks_not_the_outputs(tmp_path):
     assert with_out < 16 * 2**20, with_out
     assert without_out > N * K * 8, without_out
     assert np.array_equal(out.view(np.int64), held.view(np.int64))  # bit for bit
+
+
+def test_engine_predict_chunks_hands_over_each_chunk_in_row_order():
+    X = _blobs()
+    r = fastcavi.fit(X, 3, covariance_type="tied", random_state=0, max_iter=5, tol=0)
+    Xnew = _blobs(seed=3, N=3 * 4096 + 77)
+    seen = []
+    engine.predict_chunks(r.model, r.state, Xnew, lambda row0, R, L: seen.append((row0, R.copy(), L.copy())),
+                          chunk_size=4096)
+    assert [(row0, R.shape, L.shape) for row0, R, L in seen] == [
+        (0, (4096, 3), (4096,)), (4096, (4096, 3), (4096,)), (8192, (4096, 3), (4096,)), (12288, (77, 3), (77,))]
+    ref = _reference(r, Xnew)
+    assert np.concatenate([R for _, R, _ in seen]).tobytes() == ref["predict_proba"].tobytes()
+    assert np.concatenate([L for _, _, L in seen]).tobytes() == ref["score_samples"].tobytes()
+    with pytest.raises(ValueError, match="X has 2 features, but the model is expecting 3"):
+        engine.predict_chunks(r.model, r.state, Xnew[:, :2], lambda *a: None)
+    with pytest.raises(TypeError, match="'state' must be a fastcavi.engine.State"):
+        engine.predict_chunks(r.model, r, Xnew, lambda *a: None)
