@@ -29,7 +29,9 @@ Here, before any data is read (a few checks need the data's shape, from its head
   (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
   :func:`check_shift`);
 * the estimator's own: ``init_params``, ``covariance_type`` without "identity", and
-  ``sample``'s ``n_samples`` (:func:`check_sample_count`).
+  ``sample``'s ``n_samples`` (:func:`check_sample_count`);
+* the ``out=`` array of a prediction (shape, dtype, writable, no memory or file shared with X:
+  :func:`check_prediction_out`).
 
 Where the data is, because they need its values (each place says so in a comment):
 
@@ -46,7 +48,8 @@ Where the data is, because they need its values (each place says so in a comment
   (:mod:`fastcavi._models.wishart`); non-finite statistics or ELBO and an ELBO decrease:
   :mod:`fastcavi._driver` and :class:`fastcavi.engine.Model`; statistics that do not fit the model
   (``Model._check_stats``), and ``state_from_means`` for a Wishart model: the engine;
-* a non-finite log-density of new rows: :class:`fastcavi.FitResult`.
+* a non-finite log-density of new rows: :class:`fastcavi.FitResult`, on each chunk as it is
+  computed (with ``out=``, the rows before it are written by then).
 
 Where files and serialised objects are read: a missing, truncated or unreadable ``.npy`` file, or
 an object that cannot be read as an array (:mod:`fastcavi._sources`); a model file
