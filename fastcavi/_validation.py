@@ -29,7 +29,9 @@ Here, before any data is read (a few checks need the data's shape, from its head
   (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
   :func:`check_shift`);
 * the estimator's own: ``init_params``, ``covariance_type`` without "identity", and
-  ``sample``'s ``n_samples`` (:func:`check_sample_count`).
+  ``sample``'s ``n_samples`` (:func:`check_sample_count`);
+* the ``out=`` array of a prediction (shape, dtype, writable, no memory or file shared with X:
+  :func:`check_prediction_out`).
 
 Where the data is, because they need its values (each place says so in a comment):
 
@@ -46,7 +48,8 @@ Where the data is, because they need its values (each place says so in a comment
   (:mod:`fastcavi._models.wishart`); non-finite statistics or ELBO and an ELBO decrease:
   :mod:`fastcavi._driver` and :class:`fastcavi.engine.Model`; statistics that do not fit the model
   (``Model._check_stats``), and ``state_from_means`` for a Wishart model: the engine;
-* a non-finite log-density of new rows: :class:`fastcavi.FitResult`.
+* a non-finite log-density of new rows: :class:`fastcavi.FitResult`, on each chunk as it is
+  computed (with ``out=``, the rows before it are written by then).
 
 Where files and serialised objects are read: a missing, truncated or unreadable ``.npy`` file, or
 an object that cannot be read as an array (:mod:`fastcavi._sources`); a model file
@@ -54,6 +57,7 @@ an object that cannot be read as an array (:mod:`fastcavi._sources`); a model fi
 ``from_array``/``from_dict``).
 """
 import numbers
+import os
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -377,6 +381,67 @@ def check_output_array(name, out, shape):
                             or not out.flags.writeable):
         raise ValueError(f"'{name}' must be a writable float64 ndarray of shape {shape}.")
     return out
+
+
+def check_prediction_out(out, what, shape, n_components, X):
+    """The ``out=`` array of a prediction, checked before any work; ``what``: "labels", "proba" or "score".
+
+    A writable ndarray (an ``np.memmap`` too) of ``shape``: float64 for responsibilities and
+    log-densities; for labels any integer dtype that holds ``n_components - 1`` (int64, as
+    scikit-learn's labels, when fastcavi allocates). It must not share memory with X (nor map
+    the file that X is read from): the pass would overwrite rows before reading them.
+    """
+    if what == "labels":
+        wanted = f"an integer dtype holding {n_components - 1} (int64, as scikit-learn's labels)"
+        dtype_ok = lambda dt: dt.kind in "iu" and np.iinfo(dt).max >= n_components - 1  # noqa: E731
+    else:
+        wanted = "float64"
+        dtype_ok = lambda dt: dt == np.float64  # noqa: E731
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"'out' must be a numpy array (or np.memmap) of shape {shape} and {wanted}, "
+                        f"got {type(out).__name__}.")
+    if out.shape != shape or not dtype_ok(out.dtype):
+        raise ValueError(f"'out' must have shape {shape} and {wanted}; got shape {out.shape}, dtype {out.dtype}.")
+    if not out.flags.writeable:
+        raise ValueError("'out' is read-only: it must be a writable array.")
+    if isinstance(X, np.ndarray) and _overlap(out, X):
+        raise ValueError("'out' shares memory with X: the predictions would overwrite the data being read.")
+    out_file, x_file = _mapped_file(out), _mapped_file(X)
+    if out_file is not None and x_file is not None and _same_file(out_file, x_file):
+        raise ValueError(f"'out' is a memory map of {out_file!r}, the file X is read from: the predictions "
+                         "would overwrite the data being read.")
+    return out
+
+
+_TooHardError = np.exceptions.TooHardError if hasattr(np, "exceptions") else np.TooHardError  # numpy < 1.25
+
+
+def _overlap(a, b):
+    """Whether two arrays share memory (when numpy cannot tell within its work bound: assumed yes)."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=10**6))
+    except _TooHardError:
+        return True
+
+
+def _mapped_file(X):
+    """The file that X (a path, an np.memmap or a view of one) maps, or None."""
+    if isinstance(X, (str, os.PathLike)):
+        return os.fspath(X)
+    while isinstance(X, np.ndarray):
+        if isinstance(X, np.memmap) and getattr(X, "filename", None):
+            return os.fspath(X.filename)
+        X = X.base
+    return None
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_sample_count(n_samples):

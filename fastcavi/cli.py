@@ -12,6 +12,9 @@ see :mod:`fastcavi._readers`; the options of :func:`_add_data_arguments`); ``fit
 """
 import argparse
 import contextlib
+import errno
+import os
+import secrets
 import signal
 import sys
 import time
@@ -144,18 +147,62 @@ def _without_option(argv, flag):
 def _cmd_predict(args):
     import fastcavi
 
+    from . import _validation as V
+    from ._sources import DataSource
+
     result = fastcavi.load(args.model)
     runtime = options.command_line_arguments(args, options.RUNTIME)
     with contextlib.ExitStack() as stack:
-        data = _readers.open_local(args.data, stack, _table(args))
-        if args.proba:
-            out = result.predict_proba(data, **runtime)
-        else:
-            out = result.predict(data, **runtime)
-    path = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"  # what np.save writes
-    np.save(path, out)
-    print(f"wrote {out.shape} {'responsibilities' if args.proba else 'labels'} to {path}")
+        source = DataSource(_readers.open_local(args.data, stack, _table(args)))
+        V.check_features(source.n_features, result.n_features)
+        what, name = ("proba", "responsibilities") if args.proba else (
+            ("score", "log-densities") if args.log_density else ("labels", "labels"))
+        shape = (source.n_samples, result.n_components) if what == "proba" else (source.n_samples,)
+        path = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"  # what np.save writes
+        with _npy_writer(path, shape, np.int64 if what == "labels" else np.float64) as write:
+            result._predict_chunks(source, what, write, **runtime)
+    print(f"wrote {shape} {name} to {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _npy_writer(path, shape, dtype):
+    """``write(row0, values)`` that streams rows, in order, into the ``.npy`` file ``path``.
+
+    The file is the one ``np.save`` writes for the same array, byte for byte. Its rows are
+    written as they come (ordinary writes, not a memory map, whose written pages would count
+    in the process's resident memory up to the file's size): the memory is a chunk's. It is
+    written under a temporary name in the same directory and renamed to ``path`` once every
+    row is in; on an error (or an interrupt) the temporary file is removed and ``path`` is
+    left as it was.
+    """
+    dtype = np.dtype(dtype)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    done = [0]  # rows written
+
+    def write(row0, values):
+        if row0 != done[0] or values.shape[1:] != shape[1:]:
+            raise RuntimeError(f"rows {row0}.. of shape {values.shape} out of order (wrote {done[0]})")
+        f.write(memoryview(np.ascontiguousarray(values, dtype=dtype)).cast("B"))
+        done[0] += values.shape[0]
+
+    try:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                     "fortran_order": False, "shape": tuple(shape)})
+            yield write
+            if done[0] != shape[0]:
+                raise RuntimeError(f"wrote {done[0]} rows of {shape[0]}")
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _cmd_demo(args):
@@ -242,8 +289,12 @@ def build_parser():
     p = sub.add_parser("predict", help="label the rows of data (the formats of fit) with a saved model")
     p.add_argument("model")
     _add_data_arguments(p)
-    p.add_argument("--out", required=True, help="output .npy (labels, or responsibilities with --proba)")
-    p.add_argument("--proba", action="store_true")
+    p.add_argument("--out", required=True, help="output .npy (labels, int64; or responsibilities or log-densities, "
+                                                "float64), written chunk by chunk: the memory is a chunk's")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--proba", action="store_true", help="write the responsibilities, shape (N, K)")
+    which.add_argument("--log-density", action="store_true",
+                       help="write each row's log-density (score_samples), shape (N,)")
     options.add_command_line_options(p, options.RUNTIME)  # --n-threads (or --threads), --chunk-size
     p.set_defaults(func=_cmd_predict)
 

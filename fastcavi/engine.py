@@ -35,7 +35,8 @@ from ._config import SEGMENT_ROWS
 from ._models.base import State, Stats, frozen_array
 from ._models.summary import DataSummary
 
-__all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize", "estep", "responsibility_stats"]
+__all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize", "estep", "responsibility_stats",
+           "predict_chunks"]
 
 #: Rows per segment: parts of whole multiples of this many rows (except the last) give bitwise
 #: the statistics of one pass over all rows. It divides 65,536.
@@ -457,7 +458,6 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
         Additive statistics of these rows (add those of other parts with ``+``).
     """
     from . import _validation as V
-    from ._passes import estep_chunk_rows, estep_pass, numba_threads
 
     V.check_instance("model", model, Model, "fastcavi.engine.Model")
     V.check_instance("state", state, State, "fastcavi.engine.State")
@@ -468,14 +468,58 @@ def estep(model: Model, state: State, X, *, sample_weight=None, responsibilities
     N, K = source.n_samples, model.n_components
     V.check_output_array("responsibilities", responsibilities, (N, K))
     V.check_output_array("log_density", log_density, (N,))
-    layout, coeffs = model.coefficients(state)
     outputs = None if responsibilities is None and log_density is None else _output_writer(
         model, state, responsibilities, log_density)
-    chunk_rows = estep_chunk_rows(chunk_size, source, K, layout)
+    return _run_estep(model, state, source, weights, outputs, n_threads, chunk_size, check_finite,
+                      V.check_int("row_offset", row_offset, 0))
+
+
+def _run_estep(model, state, source, weights, outputs, n_threads, chunk_size, check_finite, row_offset):
+    """The E-step pass of checked arguments (``outputs``: the pass's per-chunk callback, or None)."""
+    from ._passes import estep_chunk_rows, estep_pass, numba_threads
+
+    layout, coeffs = model.coefficients(state)
+    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, layout)
     with numba_threads(n_threads):
         stats, _ = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows, outputs=outputs,
-                              check_finite=check_finite, row_offset=V.check_int("row_offset", row_offset, 0))
+                              check_finite=check_finite, row_offset=row_offset)
     return stats
+
+
+def predict_chunks(model: Model, state: State, X, on_chunk, *, n_threads: Optional[int] = None,
+                   chunk_size: Optional[int] = None) -> None:
+    """Stream new data through the E-step, handing each chunk's predictions to ``on_chunk``.
+
+    The pass behind :meth:`FitResult.predict_proba` and the other predictions: its memory is
+    one chunk's, whatever the number of rows. Each chunk is checked for NaN/inf first.
+
+    Parameters
+    ----------
+    model : Model
+    state : State
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+    on_chunk : callable
+        Called as ``on_chunk(row0, responsibilities, log_density)`` for the rows ``row0, row0 + 1, ...``
+        of each chunk, in row order: ``responsibilities`` of shape (n, K) and ``log_density`` (the
+        full per-row variational log-density, as :func:`estep` fills it) of shape (n,). Both are
+        buffers reused for the next chunk: copy what is kept.
+    n_threads : int, optional
+    chunk_size : int, optional
+        Rows per chunk, rounded up to a multiple of :data:`GRANULARITY`. Results do not depend on it.
+    """
+    from . import _validation as V
+
+    V.check_instance("model", model, Model, "fastcavi.engine.Model")
+    V.check_instance("state", state, State, "fastcavi.engine.State")
+    source = _source(X)
+    V.check_features(source.n_features, model.n_features, owner="the model")
+    family = model._family
+
+    def outputs(row0, resp, lse, rows, shift):
+        # the log-density exactly as _output_writer writes it (the same expression: the same bits)
+        on_chunk(row0, resp, lse + family.common_log_density(state, rows, shift))
+
+    _run_estep(model, state, source, None, outputs, V.check_n_threads(n_threads), chunk_size, True, 0)
 
 
 def _output_writer(model, state, responsibilities, log_density):

@@ -296,44 +296,57 @@ class BayesianGaussianMixture(_DensityMixin, _Base):
         """
         return self.fit(X).predict(X)
 
-    def predict(self, X):
+    def predict(self, X, *, out=None):
         """Most responsible component of each row.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        out : ndarray of shape (n_samples,), integer dtype, optional
+            Filled chunk by chunk and returned: see :meth:`fastcavi.FitResult.predict`.
 
         Returns
         -------
         ndarray of shape (n_samples,), int64
+            ``out`` when given.
         """
-        return self._fitted().predict(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().predict(self._new_data(X), out=out, n_threads=self.n_threads,
+                                      chunk_size=self.chunk_size)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, out=None):
         """Responsibilities ``q(z_n = k)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        out : ndarray of shape (n_samples, n_components), float64, optional
+            Filled chunk by chunk and returned (an ``np.memmap`` keeps the call's memory to one
+            chunk's): see :meth:`fastcavi.FitResult.predict_proba`.
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
+            ``out`` when given.
         """
-        return self._fitted().predict_proba(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().predict_proba(self._new_data(X), out=out, n_threads=self.n_threads,
+                                            chunk_size=self.chunk_size)
 
-    def score_samples(self, X):
+    def score_samples(self, X, *, out=None):
         """scikit-learn's ``score_samples``: the log-sum-exp of the variational logits per row.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), np.memmap, .npy path or h5py/zarr dataset
+        out : ndarray of shape (n_samples,), float64, optional
+            Filled chunk by chunk and returned: see :meth:`fastcavi.FitResult.score_samples`.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            ``out`` when given.
         """
-        return self._fitted().score_samples(self._new_data(X), n_threads=self.n_threads, chunk_size=self.chunk_size)
+        return self._fitted().score_samples(self._new_data(X), out=out, n_threads=self.n_threads,
+                                            chunk_size=self.chunk_size)
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples`.

@@ -118,26 +118,58 @@ class FitResult:
     def n_features(self) -> int:
         return self.means.shape[1]
 
-    def _stream(self, X, n_threads, chunk_size, want_resp, want_lse):
-        """One E-step pass over X (new data: checked for NaN/inf); (responsibilities, log-density)."""
-        from . import _validation as V
+    def _predict_chunks(self, source, what, write, *, n_threads=None, chunk_size=None):
+        """Stream ``source`` (a checked DataSource) and hand ``write(row0, values)`` each chunk's predictions.
+
+        ``what``: "proba" (responsibilities, (n, K) float64), "labels" (argmax, (n,) int64) or
+        "score" (log-density, (n,) float64); chunks come in row order, in buffers reused for the next.
+        """
         from . import engine
+
+        def on_chunk(row0, resp, log_density):
+            bad = np.flatnonzero(~np.isfinite(log_density))
+            if bad.size:
+                raise ValueError(f"Row {row0 + int(bad[0])} of X has a non-finite log-density under the model "
+                                 "(its values overflow: they are far outside the fitted components' scale).")
+            if what == "proba":
+                write(row0, resp)
+            elif what == "labels":
+                write(row0, np.argmax(resp, axis=1).astype(np.int64, copy=False))
+            else:
+                write(row0, log_density)
+
+        engine.predict_chunks(self.model, self.state, source, on_chunk, n_threads=n_threads, chunk_size=chunk_size)
+
+    def _predict(self, X, what, out, n_threads, chunk_size):
+        """The predictions ``what`` of new rows X, in ``out`` (checked before any work) or a new array."""
+        from . import _validation as V
         from ._sources import DataSource
 
+        if _is_dask(X):
+            if out is not None:
+                raise TypeError("'out' is not supported for Dask arrays: their predictions are a lazy Dask array "
+                                "(store it with dask.array.store(predictions, target) or .to_zarr(...)).")
+            from . import dask
+
+            lazy = {"proba": dask.predict_proba, "labels": dask.predict, "score": dask.score_samples}[what]
+            return lazy(self, X, n_threads=n_threads, chunk_size=chunk_size)
         source = DataSource(X)
         V.check_features(source.n_features, self.n_features)
-        N = source.n_samples
-        resp = np.empty((N, self.n_components)) if want_resp else None
-        lse = np.empty(N)
-        engine.estep(self.model, self.state, X, responsibilities=resp, log_density=lse, n_threads=n_threads,
-                     chunk_size=chunk_size)
-        bad = np.flatnonzero(~np.isfinite(lse))
-        if bad.size:
-            raise ValueError(f"Row {int(bad[0])} of X has a non-finite log-density under the model "
-                             "(its values overflow: they are far outside the fitted components' scale).")
-        return resp, (lse if want_lse else None)
+        N, K = source.n_samples, self.n_components
+        shape = (N, K) if what == "proba" else (N,)
+        if out is None:
+            out = np.empty(shape, dtype=np.int64 if what == "labels" else np.float64)
+        else:
+            V.check_prediction_out(out, what, shape, K, X)
 
-    def predict_proba(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
+        def write(row0, values):
+            out[row0:row0 + values.shape[0]] = values
+
+        self._predict_chunks(source, what, write, n_threads=n_threads, chunk_size=chunk_size)
+        return out
+
+    def predict_proba(self, X, *, out: Optional[np.ndarray] = None, n_threads: Optional[int] = None,
+                      chunk_size: Optional[int] = None) -> np.ndarray:
         """Responsibilities ``q(z_n = k)`` of new rows.
 
         Parameters
@@ -145,6 +177,12 @@ class FitResult:
         X : array-like of shape (n_samples, n_features), np.memmap, .npy path, h5py/zarr dataset, or dask array
             New data; streamed in chunks, checked for NaN/inf (the error names the row). A
             ``dask.array.Array`` gives a lazy Dask array, computed block by block.
+        out : ndarray of shape (n_samples, K), float64, optional
+            Filled chunk by chunk and returned: a writable array or ``np.memmap`` (say
+            ``np.lib.format.open_memmap(path, "w+", np.float64, (n_samples, K))``), which keeps
+            the memory of the call to one chunk's whatever ``n_samples``. The same bits as
+            without it. Checked before any work (shape, dtype, writable, no memory shared with
+            X); on an error its rows are partly written. Not supported for Dask arrays (TypeError).
         n_threads : int, optional
             Threads for this call. Results do not depend on it.
         chunk_size : int, optional
@@ -153,14 +191,12 @@ class FitResult:
         Returns
         -------
         ndarray of shape (n_samples, K)
+            ``out`` when given.
         """
-        if _is_dask(X):
-            from .dask import predict_proba
+        return self._predict(X, "proba", out, n_threads, chunk_size)
 
-            return predict_proba(self, X, n_threads=n_threads, chunk_size=chunk_size)
-        return self._stream(X, n_threads, chunk_size, True, False)[0]
-
-    def predict(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
+    def predict(self, X, *, out: Optional[np.ndarray] = None, n_threads: Optional[int] = None,
+                chunk_size: Optional[int] = None) -> np.ndarray:
         """Most responsible component of each row.
 
         Parameters
@@ -168,6 +204,10 @@ class FitResult:
         X : array-like of shape (n_samples, n_features), np.memmap, .npy path, h5py/zarr dataset, or dask array
             New data; streamed in chunks, checked for NaN/inf (the error names the row). A
             ``dask.array.Array`` gives a lazy Dask array, computed block by block.
+        out : ndarray of shape (n_samples,), integer dtype, optional
+            Filled chunk by chunk and returned (a writable array or ``np.memmap``), of any integer
+            dtype that holds ``K - 1``: int64, as scikit-learn's labels, or a narrower one
+            (uint8, say) for a smaller file. Checked as in :meth:`predict_proba`.
         n_threads : int, optional
             Threads for this call. Results do not depend on it.
         chunk_size : int, optional
@@ -176,14 +216,12 @@ class FitResult:
         Returns
         -------
         ndarray of shape (n_samples,), int64
+            ``out`` (of its dtype) when given.
         """
-        if _is_dask(X):
-            from .dask import predict
+        return self._predict(X, "labels", out, n_threads, chunk_size)
 
-            return predict(self, X, n_threads=n_threads, chunk_size=chunk_size)
-        return np.argmax(self.predict_proba(X, n_threads=n_threads, chunk_size=chunk_size), axis=1).astype(np.int64)
-
-    def score_samples(self, X, *, n_threads: Optional[int] = None, chunk_size: Optional[int] = None) -> np.ndarray:
+    def score_samples(self, X, *, out: Optional[np.ndarray] = None, n_threads: Optional[int] = None,
+                      chunk_size: Optional[int] = None) -> np.ndarray:
         """``logsumexp_k (E[log pi_k] + E[log N(x | mu_k, Lambda_k)])`` per row.
 
         The same quantity as scikit-learn's ``BayesianGaussianMixture.score_samples``.
@@ -193,6 +231,9 @@ class FitResult:
         X : array-like of shape (n_samples, n_features), np.memmap, .npy path, h5py/zarr dataset, or dask array
             New data; streamed in chunks, checked for NaN/inf (the error names the row). A
             ``dask.array.Array`` gives a lazy Dask array, computed block by block.
+        out : ndarray of shape (n_samples,), float64, optional
+            Filled chunk by chunk and returned (a writable array or ``np.memmap``). Checked as
+            in :meth:`predict_proba`.
         n_threads : int, optional
             Threads for this call. Results do not depend on it.
         chunk_size : int, optional
@@ -201,12 +242,9 @@ class FitResult:
         Returns
         -------
         ndarray of shape (n_samples,)
+            ``out`` when given.
         """
-        if _is_dask(X):
-            from .dask import score_samples
-
-            return score_samples(self, X, n_threads=n_threads, chunk_size=chunk_size)
-        return self._stream(X, n_threads, chunk_size, False, True)[1]
+        return self._predict(X, "score", out, n_threads, chunk_size)
 
     # -- the model file -----------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> str:

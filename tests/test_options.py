@@ -378,11 +378,14 @@ def test_cli_predict_hands_the_runtime_options_to_predict(monkeypatch, tmp_path)
     seen = {}
 
     class FakeResult:
-        def predict(self, data, **kwargs):
+        n_features, n_components = 2, 4
+
+        def _predict_chunks(self, source, what, write, **kwargs):  # the CLI's streamed predictions
             seen.update(kwargs)
-            return np.zeros(3, dtype=np.int64)
+            write(0, np.zeros(source.n_samples, dtype=np.int64))
 
     monkeypatch.setattr(fastcavi, "load", lambda path: FakeResult())
-    out = tmp_path / "labels.npy"
-    assert main(["predict", "m.npz", "x.npy", "--out", str(out), "--threads", "1", "--chunk-size", "4096"]) == 0
+    out, x = tmp_path / "labels.npy", tmp_path / "x.npy"
+    np.save(x, np.zeros((3, 2)))
+    assert main(["predict", "m.npz", str(x), "--out", str(out), "--threads", "1", "--chunk-size", "4096"]) == 0
     assert seen == {"n_threads": 1, "chunk_size": 4096}
