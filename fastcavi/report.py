@@ -283,6 +283,12 @@ def _ellipse(ax, mean, cov, n_std, **kwargs):
     ax.add_patch(Ellipse(mean, width, height, angle=angle, facecolor="none", **kwargs))
 
 
+def _projected(result, center, axes):
+    """The components' means ``(m_k - center) @ axes`` and covariances ``axes' C_k axes`` in the 2-D view."""
+    means = (np.asarray(result.means, dtype=np.float64) - center) @ axes
+    return means, np.einsum("di,kde,ej->kij", axes, _covariance_matrices(result), axes)
+
+
 def _plot_clusters(result, rows, labels, path, center, axes, components, seed=0):
     """Save the rows in 2-D coloured by label, with each listed component's mean and ellipses, to ``path``.
 
@@ -302,8 +308,7 @@ def _plot_clusters(result, rows, labels, path, center, axes, components, seed=0)
     plt = _require_matplotlib()
     colors = plt.get_cmap("tab10" if result.n_components <= 10 else "tab20").colors
     xy = (rows - center) @ axes
-    means = (np.asarray(result.means) - center) @ axes
-    covs = np.einsum("di,kde,ej->kij", axes, _covariance_matrices(result), axes)
+    means, covs = _projected(result, center, axes)
     one_d = axes.shape[1] == 1
     if one_d:
         xy = np.column_stack([xy[:, 0], np.random.default_rng(seed).uniform(-0.5, 0.5, xy.shape[0])])
@@ -460,7 +465,8 @@ def write_report(result: "FitResult", X: Any, out_dir: Union[str, os.PathLike], 
         When matplotlib is not installed (the message names the extra); nothing is written.
     ValueError
         When ``X`` does not have the model's number of features, or holds NaN or inf in a
-        sampled row, or ``sample`` or ``mass`` is out of range.
+        sampled row (the error names the row of ``X``; rows outside the sample are not read), or
+        ``sample`` or ``mass`` is out of range. Nothing is written then.
     """
     from . import _validation as V
     from ._sources import DataSource
@@ -472,6 +478,10 @@ def write_report(result: "FitResult", X: Any, out_dir: Union[str, os.PathLike], 
     source = DataSource(X)
     V.check_features(source.n_features, result.n_features)
     index, rows = sample_rows(source.data, sample, seed)
+    bad = np.argwhere(~np.isfinite(rows))
+    if bad.size:  # named by the data's own row, not the sample's
+        raise ValueError(f"Row {int(index[bad[0, 0]])} of X holds {rows[bad[0, 0], bad[0, 1]]} (column "
+                         f"{int(bad[0, 1])}): the report draws finite rows only.")
     labels = result.predict(rows, n_threads=n_threads, chunk_size=chunk_size)
     center, axes = principal_axes(rows)
     D = result.n_features

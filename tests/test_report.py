@@ -144,6 +144,12 @@ def test_the_view_for_more_than_two_features_is_numpy_pca_of_the_sample():
     np.testing.assert_allclose(axes, ref * signs, rtol=0, atol=1e-10)
     np.testing.assert_allclose((rows - center) @ axes, (Y @ ref) * signs, rtol=0, atol=1e-10)
     np.testing.assert_allclose(axes.T @ axes, np.eye(2), atol=1e-12)
+    # the components in the same view: means and covariances projected onto the axes
+    r = _fit(X, "diag", "dirichlet_distribution", K=3)
+    means, covs = report._projected(r, center, axes)
+    for k in range(3):
+        np.testing.assert_allclose(means[k], axes.T @ (r.means[k] - center), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(covs[k], axes.T @ np.diag(r.covariances[k]) @ axes, rtol=1e-12, atol=1e-14)
     for D in (1, 2):  # the features themselves
         c, a = report.principal_axes(X[:, :D])
         np.testing.assert_array_equal(c, np.zeros(D))
@@ -262,6 +268,30 @@ def test_the_report_and_info_commands(tmp_path, capsys):
     assert main(["report", model, str(tmp_path / "y.npy"), "--out", str(tmp_path / "rep2")]) == 2
     assert "X has 2 features" in capsys.readouterr().err
     assert not (tmp_path / "rep2").exists()
+
+
+def test_report_of_an_hdf5_dataset_and_of_bad_rows(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    h5py = pytest.importorskip("h5py")
+    X = _blobs(2, n=100)
+    r = _fit(X, "spherical", K=3)
+    r.save(tmp_path / "m.npz")
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("g/x", data=X)
+    assert main(["report", str(tmp_path / "m.npz"), f"{tmp_path / 'x.h5'}:/g/x", "--out", str(tmp_path / "h5"),
+                 "--sample", "150", "--sample-seed", "2"]) == 0
+    np.save(tmp_path / "x.npy", X)
+    assert main(["report", str(tmp_path / "m.npz"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "npy"),
+                 "--sample", "150", "--sample-seed", "2"]) == 0
+    for name in report.FILES.values():  # the same rows, whatever the format
+        assert (tmp_path / "h5" / name).read_bytes() == (tmp_path / "npy" / name).read_bytes(), name
+    capsys.readouterr()
+    X[123, 1] = np.nan
+    np.save(tmp_path / "bad.npy", X)
+    assert main(["report", str(tmp_path / "m.npz"), str(tmp_path / "bad.npy"), "--out", str(tmp_path / "bad")]) == 2
+    assert capsys.readouterr().err == ("fastcavi: error: Row 123 of X holds nan (column 1): the report draws finite "
+                                       "rows only.\n")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_report_without_matplotlib_names_the_extra(tmp_path):
