@@ -3,6 +3,7 @@
 ``import fastcavi`` is cheap: numba and the compiled kernels load on the first fit.
 :mod:`fastcavi.engine` is the public backend API (``fastcavi.engine`` is imported on first use);
 :mod:`fastcavi.dask` fits and predicts on Dask arrays (imported on first use, or by ``fit`` on a Dask array).
+:mod:`fastcavi.report` writes a fit's report (figures, table, ``index.html``; matplotlib on first use).
 """
 from .api import fit
 from .exceptions import ELBODecreaseError, ELBODecreaseWarning
@@ -21,7 +22,7 @@ def __getattr__(name):
         from . import exceptions
 
         return exceptions.ConvergenceWarning
-    if name in ("engine", "dask"):  # fastcavi.dask imports dask: only on first use
+    if name in ("engine", "dask", "report"):  # fastcavi.dask imports dask: only on first use
         import importlib
 
         return importlib.import_module("." + name, __name__)

@@ -1,4 +1,4 @@
-"""The seed notebook's example, on its embedded data: the table and the two figures."""
+"""The seed notebook's example, on its embedded data: the table, the two figures and the fit's report."""
 import os
 from importlib import resources
 
@@ -40,46 +40,20 @@ def seed_table(result):
     return "\n".join(lines)
 
 
-def confidence_ellipse(mean, cov, ax, n_std=2.0, **kwargs):
-    """Draw the ``n_std`` confidence ellipse of N(mean, cov) (2-D) on ``ax``."""
-    from matplotlib.patches import Ellipse
-
-    vals, vecs = np.linalg.eigh(cov)
-    angle = np.degrees(np.arctan2(vecs[1, -1], vecs[0, -1]))
-    width, height = 2 * n_std * np.sqrt(vals[::-1])
-    ax.add_patch(Ellipse(mean, width, height, angle=angle, facecolor="none", **kwargs))
-
-
 def save_figures(result, X, out_dir):
-    """The notebook's two figures: the ELBO per sweep, and the clusters with means and ellipses."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The notebook's two figures, drawn by the report's code: the ELBO per sweep, and the clusters
+    with each component's mean and 1- and 2-sigma ellipses."""
+    from . import report
 
     paths = [os.path.join(out_dir, "seed_elbo.png"), os.path.join(out_dir, "seed_clusters.png")]
-    fig, ax = plt.subplots()
-    ax.plot(np.arange(1, result.n_iter + 1), result.elbo, marker=".")
-    ax.set_xlabel("CAVI iteration")
-    ax.set_ylabel("ELBO")
-    fig.savefig(paths[0], dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 6))
-    colors = ["red", "blue", "green", "orange", "purple", "brown", "pink", "gray"]
-    labels = result.predict(X)
-    for k in range(result.n_components):
-        c = colors[k % len(colors)]
-        ax.plot(X[labels == k, 0], X[labels == k, 1], c=c, ls="", marker=".")
-        ax.plot(result.means[k, 0], result.means[k, 1], c=c, mec="k", marker="o", ms=8)
-        confidence_ellipse(result.means[k], result.covariances[:2, :2], ax, n_std=2.0, edgecolor=c)
-    ax.set_aspect("equal")
-    fig.savefig(paths[1], dpi=100)
-    plt.close(fig)
+    report._plot_elbo(result, paths[0])
+    center, axes = report.principal_axes(X)  # D = 2: the two features
+    report._plot_clusters(result, X, result.predict(X), paths[1], center, axes, range(result.n_components))
     return paths
 
 
 def run_demo(out_dir=".", plots=True, echo=print):
-    """Fit the seed's example, print its table, and save the figures when matplotlib is installed."""
+    """Fit the seed's example, print its table, and save the figures and the report when matplotlib is installed."""
     case = seed_case()
     result = fit_seed(case)
     echo(f"fastcavi demo: the seed notebook's example (N={case['X'].shape[0]}, D=2, K=3), "
@@ -91,7 +65,11 @@ def run_demo(out_dir=".", plots=True, echo=print):
         except ImportError:
             echo("(matplotlib is not installed: no figures; pip install 'fastcavi[plot]')")
         else:
+            from .report import write_report
+
             os.makedirs(out_dir, exist_ok=True)
             for path in save_figures(result, case["X"], out_dir):
                 echo(f"saved {path}")
+            paths = write_report(result, case["X"], os.path.join(out_dir, "demo-report"))
+            echo(f"report written to {paths['index']}")
     return result

@@ -1,4 +1,4 @@
-"""The command line: ``fastcavi fit``, ``fastcavi predict``, ``fastcavi demo``.
+"""The command line: ``fastcavi fit``, ``predict``, ``report``, ``info`` and ``demo``.
 
 The options that set a fit's parameters are generated from their declaration in
 :mod:`fastcavi.options` (``--covariance-type``, ``--reg-covar``, ``--max-iter``, ...; the
@@ -205,6 +205,31 @@ def _npy_writer(path, shape, dtype):
         raise
 
 
+def _cmd_report(args):
+    import fastcavi
+    from . import report
+
+    try:  # before any work: without matplotlib nothing is written (`fastcavi info MODEL` prints the table)
+        report._require_matplotlib()
+    except ImportError as exc:
+        raise _readers.MissingExtra(f"{exc} (`fastcavi info MODEL` prints the table of components without it)") \
+            from None
+    result = fastcavi.load(args.model)
+    with contextlib.ExitStack() as stack:  # the data is read as `fastcavi fit` reads it
+        data = _readers.open_local(args.data, stack, _table(args))
+        paths = report.write_report(result, data, args.out, sample=args.sample, seed=args.sample_seed,
+                                    **options.command_line_arguments(args, options.RUNTIME))
+    print(f"report written to {paths['index']} ({', '.join(os.path.basename(p) for p in paths.values())})")
+    return 0
+
+
+def _cmd_info(args):
+    import fastcavi
+
+    print(fastcavi.load(args.model).summary())
+    return 0
+
+
 def _cmd_demo(args):
     from ._demo import run_demo
 
@@ -298,8 +323,24 @@ def build_parser():
     options.add_command_line_options(p, options.RUNTIME)  # --n-threads (or --threads), --chunk-size
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("demo", help="run the seed notebook's example on its embedded data")
-    p.add_argument("--out-dir", default=".", help="where to save the figures")
+    p = sub.add_parser("report", help="write a report of a saved model on data: figures, a table of components "
+                                      "and an index.html (needs the plot extra)")
+    p.add_argument("model")
+    _add_data_arguments(p)  # the data, read as `fastcavi fit` reads it
+    p.add_argument("--out", required=True, metavar="DIR", help="the report's directory (made when missing)")
+    p.add_argument("--sample", type=_positive_int, default=20000, metavar="ROWS",
+                   help="rows drawn (seeded, without loading the data) for the figure. Default: %(default)s.")
+    p.add_argument("--sample-seed", type=int, default=0, metavar="SEED",
+                   help="seed of the sample. Default: %(default)s.")
+    options.add_command_line_options(p, options.RUNTIME)  # --n-threads (or --threads), --chunk-size
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("info", help="print a saved model's summary and its components by weight")
+    p.add_argument("model")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("demo", help="run the seed notebook's example on its embedded data, and write its report")
+    p.add_argument("--out-dir", default=".", help="where to save the figures (the report goes to OUT_DIR/demo-report)")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=_cmd_demo)
     return parser

@@ -246,6 +246,27 @@ class FitResult:
         """
         return self._predict(X, "score", out, n_threads, chunk_size)
 
+    def summary(self, max_features: int = 8) -> str:
+        """The model's summary, as ``fastcavi info`` prints it.
+
+        Parameters
+        ----------
+        max_features : int, default 8
+            Numbers shown of each mean and covariance summary (then ``...``).
+
+        Returns
+        -------
+        str
+            Lines: the covariance type, K and D; the weight prior's type; the sweeps, whether
+            the fit converged, the ELBO; the model file's format version; the priors; and the
+            table of components sorted by weight (index, weight ``E[pi_k]``, expected size
+            ``sum_n q(z_n = k)``, mean, and the square roots of the covariance's eigenvalues), with
+            how many components hold 99% of the weight (see :func:`fastcavi.report.component_table`).
+        """
+        from .report import _summary
+
+        return _summary(self, max_features)
+
     # -- the model file -----------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> str:
         """Write the whole result (model, variational state, ELBO trace) to an ``.npz`` file.

@@ -26,6 +26,11 @@ def test_demo_prints_the_seed_table(tmp_path):
     else:
         for name in ("seed_elbo.png", "seed_clusters.png"):
             assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # and the fit's report, by the code of `fastcavi report`
+        for name in ("elbo.png", "weights.png", "clusters.png"):
+            assert (tmp_path / "demo-report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len((tmp_path / "demo-report" / "components.csv").read_text().splitlines()) == 1 + 3
+        assert f"report written to {tmp_path / 'demo-report' / 'index.html'}" in out.stdout
 
 
 def test_fit_then_predict(tmp_path, capsys):

@@ -11,7 +11,7 @@ import pytest
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
 import fastcavi  # noqa: E402
-from fastcavi import engine  # noqa: E402
+from fastcavi import engine, report  # noqa: E402
 
 #: The errors that make a docstring wrong, not merely terse: no docstring, parameters missing,
 #: unknown or out of order, a missing Returns section, no summary line.
@@ -21,7 +21,7 @@ SKIP = {"__version__", "engine"}
 
 def _public_names():
     names = []
-    for module, prefix in ((fastcavi, "fastcavi"), (engine, "fastcavi.engine")):
+    for module, prefix in ((fastcavi, "fastcavi"), (engine, "fastcavi.engine"), (report, "fastcavi.report")):
         for name in module.__all__:
             if name in SKIP:
                 continue
@@ -44,6 +44,7 @@ PUBLIC = _public_names()
 def test_the_public_surface_is_found():
     assert "fastcavi.engine.Model.update" in PUBLIC and "fastcavi.fit" in PUBLIC
     assert "fastcavi.BayesianGaussianMixture.fit" in PUBLIC and "fastcavi.engine.Stats.from_array" in PUBLIC
+    assert "fastcavi.report.write_report" in PUBLIC and "fastcavi.FitResult.summary" in PUBLIC
 
 
 @pytest.mark.parametrize("name", PUBLIC)
