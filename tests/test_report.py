@@ -317,3 +317,13 @@ def test_importing_the_report_module_imports_no_plotting_nor_numba():
             "print(sorted(m for m in ('matplotlib', 'numba', 'dask', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_demo_without_matplotlib_still_prints_the_table(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; from fastcavi.cli import main; "
+            f"sys.exit(main(['demo', '--out-dir', {str(tmp_path)!r}]))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "E[pi_k]:  0.3061" in run.stdout
+    assert "(matplotlib is not installed: no figures; pip install 'fastcavi[plot]')" in run.stdout
+    assert list(tmp_path.iterdir()) == []
