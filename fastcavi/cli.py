@@ -13,36 +13,13 @@ import argparse
 import contextlib
 import signal
 import sys
-import time
 
 import numpy as np
 
-from . import _readers, options
+from . import _progress, _readers, options
 
 #: The declared parameters that ``fastcavi fit`` offers as options (those with a command-line form).
 _FIT_LAYERS = (options.MODEL, options.FIT, options.RUNTIME)
-
-
-class _Progress:
-    """One line per sweep (or one rewritten line on a terminal): iteration, ELBO, change, time."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.start = time.perf_counter()
-        self.tty = stream.isatty()
-
-    def __call__(self, it, elbo, change):
-        text = (f"iter {it:5d}  ELBO {elbo: .10e}  change {change: .3e}  "
-                f"{time.perf_counter() - self.start:8.2f} s")
-        if self.tty:
-            self.stream.write("\r" + text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\n")
 
 
 class _Interrupted(Exception):
@@ -95,9 +72,9 @@ def _client(stack, address):
 def _cmd_fit(args):
     import fastcavi
 
-    progress = None if args.quiet else _Progress(sys.stderr)
+    progress = None if args.quiet else _progress.Reporter(sys.stderr)  # a bar on a terminal, else lines
     try:
-        with contextlib.ExitStack() as stack, _StopOnSignal(progress) as stopper:
+        with contextlib.ExitStack() as stack, _StopOnSignal(progress) as stopper, _progress.reporting(progress):
             if args.scheduler is None:  # a .npy path, a Zarr array or an h5py dataset, read by row slices
                 data, cluster = _readers.open_local(args.data, stack), {}
             else:
@@ -145,10 +122,16 @@ def _cmd_predict(args):
 
     result = fastcavi.load(args.model)
     runtime = options.command_line_arguments(args, options.RUNTIME)
-    if args.proba:
-        out = result.predict_proba(args.data, **runtime)
-    else:
-        out = result.predict(args.data, **runtime)
+    progress = None if args.quiet else _progress.Reporter(sys.stderr)
+    try:
+        with _progress.reporting(progress), _progress.stage("prediction"):
+            if args.proba:
+                out = result.predict_proba(args.data, **runtime)
+            else:
+                out = result.predict(args.data, **runtime)
+    finally:
+        if progress is not None:
+            progress.close()
     path = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"  # what np.save writes
     np.save(path, out)
     print(f"wrote {out.shape} {'responsibilities' if args.proba else 'labels'} to {path}")
@@ -189,7 +172,8 @@ def build_parser():
     p.add_argument("--chunk-rows", type=_positive_int, default=DEFAULT_CHUNK_ROWS, metavar="ROWS",
                    help="with --scheduler: rows per Dask task (a whole multiple of 4096 gives the local fit's "
                         "bits). Default: %(default)s.")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, lines "
+                                                        "otherwise, on stderr)")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("predict", help="label the rows of a .npy file with a saved model")
@@ -197,6 +181,7 @@ def build_parser():
     p.add_argument("data")
     p.add_argument("--out", required=True, help="output .npy (labels, or responsibilities with --proba)")
     p.add_argument("--proba", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     options.add_command_line_options(p, options.RUNTIME)  # --n-threads (or --threads), --chunk-size
     p.set_defaults(func=_cmd_predict)
 
