@@ -235,7 +235,7 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     resp_buf = np.empty((chunk_rows, K)) if want else _NO_RESP
     lse_buf = np.empty(chunk_rows) if want else _NO_WEIGHTS
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
-    tick = _progress.track("E-step pass" if given is None else "statistics of the starting assignment",
+    tick = _progress.track("E-step pass" if given is None else "statistics of the starting responsibilities",
                            source.n_samples)
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):

@@ -22,6 +22,7 @@ rate-limited lines otherwise.
 import contextlib
 import contextvars
 import math
+import os
 import shutil
 import time
 
@@ -155,6 +156,11 @@ def stage(label, *, max_sweeps=None, runs=1, rows=None):
         yield current
     finally:
         _STAGE.reset(token)
+
+
+def _count(n, noun):
+    """``1 pass``, ``2 passes``, ``1,000 rows``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "es" if noun.endswith("s") else "s")
 
 
 def _rate(rows_per_s):
@@ -314,7 +320,8 @@ class Reporter:
             self.stream.write("\r" + " " * self._width + "\r")
             self._drawn = False
         if self.passes or self.sweeps:
-            self.stream.write(f"total: {self.sweeps} sweeps, {self.passes} passes, {self.rows:,} rows read "
+            self.stream.write(f"total: {_count(self.sweeps, 'sweep')}, {_count(self.passes, 'pass')}, "
+                              f"{_count(self.rows, 'row')} read "
                               f"in {self.clock() - self.start:.2f} s\n")
         self.stream.flush()
 
@@ -390,8 +397,16 @@ class Reporter:
             self.stream.write(text + "\n")
         self.stream.flush()
 
+    def _columns(self):
+        """The width of the stream's terminal (of stdout's, or $COLUMNS, or 80, when it has none)."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            columns = 0
+        return columns if columns > 0 else shutil.get_terminal_size().columns  # 0: a pty of unknown size
+
     def _draw(self, text):
-        text = text[:max(20, shutil.get_terminal_size().columns - 1)]  # a wrapped line cannot be rewritten
+        text = text[:max(20, self._columns() - 1)]  # a wrapped line cannot be rewritten
         self.stream.write("\r" + text.ljust(self._width))
         self.stream.flush()
         self._drawn, self._width = True, len(text)

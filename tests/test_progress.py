@@ -96,6 +96,12 @@ def test_a_terminal_gets_a_bar_rewritten_in_place(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # the bar is cut to the terminal's width
     clock, out = _Clock(), io.StringIO()
     r = Reporter(out, tty=True, refresh=0.0, clock=clock)
+    with reporting(r):
+        tick = track("validating pass", 1000)
+        clock.t = 1.0
+        tick(250)
+        clock.t = 2.0
+        tick(750)
     with reporting(r), stage(SWEEP, max_sweeps=4, rows=1000):
         for it in (1, 2):
             tick = track("E-step pass", 1000)
@@ -109,11 +115,14 @@ def test_a_terminal_gets_a_bar_rewritten_in_place(monkeypatch):
     assert "\riter 2/4 [#####.....]  50%  <= 6.0s left  500 rows/s  ELBO -1.0000000e+00  change 1.00e+00" in text
     # on a terminal the sweeps rewrite one line: the first is kept, the last is written out at the end
     lines = [seg.rstrip() for seg in text.split("\n")]
-    assert lines[0].endswith("iter     1  ELBO -1.0000000000e+00  change  1.000e+00  500 rows/s      2.00 s"
+    # 250 rows in 1 s, 750 rows left
+    assert lines[0] == ("\rvalidating pass [##........]  25%  3.0s left  250 rows/s  250/1,000 rows"
+                        "\rvalidating pass: 1,000 rows in 2.00 s (500 rows/s)")
+    assert lines[1].endswith("iter     1  ELBO -1.0000000000e+00  change  1.000e+00  500 rows/s      4.00 s"
                              "  <= 6.0s left")
-    assert lines[1].rsplit("\r", 1)[1] == ("iter     2  ELBO -2.0000000000e+00  change  1.000e+00  500 rows/s"
-                                           "      4.00 s  <= 4.0s left")
-    assert lines[2].endswith("total: 2 sweeps, 2 passes, 2,000 rows read in 4.00 s")
+    assert lines[2].rsplit("\r", 1)[1] == ("iter     2  ELBO -2.0000000000e+00  change  1.000e+00  500 rows/s"
+                                           "      6.00 s  <= 4.0s left")
+    assert lines[3].endswith("total: 2 sweeps, 3 passes, 3,000 rows read in 6.00 s") and lines[4] == ""
 
 
 def _fit(X, reporter, **kw):
@@ -133,11 +142,11 @@ def test_a_fit_with_progress_gives_the_bits_of_one_without_and_counts_every_pass
                                chunk_size=4096)
         for name in ("weights", "means", "elbo"):
             assert np.array_equal(getattr(with_progress, name), getattr(without, name)), name
-        # validating pass, k-means++ centres 2 and 3, (diag: the starting assignment's statistics), 5 sweeps
+        # validating pass, k-means++ centres 2 and 3, (diag: the statistics of the starting responsibilities), 5 sweeps
         assert (reporter.passes, reporter.rows, reporter.sweeps) == (passes, passes * N, 5)
     lines = out.getvalue().split("\n")
     assert sum(line.startswith("iter ") for line in lines) == 10  # interval 0: every sweep
-    assert "initialisation: statistics of the starting assignment: 6,000 rows in" in out.getvalue()
+    assert "initialisation: statistics of the starting responsibilities: 6,000 rows in" in out.getvalue()
 
 
 def test_concurrent_fits_report_to_their_own_reporter_only():
@@ -211,6 +220,6 @@ def test_the_command_line_prints_lines_to_a_pipe_and_nothing_when_quiet(tmp_path
     run = _run("predict", model, data, "--out", labels)
     assert run.returncode == 0, run.stderr
     assert run.stderr.split("\n")[0].startswith("prediction: E-step pass: 9,000 rows in ")
-    assert run.stderr.split("\n")[1].startswith("total: 0 sweeps, 1 passes, 9,000 rows read in ")
+    assert run.stderr.split("\n")[1].startswith("total: 0 sweeps, 1 pass, 9,000 rows read in ")
     run = _run("predict", model, data, "--out", labels, "--quiet", "--proba")
     assert run.returncode == 0 and run.stderr == ""
