@@ -193,10 +193,11 @@ class Reporter:
     many short sweeps prints a few lines a second at most. On a terminal the sweep lines rewrite
     one line. Called as ``reporter(iteration, elbo, change)`` after each sweep (a fit's callback).
 
-    Time left: for a pass, its rows left at its rate so far. For the sweeps, an upper bound: the
-    sweeps that ``max_iter`` (and ``n_init``) still allow, at the mean sweep time so far, shown as
-    ``<= 1m20s left``; convergence usually stops a run earlier (it leaves out the initialisation of
-    the runs still to come).
+    Time left: for a pass, its rows left at its rate so far. For the sweeps, ``<= 1m20s left``: the
+    most sweeps that ``max_iter`` (and ``n_init``) still allow, times the mean sweep time so far.
+    It bounds the number of sweeps (convergence usually stops a run earlier; after a resume it
+    over-counts, the resumed run's sweeps being numbered from 1), not their times, and it leaves
+    out the initialisation of the runs still to come.
 
     Parameters
     ----------
