@@ -7,6 +7,7 @@ the result depends on the seed alone: never on the chunk size or thread count.
 """
 import numpy as np
 
+from . import _progress
 from ._config import BLOCK_ROWS
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -43,6 +44,7 @@ def random_assignment_means(source, K, rng, chunk_rows):
     seed = np.uint64(rng.integers(0, 2**63))
     sums = np.zeros((K, D))
     counts = np.zeros(K)
+    tick = _progress.track("random assignments", source.n_samples)
     for row0, chunk in source.chunks(chunk_rows):
         n = chunk.shape[0]
         idx = np.arange(row0, row0 + n, dtype=np.uint64)
@@ -57,6 +59,8 @@ def random_assignment_means(source, K, rng, chunk_rows):
         for b in range(nb):
             sums += part[b]
             counts += cnt[b]
+        if tick is not None:
+            tick(n)
     means = np.empty((K, D))
     for k in range(K):
         if counts[k] > 0:
@@ -95,10 +99,13 @@ def kmeans_plusplus(source, K, rng, chunk_rows, shift):
         seed = np.uint64(rng.integers(0, 2**63))
         current = np.ascontiguousarray(np.array(centres))
         best_key, best_row = np.inf, -1
+        tick = _progress.track(f"k-means++ centre {j + 1}/{K}", source.n_samples)
         for row0, chunk in source.chunks(chunk_rows):
             key, row = kmeanspp_draw(chunk, shift, current, seed, j, row0)
             if key < best_key:
                 best_key, best_row = key, row
+            if tick is not None:
+                tick(chunk.shape[0])
         if best_row < 0:
             best_row = rng.integers(source.n_samples)
         centres.append(source.rows([best_row])[0] - shift)

@@ -5,7 +5,8 @@ the E-step pass (responsibilities and sufficient statistics, or the statistics o
 responsibilities). Both cut each chunk into blocks of ``BLOCK_ROWS`` rows computed in
 parallel, fold the blocks of each segment of ``SEGMENT_ROWS`` rows left to right, and add
 the segment sums into an exact accumulator: any split of the rows into whole segments
-gives the same bits.
+gives the same bits. Each pass reports the rows of every finished chunk to the progress
+hook of :mod:`fastcavi._progress` when a reporter listens (one test per chunk otherwise).
 
 Thread safety: numba's workqueue threading layer aborts the process when two Python
 threads run parallel kernels at once; under it (or before numba has picked a layer)
@@ -16,6 +17,7 @@ import threading
 
 import numpy as np
 
+from . import _progress
 from ._config import BLOCK_ROWS, SEGMENT_ROWS
 from ._models.base import Stats, stats_size
 from ._models.summary import DataSummary, summary_size
@@ -170,12 +172,15 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0)
     ws = Workspace(size, chunk_rows, (D, BLOCK_ROWS))
     shift = summary.shift.copy()  # writable: read-only arrays are another numba type
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
+    tick = _progress.track("validating pass", source.n_samples)
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):
             w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
             raise_bad_row(chunk, w, row_offset + row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
                                                                   ws.partials, ws.scratch, BLOCK_ROWS))
             _fold(ws, chunk.shape[0], summary._acc)
+            if tick is not None:
+                tick(chunk.shape[0])
     return summary
 
 
@@ -230,6 +235,8 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     resp_buf = np.empty((chunk_rows, K)) if want else _NO_RESP
     lse_buf = np.empty(chunk_rows) if want else _NO_WEIGHTS
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
+    tick = _progress.track("E-step pass" if given is None else "statistics of the starting responsibilities",
+                           source.n_samples)
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):
             w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
@@ -244,4 +251,6 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
             _fold(workspace, n, stats._acc)
             if want:
                 outputs(row0, resp, lse, rows, shift)
+            if tick is not None:
+                tick(n)
     return stats, workspace

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 import numpy as np
 
 from . import _validation as V
-from . import _checkpoint, options
+from . import _checkpoint, _progress, options
 from ._sources import DataSource
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -192,12 +192,17 @@ def fit(X: Any, n_components: int, *,
         fixed_start = warm is not None or resp0 is not None or isinstance(init, np.ndarray)
         fingerprint = _checkpoint.prepare(saved, checked["checkpoint"], checked["resume"], source.shape,
                                           source.dtype, summary, model, arguments, checked)
-        best = run_restarts(sweep, model,
-                            lambda: initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary),
-                            n_runs=1 if fixed_start else n_init,  # a given start is the same every time
-                            max_iter=max_iter, tol=tol, tol_is_relative=checked["tol_type"] == "relative",
-                            callback=callback, rng=rng, warm_state=state0, warm_elbo=previous, saved=saved,
-                            checkpoint=checked["checkpoint"], fingerprint=fingerprint)
+
+        def start():
+            with _progress.stage("initialisation"):
+                return initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary)
+
+        n_runs = 1 if fixed_start else n_init  # a given start is the same every time
+        with _progress.stage(_progress.SWEEP, max_sweeps=max_iter, runs=n_runs, rows=N):
+            best = run_restarts(sweep, model, start, n_runs=n_runs, max_iter=max_iter, tol=tol,
+                                tol_is_relative=checked["tol_type"] == "relative", callback=callback, rng=rng,
+                                warm_state=state0, warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"],
+                                fingerprint=fingerprint)
     state, elbos, converged = best
     if tol > 0 and not converged:
         from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn

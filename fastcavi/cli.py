@@ -17,36 +17,13 @@ import os
 import secrets
 import signal
 import sys
-import time
 
 import numpy as np
 
-from . import _readers, options
+from . import _progress, _readers, options
 
 #: The declared parameters that ``fastcavi fit`` offers as options (those with a command-line form).
 _FIT_LAYERS = (options.MODEL, options.FIT, options.RUNTIME)
-
-
-class _Progress:
-    """One line per sweep (or one rewritten line on a terminal): iteration, ELBO, change, time."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.start = time.perf_counter()
-        self.tty = stream.isatty()
-
-    def __call__(self, it, elbo, change):
-        text = (f"iter {it:5d}  ELBO {elbo: .10e}  change {change: .3e}  "
-                f"{time.perf_counter() - self.start:8.2f} s")
-        if self.tty:
-            self.stream.write("\r" + text)
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\n")
 
 
 class _Interrupted(Exception):
@@ -99,9 +76,9 @@ def _client(stack, address):
 def _cmd_fit(args):
     import fastcavi
 
-    progress = None if args.quiet else _Progress(sys.stderr)
+    progress = None if args.quiet else _progress.Reporter(sys.stderr)  # a bar on a terminal, else lines
     try:
-        with contextlib.ExitStack() as stack, _StopOnSignal(progress) as stopper:
+        with contextlib.ExitStack() as stack, _StopOnSignal(progress) as stopper, _progress.reporting(progress):
             if args.scheduler is None:  # a .npy path, a Zarr array or an h5py dataset, read by row slices
                 data, cluster = _readers.open_local(args.data, stack, _table(args)), {}
             else:
@@ -159,8 +136,14 @@ def _cmd_predict(args):
             ("score", "log-densities") if args.log_density else ("labels", "labels"))
         shape = (source.n_samples, result.n_components) if what == "proba" else (source.n_samples,)
         path = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"  # what np.save writes
-        with _npy_writer(path, shape, np.int64 if what == "labels" else np.float64) as write:
-            result._predict_chunks(source, what, write, **runtime)
+        progress = None if args.quiet else _progress.Reporter(sys.stderr)
+        try:
+            with _npy_writer(path, shape, np.int64 if what == "labels" else np.float64) as write, \
+                    _progress.reporting(progress), _progress.stage("prediction"):
+                result._predict_chunks(source, what, write, **runtime)
+        finally:
+            if progress is not None:
+                progress.close()
     print(f"wrote {shape} {name} to {path}")
     return 0
 
@@ -308,7 +291,8 @@ def build_parser():
     p.add_argument("--chunk-rows", type=_positive_int, default=DEFAULT_CHUNK_ROWS, metavar="ROWS",
                    help="with --scheduler: rows per Dask task (a whole multiple of 4096 gives the local fit's "
                         "bits). Default: %(default)s.")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, lines "
+                                                        "otherwise, on stderr)")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("predict", help="label the rows of data (the formats of fit) with a saved model")
@@ -320,6 +304,7 @@ def build_parser():
     which.add_argument("--proba", action="store_true", help="write the responsibilities, shape (N, K)")
     which.add_argument("--log-density", action="store_true",
                        help="write each row's log-density (score_samples), shape (N,)")
+    p.add_argument("--quiet", action="store_true", help="no progress")
     options.add_command_line_options(p, options.RUNTIME)  # --n-threads (or --threads), --chunk-size
     p.set_defaults(func=_cmd_predict)
 

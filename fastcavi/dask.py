@@ -44,6 +44,7 @@ import warnings
 
 import numpy as np
 
+from . import _progress
 from . import _validation as V
 
 __all__ = ["fit", "kmeans_parallel", "predict", "predict_proba", "score_samples", "task_threads", "warm_kernels"]
@@ -296,7 +297,8 @@ def _compute(obj, client):
         return client.compute(obj, sync=True)
     import dask
 
-    return dask.compute(obj)[0]
+    with _progress.reporting(None):  # the tasks' passes (in threads that copy this context) report nothing
+        return dask.compute(obj)[0]
 
 
 def _read_rows(data, index, client):
@@ -602,9 +604,11 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     fixed_start = warm is not None or resp is not None or isinstance(init, np.ndarray)
     fingerprint = _checkpoint.prepare(saved, checked["checkpoint"], checked["resume"], (N, D), data.dtype, summary,
                                       model, arguments, checked)
-    best = run_restarts(sweep, model, initial_state, n_runs=1 if fixed_start else n_init, max_iter=max_iter, tol=tol,
-                        tol_is_relative=tol_type == "relative", callback=callback, rng=rng, warm_state=state0,
-                        warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"], fingerprint=fingerprint)
+    n_runs = 1 if fixed_start else n_init
+    with _progress.stage(_progress.SWEEP, max_sweeps=max_iter, runs=n_runs, rows=N):  # the sweeps' rows/s, time left
+        best = run_restarts(sweep, model, initial_state, n_runs=n_runs, max_iter=max_iter, tol=tol,
+                            tol_is_relative=tol_type == "relative", callback=callback, rng=rng, warm_state=state0,
+                            warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"], fingerprint=fingerprint)
     state, elbos, converged = best
     if tol > 0 and not converged:
         from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn

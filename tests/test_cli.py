@@ -102,9 +102,11 @@ def test_bad_data_and_unwritable_output_are_reported(tmp_path, capsys):
         (["predict", str(model), str(tmp_path / "x3.npy"), "--out", str(tmp_path / "l.npy")],
          "X has 3 features, but the fitted model is expecting 2 features"),
         (["predict", str(model), str(tmp_path / "nope.npy"), "--out", str(tmp_path / "l.npy")], "No such data file"),
-        (["predict", str(model), str(tmp_path / "x.npy"), "--out", str(tmp_path / "no_dir" / "l.npy")],
+        # --quiet: the prediction's progress comes before the error of writing its output
+        (["predict", str(model), str(tmp_path / "x.npy"), "--out", str(tmp_path / "no_dir" / "l.npy"), "--quiet"],
          "No such file or directory"),
-        (["predict", str(model), str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy")], "Is a directory"),
+        (["predict", str(model), str(tmp_path / "x.npy"), "--out", str(tmp_path / "d.npy"), "--quiet"],
+         "Is a directory"),
         (["fit", str(tmp_path / "x.npy"), "-k", "2", "--reg-covar", "-1", "--out", str(model)], "'reg_covar'"),
     ]
     for argv, message in cases:
