@@ -312,6 +312,7 @@ def test_cluster_fit_equals_local_and_one_vs_two_workers(cluster, client):
     two = fastcavi.fit(dX, K, covariance_type="full", init=M0, max_iter=5, tol=0, client=client)
     _same_result(two, local)
     seeded = fastcavi.fit(dX, K, covariance_type="full", random_state=3, max_iter=5, tol=0, client=client)
+    _same_result(seeded, fastcavi.fit(X, K, covariance_type="full", random_state=3, max_iter=5, tol=0))
     # a task's numba threads follow its worker's thread count (one here), and an explicit n_threads wins
     from fastcavi.dask import task_threads, warm_kernels
 
@@ -340,14 +341,50 @@ class _Pinned:
     def compute(self, obj, sync=False):
         return self._client.compute(obj, sync=sync, workers=[self._worker], allow_other_workers=False)
 
+    def persist(self, obj):
+        return self._client.persist(obj, workers=[self._worker], allow_other_workers=False)
 
-def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
-    """A worker process killed (SIGKILL) in the middle of sweep 2: the fit finishes, bit for bit the same."""
+    def scheduler_info(self, **kwargs):
+        return self._client.scheduler_info(**kwargs)
+
+
+def test_cluster_persist_auto_judges_the_workers_memory_limits(cluster, client, monkeypatch):
+    """"auto" persists what takes at most PERSIST_FRACTION of the workers' total memory limit, else streams."""
+    import fastcavi.dask as fd
+
+    limits = [w["memory_limit"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+    assert len(limits) == 2 and fd._memory_for_persist(client) == sum(limits)
+    dX = da.from_array(X, chunks=(engine.GRANULARITY, 3))
+    assert fd._DaskData(dX).persist("auto", client)
+    monkeypatch.setattr(fd, "PERSIST_FRACTION", 0.99 * X.nbytes / sum(limits))
+    assert not fd._DaskData(dX).persist("auto", client)
+    assert fd._DaskData(dX).persist(True, client)
+    # a default client (no client=) is found as the current scheduler, and its workers hold the chunks
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster) as default:
+        assert fd._distributed_client(None) is default
+        data = fd._DaskData(dX)
+        assert data.persist(True, fd._distributed_client(None))
+        distributed.wait(data.X)  # persist returns at once; the chunks are read in the background
+        held = {k for keys in default.has_what().values() for k in keys}
+        assert {b.key for b in data.blocks} <= held
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client, persist):
+    """A worker process killed (SIGKILL) at sweep 2: the fit finishes, bit for bit the same.
+
+    Streamed (every block takes 0.3 s to read): the worker dies in the middle of sweep 2, whose
+    lost tasks are run again. Persisted: the chunks are read once, so sweeps are fast; the worker
+    dies as sweep 2 starts (from the callback of sweep 1), holding persisted chunks, which are lost
+    with it and recomputed from their source (0.3 s each): persisted data are keys of the graph,
+    not scattered data.
+    """
     import signal
 
     local = fastcavi.fit(X, K, covariance_type="diag", init=M0, max_iter=4, tol=0)
 
-    def slow(block):  # each block takes 0.3 s to read, so that a sweep lasts about a second
+    def slow(block):  # each block takes 0.3 s to read, so that a streamed sweep lasts about a second
         time.sleep(0.3)
         return block
 
@@ -356,20 +393,31 @@ def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
     victim = sorted(pids)[0]
     marks = {}
 
-    def kill_soon():
-        time.sleep(0.4)
+    def kill():
         marks["kill"] = time.monotonic()
         os.kill(pids[victim], signal.SIGKILL)
 
+    def kill_soon():
+        time.sleep(0.4)
+        kill()
+
     def callback(it, elbo, change):
         marks[it] = time.monotonic()
-        if it == 1:
+        if it == 1 and persist:
+            held = client.has_what()[victim]
+            marks["held"] = sum(1 for key in held if str(key).find(dX.name) >= 0)
+            kill()  # before sweep 2 starts: its chunks are gone
+        elif it == 1:
             threading.Thread(target=kill_soon, daemon=True).start()
 
-    r = fastcavi.fit(dX, K, covariance_type="diag", init=M0, max_iter=4, tol=0, client=client, callback=callback)
-    assert marks[1] < marks["kill"] < marks[2]  # the kill fell inside sweep 2
+    r = fastcavi.fit(dX, K, covariance_type="diag", init=M0, max_iter=4, tol=0, client=client, callback=callback,
+                     persist=persist)
+    assert marks[1] <= marks["kill"] < marks[2]  # the kill fell after sweep 1 and before sweep 2 ended
+    if persist:  # the victim held persisted chunks; sweep 2 read them again (0.3 s each); sweeps 3-4 did not
+        assert marks["held"] >= 1
+        assert marks[2] - marks[1] > 0.3 and marks[4] - marks[2] < marks[2] - marks[1]
     _same_result(r, local)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted it (slow on a loaded machine)
     assert pids[victim] not in client.run(os.getpid).values()
 
 
