@@ -364,7 +364,11 @@ def _memory_for_persist(client):
         info = getattr(client, "scheduler_info", None)
         if info is None:
             return None
-        limits = [w.get("memory_limit") for w in info(n_workers=-1).get("workers", {}).values()]
+        try:
+            workers = info(n_workers=-1)  # every worker (newer versions list the first 5 by default)
+        except TypeError:  # older versions list them all and take no n_workers
+            workers = info()
+        limits = [w.get("memory_limit") for w in workers.get("workers", {}).values()]
         if not limits or not all(limits):
             return None
         return float(sum(limits))

@@ -263,6 +263,25 @@ def test_bad_input_errors_name_the_global_row(sync):
         fastcavi.fit(X, K, init=M0, client=object())
 
 
+def test_an_init_dask_does_not_offer_is_refused_before_any_read(sync, monkeypatch):
+    """A local-only method (as a compiled k-means would be) names the methods Dask offers, before reading X."""
+    import fastcavi._validation as V
+
+    monkeypatch.setattr(V, "INIT_METHODS", V.INIT_METHODS + ("local-only",))
+    reads = []
+
+    def counted(block):
+        reads.append(block.shape[0])
+        return block
+
+    dX = da.from_array(X, chunks=(ALIGNED, 3)).map_blocks(counted, dtype=X.dtype)
+    reads.clear()
+    with pytest.raises(ValueError, match=r"init='local-only' is not supported on Dask arrays yet; the methods on "
+                                         r"Dask are 'k-means\+\+', 'k-means\|\|', 'random', 'random_from_data'"):
+        fastcavi.fit(dX, K, init="local-only")
+    assert reads == []
+
+
 def test_zarr_and_hdf5_input(sync, tmp_path):
     zarr = pytest.importorskip("zarr")
     local = fastcavi.fit(X, K, covariance_type="diag", init=M0, max_iter=4, tol=0)
