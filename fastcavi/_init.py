@@ -163,7 +163,8 @@ KMEANS_PARALLEL_OVERSAMPLING = 2.0
 
 
 def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rounds=None, oversampling=None):
-    """k-means|| seeding (Bahmani, Moseley, Vattani, Kumar and Vassilvitskii, 2012): ``2 * rounds + 1`` passes.
+    """k-means|| seeding (Bahmani, Moseley, Vattani, Kumar and Vassilvitskii, 2012): ``2 * rounds + 1`` passes
+    (one more with weights).
 
     One row starts the candidate set (uniformly random; with weights, drawn in proportion to its
     weight, one pass). Each round takes the weighted cost ``phi = sum_n w_n d_n^2`` (``d_n``: the

@@ -298,8 +298,10 @@ class _DaskData:
             room = _memory_for_persist(client)
             how = room is not None and self.nbytes <= PERSIST_FRACTION * room
         if how:
+            import dask
+
             parts = (self.X,) if self.weights is None else (self.X, self.weights)
-            kept = client.persist(parts) if client is not None else __import__("dask").persist(*parts)
+            kept = client.persist(parts) if client is not None else dask.persist(*parts)
             self.X = kept[0]
             if self.weights is not None:
                 self.weights = kept[1]
