@@ -1,4 +1,4 @@
-"""Where CAVI starts: the initial means (k-means++, the seed's random assignments, random rows),
+"""Where CAVI starts: the initial means (k-means++, k-means||, the seed's random assignments, random rows),
 the initial state they give each family, and the state a warm start continues from.
 
 Every method of choosing means streams over the data in chunks and draws its random numbers either
@@ -40,34 +40,69 @@ def random_assignment_means(source, K, rng, chunk_rows):
     -------
     means : ndarray of shape (K, D), data coordinates
     """
-    D = source.n_features
+    return random_assignment_passes(local_passes(source, None, chunk_rows), source.rows, source.n_samples, K, rng)
+
+
+def random_assignment_passes(run_pass, read_rows, n_samples, K, rng):
+    """:func:`random_assignment_means` over any row split: ``run_pass`` as in :func:`local_passes`.
+
+    Each chunk returns its blocks' label sums and counts; they are added on the caller, block by
+    block in row order, so that chunks of whole blocks (the local fit's, or a Dask array's aligned
+    chunks) give the same bits.
+    """
     seed = np.uint64(rng.integers(0, 2**63))
+    blocks = run_pass(random_assignment_chunk, (seed, K), np.concatenate, "random assignments")
+    D = blocks.shape[2] - 1
     sums = np.zeros((K, D))
     counts = np.zeros(K)
-    tick = _progress.track("random assignments", source.n_samples)
-    for row0, chunk in source.chunks(chunk_rows):
-        n = chunk.shape[0]
-        idx = np.arange(row0, row0 + n, dtype=np.uint64)
-        labels = (_splitmix64(idx ^ _splitmix64(np.full(n, seed))) % np.uint64(K)).astype(np.int64)
-        block = (np.arange(n) // BLOCK_ROWS)
-        nb = int(block[-1]) + 1
-        key = block * K + labels
-        x = chunk.astype(np.float64, copy=False)
-        part = np.stack([np.bincount(key, weights=x[:, d], minlength=nb * K) for d in range(D)], axis=1)
-        part = part.reshape(nb, K, D)
-        cnt = np.bincount(key, minlength=nb * K).reshape(nb, K)
-        for b in range(nb):
-            sums += part[b]
-            counts += cnt[b]
-        if tick is not None:
-            tick(n)
+    for b in range(blocks.shape[0]):
+        sums += blocks[b, :, :D]
+        counts += blocks[b, :, D]
     means = np.empty((K, D))
     for k in range(K):
         if counts[k] > 0:
             means[k] = sums[k] / counts[k]
         else:
-            means[k] = source.rows([rng.integers(source.n_samples)])[0]
+            means[k] = read_rows([rng.integers(n_samples)])[0]
     return means
+
+
+def random_assignment_chunk(chunk, weights, row0, seed, K):
+    """One chunk's part of :func:`random_assignment_passes`: shape (blocks, K, D + 1), sums then the count."""
+    n, D = chunk.shape
+    idx = np.arange(row0, row0 + n, dtype=np.uint64)
+    labels = (_splitmix64(idx ^ _splitmix64(np.full(n, seed))) % np.uint64(K)).astype(np.int64)
+    block = (np.arange(n) // BLOCK_ROWS)
+    nb = int(block[-1]) + 1
+    key = block * K + labels
+    x = chunk.astype(np.float64, copy=False)
+    out = np.empty((nb, K, D + 1))
+    for d in range(D):
+        out[:, :, d] = np.bincount(key, weights=x[:, d], minlength=nb * K).reshape(nb, K)
+    out[:, :, D] = np.bincount(key, minlength=nb * K).reshape(nb, K)
+    return out
+
+
+def local_passes(source, weights, chunk_rows):
+    """``run_pass(fn, args, combine, name=None)``: ``combine([fn(chunk, weights, row0, *args) for each chunk])``.
+
+    The seeding methods below are written against such a function, so that the local fit (this
+    one, chunk after chunk) and the Dask fit (one task per chunk, combined through a fixed tree in
+    chunk order, :mod:`fastcavi.dask`) run the same code; ``combine`` is associative, so that the
+    grouping does not matter. ``name`` names the pass in the progress output (:mod:`fastcavi._progress`).
+    """
+    def run_pass(fn, args, combine, name=None):
+        wchunks = None if weights is None else weights.chunks(chunk_rows)
+        tick = None if name is None else _progress.track(name, source.n_samples)
+        parts = []
+        for row0, chunk in source.chunks(chunk_rows):
+            w = None if wchunks is None else next(wchunks)[1]
+            parts.append(fn(chunk, w, row0, *args))
+            if tick is not None:
+                tick(chunk.shape[0])
+        return combine(parts)
+
+    return run_pass
 
 
 def random_rows(source, K, rng):
@@ -92,24 +127,199 @@ def kmeans_plusplus(source, K, rng, chunk_rows, shift):
     -------
     centres : ndarray of shape (K, D), data coordinates
     """
-    from ._kernels.seeding import kmeanspp_draw
+    return kmeans_plusplus_passes(local_passes(source, None, chunk_rows), source.rows, source.n_samples, K, rng,
+                                  shift)
 
-    centres = [source.rows([rng.integers(source.n_samples)])[0] - shift]
+
+def kmeans_plusplus_passes(run_pass, read_rows, n_samples, K, rng, shift):
+    """:func:`kmeans_plusplus` over any row split (``run_pass`` as in :func:`local_passes`): the same bits."""
+    centres = [read_rows([rng.integers(n_samples)])[0] - shift]
     for j in range(1, K):
         seed = np.uint64(rng.integers(0, 2**63))
         current = np.ascontiguousarray(np.array(centres))
-        best_key, best_row = np.inf, -1
-        tick = _progress.track(f"k-means++ centre {j + 1}/{K}", source.n_samples)
-        for row0, chunk in source.chunks(chunk_rows):
-            key, row = kmeanspp_draw(chunk, shift, current, seed, j, row0)
-            if key < best_key:
-                best_key, best_row = key, row
-            if tick is not None:
-                tick(chunk.shape[0])
+        best_row = int(run_pass(kmeanspp_chunk, (shift, current, seed, j), earliest_smallest_key,
+                                f"k-means++ centre {j + 1}/{K}")[1])
         if best_row < 0:
-            best_row = rng.integers(source.n_samples)
-        centres.append(source.rows([best_row])[0] - shift)
+            best_row = rng.integers(n_samples)
+        centres.append(read_rows([best_row])[0] - shift)
     return np.array(centres) + shift
+
+
+def kmeanspp_chunk(chunk, weights, row0, shift, centres, seed, j):
+    """One chunk's k-means++ draw: ``[key, row]`` (float64; row -1 when every row sits on a centre)."""
+    from ._kernels.seeding import kmeanspp_draw
+
+    key, row = kmeanspp_draw(chunk, shift, centres, seed, j, row0)
+    return np.array([key, row], dtype=np.float64)
+
+
+def earliest_smallest_key(parts):
+    """The ``[key, row]`` with the smallest key, the earliest part on ties (associative: any tree agrees)."""
+    best = parts[0]
+    for p in parts[1:]:
+        if p[0] < best[0]:
+            best = p
+    return best
+
+
+#: k-means||: rounds, and candidates drawn per round in units of K (Bahmani et al. use 5 and 2).
+KMEANS_PARALLEL_ROUNDS = 5
+KMEANS_PARALLEL_OVERSAMPLING = 2.0
+
+
+def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rounds=None, oversampling=None):
+    """k-means|| seeding (Bahmani, Moseley, Vattani, Kumar and Vassilvitskii, 2012): ``2 * rounds + 1`` passes
+    (one more with weights).
+
+    One row starts the candidate set (uniformly random; with weights, drawn in proportion to its
+    weight, one pass). Each round takes the weighted cost ``phi = sum_n w_n d_n^2`` (``d_n``: the
+    distance to the nearest candidate; summed exactly, so in any grouping) and adds every row
+    independently with probability ``min(1, l w_n d_n^2 / phi)`` (``l = oversampling * K``). A last
+    pass weighs each candidate by the weight of the rows nearest to it; weighted k-means++ and
+    Lloyd's iterations on the candidates (in memory) give the K means. Every random number of a
+    pass is a hash of (seed, round, global row), so the local fit and any Dask chunking agree bit
+    for bit.
+
+    Parameters
+    ----------
+    run_pass : callable
+        As made by :func:`local_passes` (or its Dask counterpart).
+    read_rows : callable
+        ``read_rows(sorted positions) -> (m, D) float64``.
+    n_samples, K : int
+    rng : numpy.random.Generator
+    shift : ndarray of shape (D,)
+        Distances are taken in ``x - shift`` coordinates (the data mean: keeps their precision).
+    weighted : bool
+        Whether the passes' chunks come with row weights.
+    rounds : int, default :data:`KMEANS_PARALLEL_ROUNDS`
+    oversampling : float, default :data:`KMEANS_PARALLEL_OVERSAMPLING`
+
+    Returns
+    -------
+    means : ndarray of shape (K, D), data coordinates
+    """
+    rounds = KMEANS_PARALLEL_ROUNDS if rounds is None else int(rounds)
+    ell = (KMEANS_PARALLEL_OVERSAMPLING if oversampling is None else float(oversampling)) * K
+    shift = np.ascontiguousarray(shift, dtype=np.float64)
+    seed = np.uint64(rng.integers(0, 2**63))
+    if weighted:
+        first = int(run_pass(first_candidate_chunk, (seed,), earliest_smallest_key, "k-means|| first candidate")[1])
+    else:
+        first = int(rng.integers(n_samples))
+    centres = read_rows([first]) - shift
+    for rnd in range(1, rounds + 1):
+        phi = exact_total(run_pass(cost_chunk, (shift, centres), merge_exact, f"k-means|| round {rnd}/{rounds} cost"))[0]
+        if not phi > 0:
+            break  # every row of positive weight sits on a candidate
+        drawn = run_pass(sample_chunk, (shift, centres, ell / phi, seed, rnd), np.concatenate,
+                         f"k-means|| round {rnd}/{rounds} draw")
+        centres = np.concatenate((centres, drawn), axis=0)
+    mass = exact_total(run_pass(assign_chunk, (shift, centres), merge_exact, "k-means|| candidate weights"))
+    keep = mass > 0
+    points, mass = centres[keep], mass[keep]
+    if points.shape[0] < K:  # fewer distinct candidates than K: pad with random rows
+        extra = np.sort(rng.choice(n_samples, size=K - points.shape[0], replace=False))
+        return np.concatenate((points + shift, read_rows(extra)), axis=0)
+    return weighted_kmeans(points, mass, K, rng) + shift
+
+
+def _nearest(chunk, shift, centres):
+    from ._kernels.seeding import nearest_centre
+
+    n = chunk.shape[0]
+    d2, nearest = np.empty(n), np.empty(n, dtype=np.int64)
+    nearest_centre(np.ascontiguousarray(chunk), shift, np.ascontiguousarray(centres), d2, nearest)
+    return d2, nearest
+
+
+def _exact(values, index, size):
+    from ._kernels.exactsum import EMPTY, WINDOW
+    from ._kernels.seeding import exact_add_at
+
+    acc = np.zeros((size, 1 + WINDOW), dtype=np.int64)
+    acc[:, 0] = EMPTY
+    exact_add_at(np.ascontiguousarray(values, dtype=np.float64), index, acc)
+    return acc
+
+
+def merge_exact(parts):
+    """The sum of exact accumulators (order and grouping do not matter)."""
+    from ._kernels.exactsum import merge
+
+    total = parts[0].copy()
+    for p in parts[1:]:
+        merge(total, p, total)
+    return total
+
+
+def exact_total(acc):
+    """An exact accumulator rounded to float64, shape (S,)."""
+    from ._kernels.exactsum import finalize
+
+    out = np.empty(acc.shape[0])
+    finalize(acc, out)
+    return out
+
+
+def _weights_of(weights, n):
+    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+def first_candidate_chunk(chunk, weights, row0, seed):
+    """k-means||'s first candidate within a chunk, drawn in proportion to the row weights: ``[key, row]``."""
+    from ._kernels.seeding import weighted_key_draw
+
+    key, row = weighted_key_draw(_weights_of(weights, chunk.shape[0]), seed, 0, row0)
+    return np.array([key, row], dtype=np.float64)
+
+
+def cost_chunk(chunk, weights, row0, shift, centres):
+    """A chunk's ``sum w d^2`` (to the nearest candidate) as an exact accumulator."""
+    d2, _ = _nearest(chunk, shift, centres)
+    return _exact(_weights_of(weights, d2.size) * d2, np.zeros(d2.size, dtype=np.int64), 1)
+
+
+def sample_chunk(chunk, weights, row0, shift, centres, scale, seed, rnd):
+    """A chunk's rows drawn with probability ``min(1, scale w d^2)``, shifted, in row order."""
+    from ._kernels.seeding import hashed_uniforms
+
+    d2, _ = _nearest(chunk, shift, centres)
+    u = np.empty(d2.size)
+    hashed_uniforms(seed, rnd, row0, u)
+    picked = np.flatnonzero(u < scale * _weights_of(weights, d2.size) * d2)
+    return np.asarray(chunk[picked], dtype=np.float64) - shift
+
+
+def assign_chunk(chunk, weights, row0, shift, centres):
+    """A chunk's weight nearest to each candidate, as exact accumulators (one per candidate)."""
+    _, nearest = _nearest(chunk, shift, centres)
+    return _exact(_weights_of(weights, nearest.size), nearest, centres.shape[0])
+
+
+def weighted_kmeans(points, weights, K, rng, max_iter=100):
+    """Weighted k-means++ on in-memory ``points``, then weighted Lloyd iterations: (K, D)."""
+    m = points.shape[0]
+    zero = np.zeros(points.shape[1])
+    chosen = [int(rng.choice(m, p=weights / weights.sum()))]
+    d2, _ = _nearest(points, zero, points[chosen])
+    for _ in range(1, K):
+        p = weights * d2
+        total = p.sum()
+        j = int(rng.choice(m, p=p / total)) if total > 0 else int(rng.integers(m))
+        chosen.append(j)
+        d2 = np.minimum(d2, _nearest(points, zero, points[[j]])[0])
+    centres = points[chosen].copy()
+    for _ in range(max_iter):
+        _, nearest = _nearest(points, zero, centres)
+        mass = np.bincount(nearest, weights=weights, minlength=K)
+        sums = np.stack([np.bincount(nearest, weights=weights * points[:, d], minlength=K)
+                         for d in range(points.shape[1])], axis=1)
+        moved = np.where(mass[:, None] > 0, sums / np.where(mass > 0, mass, 1.0)[:, None], centres)
+        if np.array_equal(moved, centres):
+            break
+        centres = moved
+    return centres
 
 
 def nearest_mean_resp(means_model):
@@ -157,7 +367,7 @@ def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summa
     if resp0 is not None:  # scikit-learn's start: an M-step from given responsibilities
         return model.update(engine.responsibility_stats(model, source, resp0, sample_weight=weights,
                                                         chunk_size=chunk_rows))
-    means = initial_means(init, source, K, rng, chunk_rows, summary)
+    means = initial_means(init, source, K, rng, chunk_rows, summary, weights)
     if model.covariance_type == "identity":
         return model.state_from_means(means)
     # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
@@ -167,7 +377,7 @@ def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summa
     return model.update(stats)
 
 
-def initial_means(init, source, K, rng, chunk_rows, summary):
+def initial_means(init, source, K, rng, chunk_rows, summary, weights=None):
     """The initial means (K, D) in data coordinates, by the method ``init`` (or ``init`` itself)."""
     if isinstance(init, np.ndarray):
         return init
@@ -175,4 +385,7 @@ def initial_means(init, source, K, rng, chunk_rows, summary):
         return random_assignment_means(source, K, rng, chunk_rows)
     if init == "random_from_data":
         return random_rows(source, K, rng)
+    if init == "k-means||":
+        return kmeans_parallel(local_passes(source, weights, chunk_rows), source.rows, source.n_samples, K, rng,
+                               summary.mean, weights is not None)
     return kmeans_plusplus(source, K, rng, chunk_rows, summary.mean)

@@ -65,7 +65,7 @@ import numpy as np
 COVARIANCE_TYPES = ("identity", "spherical", "diag", "full", "tied")
 WISHART_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 WEIGHT_PRIOR_TYPES = ("dirichlet_distribution", "dirichlet_process")
-INIT_METHODS = ("k-means++", "random", "random_from_data")
+INIT_METHODS = ("k-means++", "k-means||", "random", "random_from_data")
 TOL_TYPES = ("relative", "absolute")
 #: The estimator's ``init_params`` (scikit-learn's names) and the ``init`` of :func:`fastcavi.fit` each one means.
 INIT_PARAMS = {"kmeans": "k-means++", "k-means++": "k-means++", "random": "random",
@@ -550,6 +550,16 @@ class NoneOr:
 def unchecked(name, value, context):
     """Any value, used as given (the estimator's ``verbose``, ``verbose_interval``, ``warm_start``)."""
     return value
+
+
+@_parameter_check(needs_shape=False)
+def persist_choice(name, value, context):
+    """``"auto"``, True or False (a Dask-array X kept in the cluster's memory, or read each sweep)."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"The '{name}' parameter must be 'auto', True or False. Got {value!r} instead.")
 
 
 @_parameter_check(needs_shape=False)

@@ -25,7 +25,8 @@ def fit(X: Any, n_components: int, *,
         covariance_prior: Optional[Union[float, np.ndarray]] = None,
         reg_covar: float = 1e-6,
         exact_cavi: bool = False,
-        init: Union[Literal["k-means++", "random", "random_from_data"], np.ndarray, "FitResult"] = "k-means++",
+        init: Union[Literal["k-means++", "k-means||", "random", "random_from_data"], np.ndarray, "FitResult"]
+        = "k-means++",
         init_responsibilities: Optional[np.ndarray] = None,
         max_iter: int = 100,
         tol: float = 1e-8,
@@ -38,7 +39,8 @@ def fit(X: Any, n_components: int, *,
         sample_weight: Optional[Union[np.ndarray, str, "os.PathLike[str]"]] = None,
         checkpoint: Optional[Union[str, "os.PathLike[str]"]] = None,
         resume: Optional[Union[str, "os.PathLike[str]"]] = None,
-        client: Any = None) -> "FitResult":
+        client: Any = None,
+        persist: Union[Literal["auto"], bool] = "auto") -> "FitResult":
     """Fit a variational Bayesian Gaussian mixture by CAVI, streaming over the data.
 
     Parameters
@@ -85,9 +87,12 @@ def fit(X: Any, n_components: int, *,
         on the ELBO of the model whose observations carry extra N(0, reg_covar I) noise (that
         is the ELBO reported); it never decreases, and responsibilities differ from
         scikit-learn's by O(reg_covar tr E[Lambda_k]).
-    init : {"k-means++", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
-        Initial means: k-means++ seeding, the seed's random hard assignments (the means
-        of K random clusters), K random rows, or given means. A :class:`FitResult` (or a
+    init : {"k-means++", "k-means||", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
+        Initial means: k-means++ seeding (one pass over the data per component), k-means||
+        seeding (Bahmani et al. 2012: 11 passes whatever K, then k-means on the candidates in
+        memory), the seed's random hard assignments (the means
+        of K random clusters), K random rows, or given means. Each gives the same means on a
+        Dask array with aligned chunks as here. A :class:`FitResult` (or a
         loaded model file) continues that fit from its variational state (a warm start):
         ``fit(X, K, max_iter=a)`` then ``fit(X, K, init=r, max_iter=b)`` is bitwise
         ``fit(X, K, max_iter=a + b)``, ELBO trace included. Its covariance type, K and D must
@@ -134,6 +139,12 @@ def fit(X: Any, n_components: int, *,
         with: a difference raises a ValueError that says what differs.
     client : distributed.Client, optional
         For a Dask array X only: where to compute (default: the current Dask scheduler).
+    persist : {"auto", True, False}, default "auto"
+        For a Dask array X only: whether X (converted to float32/float64 once) is kept in the
+        cluster's memory for the whole fit (``client.persist``; a lost worker's part is
+        recomputed from the graph) or read from its source on every pass. ``"auto"`` keeps it
+        when it takes at most :data:`fastcavi.dask.PERSIST_FRACTION` of the workers' total
+        memory limit (see :func:`fastcavi.dask.fit`). Results do not depend on it.
 
     Returns
     -------
@@ -160,6 +171,9 @@ def fit(X: Any, n_components: int, *,
     if client is not None:
         raise ValueError(f"'client' is for Dask arrays only; X is a {type(X).__name__} (wrap it with "
                          "dask.array.from_array to fit it on Dask).")
+    if checked["persist"] != "auto":
+        raise ValueError(f"'persist' is for Dask arrays only; X is a {type(X).__name__} (in-memory and "
+                         "file-backed data is read where it is).")
     source = DataSource(X)  # reads the header only: its shape and dtype are checked
     N, D = source.shape
     V.check_n_samples(N, checked["n_components"])

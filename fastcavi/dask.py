@@ -23,13 +23,24 @@ How a fit runs
   start; other chunkings agree to round-off (about 1e-15 relative). The result never depends
   on the number of workers, threads, or on task placement.
 
+The data in memory (``persist``): X, converted once to the dtype the kernels take (float32
+stays float32, everything else becomes float64) and with its columns in one chunk, is kept
+in the cluster's memory for the whole fit (``client.persist``) when ``persist=True``, or with
+``"auto"`` when it and the weights take at most :data:`PERSIST_FRACTION` of the workers'
+total memory limit (without a distributed client: of this machine's available memory).
+Every pass then reads memory instead of the source (a Zarr chunk is read and decompressed
+once, not once per sweep). Persisted chunks are keys of the graph, not scattered data: a lost
+worker's chunks are recomputed from their source. With ``persist=False`` every pass reads X
+from its source. The result is the same bits either way.
+
 Initialisation: given means (``init=`` array), ``init_responsibilities`` (a Dask array
-with X's row chunks, or an in-memory array), a warm start from a ``FitResult``,
-``"random_from_data"`` (the same rows as the local fit for the same ``random_state``) and
-``"k-means++"``, which on Dask is k-means|| (Bahmani et al., 2012; see
-:func:`kmeans_parallel`): it gives other means than the local k-means++, so a fit started
-by it equals the local fit started from the same means, not the local k-means++ fit.
-``"random"`` (the seed's random assignments) is not offered on Dask.
+with X's row chunks, or an in-memory array), a warm start from a ``FitResult``, and the
+methods ``"k-means++"`` (one pass per component), ``"k-means||"`` (Bahmani et al., 2012: 11
+passes whatever K), ``"random"`` and ``"random_from_data"``. They run the local fit's own
+code (:mod:`fastcavi._init`), each pass one Dask reduction whose random numbers are hashes of
+(seed, round, global row): with aligned chunks a default Dask fit is bit for bit the
+default local fit (other chunkings: the same to round-off, and the same k-means++ and
+k-means|| draws as long as no two keys tie within round-off).
 
 Numba in workers: a task's kernels run on ``n_threads`` threads when given, else on the
 worker's thread count when numba's threading layer serialises kernel calls (workqueue),
@@ -39,6 +50,7 @@ worker process's ``NUMBA_NUM_THREADS``.
 """
 import math
 import os
+import sys
 import threading
 import warnings
 
@@ -47,17 +59,19 @@ import numpy as np
 from . import _progress
 from . import _validation as V
 
-__all__ = ["fit", "kmeans_parallel", "predict", "predict_proba", "score_samples", "task_threads", "warm_kernels"]
+__all__ = ["fit", "predict", "predict_proba", "score_samples", "task_threads", "warm_kernels"]
 
-#: Children per node of the fixed reduction tree (chunk order is kept at every level).
-FAN_IN = 8
+#: Children per node of the fixed reduction tree (chunk order is kept at every level). Each level
+#: costs a sweep a scheduler round trip, and adding a part's statistics takes microseconds: up to 32
+#: chunks are reduced by one task, 1024 by two levels.
+FAN_IN = 32
 
-#: Rounds of k-means|| and the oversampling factor (candidates drawn per round, in units of K).
-KMEANS_PARALLEL_ROUNDS = 5
-KMEANS_PARALLEL_OVERSAMPLING = 2.0
+#: ``persist="auto"`` keeps X (converted) and its weights in the cluster's memory when they take at
+#: most this fraction of the workers' total memory limit (Dask starts spilling at 0.6 of it).
+PERSIST_FRACTION = 0.4
 
-#: Rows per sub-block when distances to the k-means|| candidates are taken (bounds memory).
-_DISTANCE_ROWS = 1 << 15
+#: The ``init`` methods a Dask fit offers (besides given means, responsibilities and warm starts).
+DASK_INITS = ("k-means++", "k-means||", "random", "random_from_data")
 
 
 def is_dask_collection(obj) -> bool:
@@ -191,14 +205,15 @@ def _payload(model, state=None):
 
 
 def _combine(kind, *parts):
-    """Add serialised statistics or summaries of consecutive chunks, in order (a failure passes through)."""
+    """Add serialised statistics or summaries of consecutive chunks, in order (a failure passes through).
+
+    ``kind``: "stats", "summary", or an associative function of the list of parts.
+    """
     for p in parts:
         if isinstance(p, _Failure):
             return p  # the first in chunk order: the earliest failing rows
-    if kind == "array":
-        return np.sum(np.stack(parts), axis=0) if len(parts) > 1 else parts[0]
-    if kind == "candidates":
-        return np.concatenate(parts, axis=0)
+    if callable(kind):  # an associative combination of :mod:`fastcavi._init` (a seeding pass)
+        return kind(list(parts))
     from .engine import DataSummary, Stats
 
     cls = Stats if kind == "stats" else DataSummary
@@ -246,7 +261,9 @@ class _DaskData:
         V.check_data_shape(tuple(int(s) for s in X.shape))
         if X.dtype == object:
             raise ValueError("X cannot be read as a numeric 2-D array (it has dtype object).")
-        _compute_dtype(X.dtype)
+        compute_dtype = _compute_dtype(X.dtype)
+        if X.dtype != compute_dtype:  # converted once here (in the graph), not in every pass's tasks
+            X = X.astype(compute_dtype)
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         self.X = X
@@ -255,9 +272,43 @@ class _DaskData:
         self.row_chunks = tuple(int(c) for c in X.chunks[0])
         self.offsets = tuple(int(o) for o in np.concatenate(([0], np.cumsum(self.row_chunks)[:-1])))
         self.weights = self.aligned(sample_weight, "sample_weight", WeightSource)
-        self.blocks = list(X.to_delayed().ravel())
+        if self.weights is not None and self.weights.dtype != np.float64:
+            self.weights = self.weights.astype(np.float64)
+        self.persisted = False
+        self._delayed()
+
+    def _delayed(self):
+        self.blocks = list(self.X.to_delayed().ravel())
         self.wblocks = (list(self.weights.to_delayed().ravel()) if self.weights is not None
                         else [None] * len(self.blocks))
+
+    @property
+    def nbytes(self):
+        """Bytes of X (converted) and its weights."""
+        return int(self.X.nbytes) + (0 if self.weights is None else int(self.weights.nbytes))
+
+    def persist(self, how, client):
+        """Keep X and the weights in the cluster's memory when ``how`` (True, False or "auto") says so.
+
+        Returns
+        -------
+        bool
+            Whether they are persisted.
+        """
+        if how == "auto":
+            room = _memory_for_persist(client)
+            how = room is not None and self.nbytes <= PERSIST_FRACTION * room
+        if how:
+            import dask
+
+            parts = (self.X,) if self.weights is None else (self.X, self.weights)
+            kept = client.persist(parts) if client is not None else dask.persist(*parts)
+            self.X = kept[0]
+            if self.weights is not None:
+                self.weights = kept[1]
+            self._delayed()
+            self.persisted = True
+        return self.persisted
 
     def aligned(self, values, name, check_local, trailing=()):
         """``values`` (Dask or in memory) as a Dask array with X's row chunks, or None."""
@@ -290,6 +341,44 @@ class _DaskData:
         parts = [task(fn, b, w, *args, off, e)
                  for b, w, off, n, e in zip(self.blocks, self.wblocks, self.offsets, self.row_chunks, extra) if n > 0]
         return _tree(parts, kind)
+
+
+def _distributed_client(client):
+    """``client``, or the distributed Client that is the current scheduler, or None (a local scheduler)."""
+    if client is not None:
+        return client
+    if "distributed" not in sys.modules:  # no distributed Client can exist
+        return None
+    from dask.base import get_scheduler
+    from distributed import Client
+
+    owner = getattr(get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) else None
+
+
+def _memory_for_persist(client):
+    """Bytes that ``persist="auto"`` weighs X against: the workers' total memory limit, or None.
+
+    With a distributed client: the sum of its workers' ``memory_limit`` (None when a worker has
+    none: an unbounded worker gives nothing to judge by, and the data is then streamed). With a
+    local scheduler: this machine's available memory.
+    """
+    if client is not None:
+        info = getattr(client, "scheduler_info", None)
+        if info is None:
+            return None
+        try:
+            workers = info(n_workers=-1)  # every worker (newer versions list the first 5 by default)
+        except TypeError:  # older versions list them all and take no n_workers
+            workers = info()
+        limits = [w.get("memory_limit") for w in workers.get("workers", {}).values()]
+        if not limits or not all(limits):
+            return None
+        return float(sum(limits))
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return None
 
 
 def _compute(obj, client):
@@ -350,140 +439,24 @@ def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_
                                        chunk_size=chunk_size).to_array()
 
 
-# -- k-means|| ----------------------------------------------------------------------------------
+# -- seeding: the local fit's own code, one Dask reduction per pass -------------------------------
 
-def _sq_distances(y, centres):
-    """Squared distance of each row of ``y`` to its nearest centre, and that centre's index."""
-    cc = np.einsum("kd,kd->k", centres, centres)
-    d2 = np.empty(y.shape[0])
-    nearest = np.empty(y.shape[0], dtype=np.int64)
-    for i in range(0, y.shape[0], _DISTANCE_ROWS):
-        part = y[i:i + _DISTANCE_ROWS]
-        full = np.einsum("nd,nd->n", part, part)[:, None] - 2.0 * part @ centres.T + cc[None, :]
-        nearest[i:i + _DISTANCE_ROWS] = np.argmin(full, axis=1)
-        d2[i:i + _DISTANCE_ROWS] = np.maximum(full[np.arange(part.shape[0]), nearest[i:i + _DISTANCE_ROWS]], 0.0)
-    return d2, nearest
+def _seed_task(block, wblock, fn, args, n_threads, row_offset, _extra):
+    """``fn(chunk, weights, row0, *args)`` of :mod:`fastcavi._init` on one chunk (its numba threads as a sweep's)."""
+    from ._passes import numba_threads
+
+    weights = None if wblock is None else np.ascontiguousarray(wblock, dtype=np.float64)
+    with numba_threads(task_threads(n_threads)):
+        return fn(np.ascontiguousarray(block), weights, row_offset, *args)
 
 
-def _shifted(block, shift):
-    return np.asarray(block, dtype=np.float64) - shift
+def _run_pass(data, client, n_threads):
+    """The Dask ``run_pass(fn, args, combine)`` of :func:`fastcavi._init.local_passes`: one reduction per pass."""
+    def run_pass(fn, args, combine, name=None):  # no progress: the passes run on the workers
+        final = data.map_reduce(_seed_task, (fn, args, n_threads), combine)
+        return _raise_failure(_compute(final, client))
 
-
-def _weight_of(wblock, n):
-    return np.ones(n) if wblock is None else np.asarray(wblock, dtype=np.float64)
-
-
-def _cost_task(block, wblock, shift, centres, row_offset, _extra):
-    d2, _ = _sq_distances(_shifted(block, shift), centres)
-    return np.array([np.dot(_weight_of(wblock, d2.size), d2)])
-
-
-def _sample_task(block, wblock, shift, centres, scale, seed, rnd, row_offset, _extra):
-    """Rows drawn independently with probability ``min(1, scale * w d^2)``; the stream is (seed, round, row0)."""
-    y = _shifted(block, shift)
-    d2, _ = _sq_distances(y, centres)
-    u = np.random.default_rng([seed, rnd, row_offset]).random(d2.size)
-    return y[u < scale * _weight_of(wblock, d2.size) * d2]
-
-
-def _assign_task(block, wblock, shift, centres, row_offset, _extra):
-    _, nearest = _sq_distances(_shifted(block, shift), centres)
-    return np.bincount(nearest, weights=_weight_of(wblock, nearest.size), minlength=centres.shape[0])
-
-
-def _weighted_kmeanspp(points, weights, K, rng):
-    """k-means++ on weighted points (in memory), then weighted Lloyd iterations; returns (K, D)."""
-    m = points.shape[0]
-    chosen = [int(rng.choice(m, p=weights / weights.sum()))]
-    d2, _ = _sq_distances(points, points[chosen])
-    for _ in range(1, K):
-        p = weights * d2
-        total = p.sum()
-        j = int(rng.choice(m, p=p / total)) if total > 0 else int(rng.integers(m))
-        chosen.append(j)
-        d2 = np.minimum(d2, _sq_distances(points, points[[j]])[0])
-    centres = points[chosen].copy()
-    for _ in range(100):
-        _, nearest = _sq_distances(points, centres)
-        mass = np.bincount(nearest, weights=weights, minlength=K)
-        sums = np.stack([np.bincount(nearest, weights=weights * points[:, d], minlength=K)
-                         for d in range(points.shape[1])], axis=1)
-        moved = np.where(mass[:, None] > 0, sums / np.where(mass > 0, mass, 1.0)[:, None], centres)
-        if np.array_equal(moved, centres):
-            break
-        centres = moved
-    return centres
-
-
-def kmeans_parallel(data, K, rng, shift, client=None, rounds=None, oversampling=None):
-    """k-means|| seeding (Bahmani, Moseley, Vattani, Kumar and Vassilvitskii, 2012) as Dask reductions.
-
-    One uniformly random row starts the candidate set. Each round takes the weighted cost
-    ``phi = sum_n w_n d_n^2`` (``d_n``: distance to the nearest candidate; one pass), then
-    adds every row independently with probability ``min(1, l w_n d_n^2 / phi)`` (``l =
-    oversampling * K``; a second pass). Each chunk draws from its own stream, seeded from
-    ``(seed, round, first row of the chunk)``, so the draw depends on the seed and the rows
-    only, not on which worker ran what. A last pass weighs every candidate by the weight
-    of the rows nearest to it; weighted k-means++ and Lloyd's iterations on the candidates
-    (in memory, on the client) give the K means.
-
-    Parameters
-    ----------
-    data : _DaskData
-    K : int
-    rng : numpy.random.Generator
-    shift : ndarray of shape (D,)
-        Distances are taken in ``x - shift`` coordinates (the data mean: keeps their precision).
-    client : distributed.Client, optional
-    rounds : int, default :data:`KMEANS_PARALLEL_ROUNDS`
-    oversampling : float, default :data:`KMEANS_PARALLEL_OVERSAMPLING`
-
-    Returns
-    -------
-    means : ndarray of shape (K, D)
-        In data coordinates.
-    """
-    rounds = KMEANS_PARALLEL_ROUNDS if rounds is None else rounds
-    ell = (KMEANS_PARALLEL_OVERSAMPLING if oversampling is None else oversampling) * K
-    seed = int(rng.integers(0, 2**63))
-    N = data.n_samples
-    first = _weighted_row(data, rng, client) if data.weights is not None else int(rng.integers(N))
-    centres = _read_rows(data, [first], client) - shift
-    for rnd in range(rounds):
-        phi = float(_raise_failure(_compute(data.map_reduce(_cost_task, (shift, centres), "array"), client))[0])
-        if not phi > 0:
-            break  # every row of positive weight sits on a candidate
-        drawn = _compute(data.map_reduce(_sample_task, (shift, centres, ell / phi, seed, rnd), "candidates"), client)
-        centres = np.concatenate((centres, _raise_failure(drawn)), axis=0)
-    weights = _raise_failure(_compute(data.map_reduce(_assign_task, (shift, centres), "array"), client))
-    keep = weights > 0
-    points, weights = centres[keep], weights[keep]
-    if points.shape[0] < K:  # fewer distinct candidates than K: pad with random rows
-        extra = np.sort(rng.choice(N, size=K - points.shape[0], replace=False))
-        return np.concatenate((points + shift, _read_rows(data, extra, client)), axis=0)
-    return _weighted_kmeanspp(points, weights, K, rng) + shift
-
-
-def _weighted_row(data, rng, client):
-    """A row index drawn with probability proportional to its weight (two small reads)."""
-    w = data.weights.astype(np.float64)
-    sums = _compute(w.map_blocks(_block_sum, chunks=((1,) * len(data.row_chunks),), dtype=np.float64), client)
-    cum = np.cumsum(sums)
-    target = rng.random() * float(cum[-1])
-    c = int(min(np.searchsorted(cum, target, side="right"), len(sums) - 1))
-    while sums[c] <= 0:  # the draw fell on the end of the weight: the last chunk of positive weight
-        c -= 1
-    start = data.offsets[c]
-    block = np.asarray(_compute(w[start:start + data.row_chunks[c]], client), dtype=np.float64)
-    within = np.cumsum(block)
-    i = int(min(np.searchsorted(within, target - (cum[c - 1] if c > 0 else 0.0), side="right"), block.size - 1))
-    while block[i] <= 0 and i > 0:
-        i -= 1
-    return start + i
-
-
-def _block_sum(b):
-    return np.array([np.sum(b)])
+    return run_pass
 
 
 # -- fit ----------------------------------------------------------------------------------------
@@ -494,19 +467,18 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         reg_covar=1e-6, exact_cavi=False, init="k-means++", init_responsibilities=None,
         max_iter=100, tol=1e-8, tol_type="relative", n_init=1, random_state=None,
         n_threads=None, chunk_size=None, callback=None, sample_weight=None, checkpoint=None, resume=None,
-        client=None):
+        client=None, persist="auto"):
     """:func:`fastcavi.fit` on a Dask array: the same parameters, the same :class:`~fastcavi.FitResult`.
 
     Parameters
     ----------
     X : dask.array.Array of shape (n_samples, n_features)
-        Known chunk sizes. Each sweep reads it once (``X.persist()`` first if it fits in the
-        cluster's memory and its source is slow). Row chunks that are whole multiples of
+        Known chunk sizes. Row chunks that are whole multiples of
         ``fastcavi.engine.GRANULARITY`` (4096) rows give bit for bit the local fit.
     n_components : int
-    init : {"k-means++", "random_from_data"}, ndarray of shape (K, D), or FitResult
-        ``"k-means++"`` is k-means|| here (:func:`kmeans_parallel`); ``"random_from_data"``
-        draws the same rows as the local fit; ``"random"`` is not supported on Dask.
+    init : {"k-means++", "k-means||", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
+        The local fit's methods, on the same code: the same means as the local fit (bit for bit
+        with aligned chunks). Other methods raise a ValueError naming these.
     init_responsibilities : dask.array.Array or array-like of shape (n_samples, K), optional
         Rechunked to X's row chunks. Errors name the global row.
     n_threads : int, optional
@@ -520,6 +492,12 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         Dask fit and the local fit share the loop that writes and reads them).
     client : distributed.Client, optional
         Where to compute; default: the current Dask scheduler.
+    persist : {"auto", True, False}, default "auto"
+        Keep X (converted once to float32/float64) and the weights in the cluster's memory for
+        the whole fit (True), read them from their source on every pass (False), or keep them
+        when they take at most :data:`PERSIST_FRACTION` of the workers' total memory limit
+        ("auto"; workers without a limit: streamed; local schedulers: this machine's available
+        memory). See the module docstring. The result does not depend on it.
     **others
         As in :func:`fastcavi.fit`.
 
@@ -534,8 +512,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     TypeError
         When X is not a dask array (a Dask DataFrame: use ``to_dask_array(lengths=True)``).
     """
-    from . import engine
-    from . import _checkpoint
+    from . import _checkpoint, _init, engine
     from ._driver import run_restarts
     from ._init import warm_state
     from .result import FitResult
@@ -556,12 +533,12 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                                             checked["callback"])
     saved = None if checked["resume"] is None else _checkpoint.read(checked["resume"])  # before any pass
     warm = init if isinstance(init, FitResult) else None
-    if warm is None and isinstance(init, str) and init == "random":
-        raise ValueError("init='random' (the seed's random assignments) is not supported on Dask arrays; "
-                         "use 'k-means++' (k-means|| on Dask), 'random_from_data', given means or "
-                         "init_responsibilities.")
+    if isinstance(init, str) and init not in DASK_INITS:
+        raise ValueError(f"init={init!r} is not supported on Dask arrays yet; the methods on Dask are "
+                         f"{', '.join(map(repr, DASK_INITS))} (or given means, init_responsibilities or a FitResult).")
     resp = data.aligned(init_responsibilities, "init_responsibilities", V.check_init_responsibilities, (K,))
     resp_blocks = None if resp is None else list(resp.to_delayed().ravel())
+    data.persist(checked["persist"], _distributed_client(client))  # before the first pass: read X once
 
     first = _read_rows(data, [0], client)[0]
     shift = first if np.all(np.isfinite(first)) else np.zeros(D)  # the summary pass names the bad row
@@ -590,15 +567,20 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     def initial_state():
         if resp is not None:
             return model.update(given_stats(None))
+        run_pass, read_rows = _run_pass(data, client, n_threads), (lambda index: _read_rows(data, index, client))
         if isinstance(init, np.ndarray):
             means = init
         elif init == "random_from_data":
             idx = rng.choice(N, size=K, replace=False)
             order = np.argsort(idx)
             means = np.empty((K, D))
-            means[order] = _read_rows(data, idx[order], client)
+            means[order] = read_rows(idx[order])
+        elif init == "random":
+            means = _init.random_assignment_passes(run_pass, read_rows, N, K, rng)
+        elif init == "k-means||":
+            means = _init.kmeans_parallel(run_pass, read_rows, N, K, rng, summary.mean, data.weights is not None)
         else:
-            means = kmeans_parallel(data, K, rng, summary.mean, client)
+            means = _init.kmeans_plusplus_passes(run_pass, read_rows, N, K, rng, summary.mean)
         return model.state_from_means(means) if covariance_type == "identity" else model.update(given_stats(means))
 
     fixed_start = warm is not None or resp is not None or isinstance(init, np.ndarray)

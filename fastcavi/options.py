@@ -184,6 +184,9 @@ PARAMETERS: Tuple[Parameter, ...] = (
               FIT, CommandLine(str)),
     Parameter("client", None, V.unchecked,
               "A dask.distributed Client for Dask-array X (default: the current scheduler).", RUNTIME),
+    Parameter("persist", "auto", V.persist_choice,
+              "Dask-array X: keep it in the cluster's memory (auto: when it fits comfortably) or read it each sweep.",
+              RUNTIME),
 )
 
 BY_NAME: Mapping[str, Parameter] = {p.name: p for p in PARAMETERS}
@@ -300,6 +303,7 @@ ESTIMATOR = EstimatorDeclaration(
                "callback": "progress lines, when verbose",
                "sample_weight": "the sample_weight given to the estimator's fit",
                "client": "none: a Dask-array X uses the current scheduler",
+               "persist": "'auto': a Dask-array X is kept in the cluster's memory when it fits comfortably",
                "checkpoint": "none: checkpoints are fastcavi.fit's and the command line's",
                "resume": "none: checkpoints are fastcavi.fit's and the command line's"},
     own=(Parameter("init_params", "kmeans", V.estimator_init_params,

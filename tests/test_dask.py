@@ -125,22 +125,93 @@ def test_estimator_fits_and_predicts_dask_arrays(sync):
     assert isinstance(labels, da.Array) and np.array_equal(labels.compute(), local.predict(X))
 
 
-def test_kmeans_parallel_seeding(sync):
+INITS = ["k-means++", "k-means||", "random", "random_from_data"]
+
+
+@pytest.mark.parametrize("init", INITS)
+def test_every_init_method_equals_the_local_one(sync, init):
+    """Each init runs the local code, one Dask reduction a pass: bitwise with aligned chunks, with or without weights."""
+    w = np.random.default_rng(4).integers(0, 3, size=X.shape[0]).astype(np.float64)
     dX = da.from_array(X, chunks=(ALIGNED, 3))
-    a = fastcavi.fit(dX, K, covariance_type="full", random_state=7)
-    b = fastcavi.fit(dX, K, covariance_type="full", random_state=7)
-    _same_result(a, b)  # repeatable: every chunk draws from its own (seed, round, chunk) stream
-    truth = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 6.0, 3.0]])
-    order = np.argsort(a.means[:, 0] * 10 + a.means[:, 1])
-    assert np.max(np.abs(a.means[order] - truth[np.argsort(truth[:, 0] * 10 + truth[:, 1])])) < 0.1
-    local = fastcavi.fit(X, K, covariance_type="full", random_state=7)  # local k-means++: the same optimum
-    assert abs(a.lower_bound - local.lower_bound) < 1e-6 * abs(local.lower_bound)
-    # weighted: rows of weight 0 are never candidates (here a far outlier that would otherwise be drawn)
+    for weights in (None, w):
+        opts = dict(covariance_type="diag", init=init, random_state=7, max_iter=3, tol=0, sample_weight=weights)
+        local = fastcavi.fit(X, K, **opts)
+        _same_result(fastcavi.fit(dX, K, **opts), local)
+        # other chunks: the draws are hashes of global rows, the sums exact or per block: the same to round-off
+        other = fastcavi.fit(da.from_array(X, chunks=(5000, 3)), K, **opts)
+        assert _relative(other.means, local.means) < 1e-12
+    if init.startswith("k-means"):  # the seedings find the three clusters (a fit from them converges to them)
+        fitted = fastcavi.fit(dX, K, covariance_type="diag", init=init, random_state=7).means
+        truth = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 6.0, 3.0]])
+        found = fitted[np.argsort(fitted[:, 0] * 10 + fitted[:, 1])]
+        assert np.max(np.abs(found - truth[np.argsort(truth[:, 0] * 10 + truth[:, 1])])) < 0.1
+
+
+def test_default_dask_fit_is_the_default_local_fit(sync):
+    """No init given (k-means++ on both), n_init=2, to convergence: bit for bit, on aligned chunks."""
+    dX = da.from_array(X, chunks=(ALIGNED, 3))
+    for covariance_type in ("identity", "full"):
+        local = fastcavi.fit(X, K, covariance_type=covariance_type, random_state=11, n_init=2)
+        _same_result(fastcavi.fit(dX, K, covariance_type=covariance_type, random_state=11, n_init=2), local)
+
+
+def test_kmeans_parallel_weights_and_candidates(sync):
+    """k-means||: a row of weight 0 is never a candidate (a far outlier here); repeatable; the local draws."""
     Xo = np.concatenate((X, [[1e3, 1e3, 1e3]]))
     w = np.r_[np.ones(X.shape[0]), 0.0]
     r = fastcavi.fit(da.from_array(Xo, chunks=(ALIGNED, 3)), K, covariance_type="diag", sample_weight=w,
-                     random_state=0)
+                     random_state=0, init="k-means||", max_iter=2, tol=0)
     assert np.all(np.abs(r.means) < 10)
+    _same_result(r, fastcavi.fit(Xo, K, covariance_type="diag", sample_weight=w, random_state=0, init="k-means||",
+                                 max_iter=2, tol=0))
+    # with weight 1 the outlier is far from every other row: the first round's cost makes it a candidate
+    from fastcavi import _init
+
+    run_pass = _init.local_passes(fastcavi._sources.DataSource(Xo), None, engine.GRANULARITY)
+    seen = []
+
+    def recording(fn, args, combine):
+        out = run_pass(fn, args, combine)
+        if fn is _init.sample_chunk:
+            seen.append(out + args[0])
+        return out
+
+    _init.kmeans_parallel(recording, fastcavi._sources.DataSource(Xo).rows, Xo.shape[0], K,
+                          np.random.default_rng(0), Xo.mean(axis=0), False)
+    drawn = np.concatenate(seen)
+    assert len(seen) == _init.KMEANS_PARALLEL_ROUNDS and 2 <= drawn.shape[0] <= 10 * 2 * K * len(seen)
+    assert any(np.array_equal(row, Xo[-1]) for row in drawn)
+
+
+def test_persisted_and_streamed_fits_are_the_same_bits(sync):
+    """persist=True reads each chunk once; persist=False reads it every pass; "auto" keeps this small X."""
+    reads = []
+
+    def counted(block):
+        if block.shape[0]:  # (not dask's call on an empty block, when the graph is made)
+            reads.append(block.shape[0])
+        return block
+
+    X32 = X.astype(np.float32)  # converted once (float32 is kept as it is; int16 becomes float64)
+    results = {}
+    for persist in (True, False, "auto"):
+        reads.clear()
+        dX = da.from_array(X, chunks=(ALIGNED, 3)).map_blocks(counted, dtype=X.dtype)
+        results[persist] = fastcavi.fit(dX, K, covariance_type="full", random_state=2, max_iter=4, tol=0,
+                                        persist=persist)
+        n_reads = len(reads)
+        # 3 chunks, read once; streamed: the summary, 2 k-means++ draws, the start's M-step and 4 sweeps
+        assert (n_reads == 3) if persist else (n_reads >= 3 * 8)
+    _same_result(results[True], results[False])
+    _same_result(results["auto"], fastcavi.fit(X, K, covariance_type="full", random_state=2, max_iter=4, tol=0))
+    for persist in (True, False):
+        r = fastcavi.fit(da.from_array(X32, chunks=(ALIGNED, 3)), K, init=M0, max_iter=3, tol=0, persist=persist)
+        _same_result(r, fastcavi.fit(X32, K, init=M0, max_iter=3, tol=0))
+        Xi = np.round(X * 100).astype(np.int16)
+        r = fastcavi.fit(da.from_array(Xi, chunks=(ALIGNED, 3)), K, init=M0 * 100, max_iter=3, tol=0, persist=persist)
+        _same_result(r, fastcavi.fit(Xi, K, init=M0 * 100, max_iter=3, tol=0))
+    with pytest.raises(ValueError, match="'persist' parameter must be 'auto', True or False"):
+        fastcavi.fit(da.from_array(X, chunks=(ALIGNED, 3)), K, init=M0, persist="always")
 
 
 def test_predictions_are_lazy_and_equal_local(sync):
@@ -182,8 +253,6 @@ def test_bad_input_errors_name_the_global_row(sync):
         fastcavi.fit(dX, K, covariance_type="full", init_responsibilities=da.from_array(R, chunks=(4096, K)))
     with pytest.raises(ValueError, match="should have the shape"):
         fastcavi.fit(dX, K, init_responsibilities=da.ones((X.shape[0], 2), chunks=4096))
-    with pytest.raises(ValueError, match="not supported on Dask"):
-        fastcavi.fit(dX, K, init="random")
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         fastcavi.fit(dX[dX[:, 0] > 0], K, init=M0)
     with pytest.raises(ValueError, match="Complex data"):
@@ -192,6 +261,25 @@ def test_bad_input_errors_name_the_global_row(sync):
         fastcavi.fit(dX[:, 0], K, init=M0)
     with pytest.raises(ValueError, match="'client' is for Dask arrays only"):
         fastcavi.fit(X, K, init=M0, client=object())
+
+
+def test_an_init_dask_does_not_offer_is_refused_before_any_read(sync, monkeypatch):
+    """A local-only method (as a compiled k-means would be) names the methods Dask offers, before reading X."""
+    import fastcavi._validation as V
+
+    monkeypatch.setattr(V, "INIT_METHODS", V.INIT_METHODS + ("local-only",))
+    reads = []
+
+    def counted(block):
+        reads.append(block.shape[0])
+        return block
+
+    dX = da.from_array(X, chunks=(ALIGNED, 3)).map_blocks(counted, dtype=X.dtype)
+    reads.clear()
+    with pytest.raises(ValueError, match=r"init='local-only' is not supported on Dask arrays yet; the methods on "
+                                         r"Dask are 'k-means\+\+', 'k-means\|\|', 'random', 'random_from_data'"):
+        fastcavi.fit(dX, K, init="local-only")
+    assert reads == []
 
 
 def test_zarr_and_hdf5_input(sync, tmp_path):
@@ -243,6 +331,7 @@ def test_cluster_fit_equals_local_and_one_vs_two_workers(cluster, client):
     two = fastcavi.fit(dX, K, covariance_type="full", init=M0, max_iter=5, tol=0, client=client)
     _same_result(two, local)
     seeded = fastcavi.fit(dX, K, covariance_type="full", random_state=3, max_iter=5, tol=0, client=client)
+    _same_result(seeded, fastcavi.fit(X, K, covariance_type="full", random_state=3, max_iter=5, tol=0))
     # a task's numba threads follow its worker's thread count (one here), and an explicit n_threads wins
     from fastcavi.dask import task_threads, warm_kernels
 
@@ -271,14 +360,50 @@ class _Pinned:
     def compute(self, obj, sync=False):
         return self._client.compute(obj, sync=sync, workers=[self._worker], allow_other_workers=False)
 
+    def persist(self, obj):
+        return self._client.persist(obj, workers=[self._worker], allow_other_workers=False)
 
-def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
-    """A worker process killed (SIGKILL) in the middle of sweep 2: the fit finishes, bit for bit the same."""
+    def scheduler_info(self, **kwargs):
+        return self._client.scheduler_info(**kwargs)
+
+
+def test_cluster_persist_auto_judges_the_workers_memory_limits(cluster, client, monkeypatch):
+    """"auto" persists what takes at most PERSIST_FRACTION of the workers' total memory limit, else streams."""
+    import fastcavi.dask as fd
+
+    limits = [w["memory_limit"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+    assert len(limits) == 2 and fd._memory_for_persist(client) == sum(limits)
+    dX = da.from_array(X, chunks=(engine.GRANULARITY, 3))
+    assert fd._DaskData(dX).persist("auto", client)
+    monkeypatch.setattr(fd, "PERSIST_FRACTION", 0.99 * X.nbytes / sum(limits))
+    assert not fd._DaskData(dX).persist("auto", client)
+    assert fd._DaskData(dX).persist(True, client)
+    # a default client (no client=) is found as the current scheduler, and its workers hold the chunks
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(cluster) as default:
+        assert fd._distributed_client(None) is default
+        data = fd._DaskData(dX)
+        assert data.persist(True, fd._distributed_client(None))
+        distributed.wait(data.X)  # persist returns at once; the chunks are read in the background
+        held = {k for keys in default.has_what().values() for k in keys}
+        assert {b.key for b in data.blocks} <= held
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client, persist):
+    """A worker process killed (SIGKILL) at sweep 2: the fit finishes, bit for bit the same.
+
+    Streamed (every block takes 0.3 s to read): the worker dies in the middle of sweep 2, whose
+    lost tasks are run again. Persisted: the chunks are read once, so sweeps are fast; the worker
+    dies as sweep 2 starts (from the callback of sweep 1), holding persisted chunks, which are lost
+    with it and recomputed from their source (0.3 s each): persisted data are keys of the graph,
+    not scattered data.
+    """
     import signal
 
     local = fastcavi.fit(X, K, covariance_type="diag", init=M0, max_iter=4, tol=0)
 
-    def slow(block):  # each block takes 0.3 s to read, so that a sweep lasts about a second
+    def slow(block):  # each block takes 0.3 s to read, so that a streamed sweep lasts about a second
         time.sleep(0.3)
         return block
 
@@ -287,20 +412,31 @@ def test_cluster_fit_survives_a_worker_killed_during_sweep_2(cluster, client):
     victim = sorted(pids)[0]
     marks = {}
 
-    def kill_soon():
-        time.sleep(0.4)
+    def kill():
         marks["kill"] = time.monotonic()
         os.kill(pids[victim], signal.SIGKILL)
 
+    def kill_soon():
+        time.sleep(0.4)
+        kill()
+
     def callback(it, elbo, change):
         marks[it] = time.monotonic()
-        if it == 1:
+        if it == 1 and persist:
+            held = client.has_what()[victim]
+            marks["held"] = sum(1 for key in held if str(key).find(dX.name) >= 0)
+            kill()  # before sweep 2 starts: its chunks are gone
+        elif it == 1:
             threading.Thread(target=kill_soon, daemon=True).start()
 
-    r = fastcavi.fit(dX, K, covariance_type="diag", init=M0, max_iter=4, tol=0, client=client, callback=callback)
-    assert marks[1] < marks["kill"] < marks[2]  # the kill fell inside sweep 2
+    r = fastcavi.fit(dX, K, covariance_type="diag", init=M0, max_iter=4, tol=0, client=client, callback=callback,
+                     persist=persist)
+    assert marks[1] <= marks["kill"] < marks[2]  # the kill fell after sweep 1 and before sweep 2 ended
+    if persist:  # the victim held persisted chunks; sweep 2 read them again (0.3 s each); sweeps 3-4 did not
+        assert marks["held"] >= 1
+        assert marks[2] - marks[1] > 0.3 and marks[4] - marks[2] < marks[2] - marks[1]
     _same_result(r, local)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted it (slow on a loaded machine)
     assert pids[victim] not in client.run(os.getpid).values()
 
 

@@ -45,7 +45,8 @@ def test_declaration_is_complete_and_its_checks_are_validations():
         "n_components", "covariance_type", "covariance", "weight_concentration_prior_type",
         "weight_concentration_prior", "mean_precision_prior", "mean_prior", "degrees_of_freedom_prior",
         "covariance_prior", "reg_covar", "exact_cavi"}
-    assert {p.name for p in options.parameters(options.RUNTIME)} == {"n_threads", "chunk_size", "callback", "client"}
+    assert {p.name for p in options.parameters(options.RUNTIME)} == {"n_threads", "chunk_size", "callback", "client",
+                                                                      "persist"}
     with pytest.raises(ValueError, match="Unknown layers"):
         options.parameters("priors")
 
@@ -184,6 +185,8 @@ def test_every_declared_fit_option_acts_on_the_fit(monkeypatch, tmp_path):
         "resume": lambda: np.array_equal(_fit(X, resume=ckpt_path).elbo, _fit(X).elbo),
         # a Dask client: tests/test_dask.py fits with one; in-memory data with a client is refused
         "client": lambda: pytest.raises(ValueError, _fit, X, client=object()) is not None,
+        # keeping a Dask array in the cluster's memory: tests/test_dask.py; in-memory data refuses a choice
+        "persist": lambda: pytest.raises(ValueError, _fit, X, persist=False) is not None,
         # integer weights are the fit of the repeated rows
         "sample_weight": lambda: np.allclose(_fit(X, init=means0, sample_weight=w).means,
                                              _fit(doubled, init=means0).means, rtol=1e-10, atol=1e-10),
@@ -221,6 +224,8 @@ BAD_VALUES = [
     (dict(callback=3), "'callback'"),
     (dict(sample_weight=np.ones(5)), "sample_weight.shape == \\(5,\\), expected \\(100,\\)"),
     (dict(client=object()), "'client' is for Dask arrays only"),
+    (dict(persist="yes"), "'persist' parameter must be 'auto', True or False"),
+    (dict(persist=True), "'persist' is for Dask arrays only"),
     (dict(checkpoint=3), "'checkpoint' parameter must be a path"),
     (dict(resume=3.5), "'resume' parameter must be a path"),
 ]
@@ -287,7 +292,8 @@ def test_estimator_init_matches_the_declaration():
         "init_params": "kmeans", "verbose": 0, "verbose_interval": 10, "warm_start": False,
         "learning_method": "memoized", "learning_offset": 10.0, "learning_decay": 0.7, "total_samples": 1e6}
     assert set(options.ESTIMATOR.not_taken) == {"covariance", "init", "init_responsibilities", "tol_type",
-                                                "callback", "sample_weight", "client", "checkpoint", "resume"}
+                                                "callback", "sample_weight", "client", "persist", "checkpoint",
+                                                "resume"}
     assert set(names) | set(options.ESTIMATOR.not_taken) == set(NAMES) | {p.name for p in options.ESTIMATOR.own}
 
 

@@ -11,7 +11,8 @@ thread count, and memory is O(K x D).
 import numpy as np
 from numba import njit, prange
 
-from .._config import BLOCK_ROWS, PARALLEL_JIT
+from .._config import BLOCK_ROWS, CACHE, PARALLEL_JIT
+from .exactsum import _insert_bits
 
 _JIT = PARALLEL_JIT
 
@@ -91,3 +92,79 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0):
             best = keys[b]
             best_row = rows[b]
     return best, best_row
+
+
+# -- k-means|| (Bahmani et al., 2012): the per-row steps, without fast-math --------------------------
+# These kernels give each row a result that depends on that row alone (no reassociation, no
+# vectorised maths library), so any split of the rows into chunks gives the same bits.
+
+_EXACT_JIT = dict(cache=CACHE, nogil=True, error_model="numpy")
+
+
+@njit(parallel=True, **_EXACT_JIT)
+def nearest_centre(X, shift, centres, d2, nearest):
+    """Squared distance of each row to its nearest centre, and that centre's index (the first on ties).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D), float32 or float64, C-contiguous
+    shift : ndarray of shape (D,), float64
+        Subtracted from each row (``centres`` are in the shifted coordinates).
+    centres : ndarray of shape (m, D), float64, m >= 1
+    d2 : ndarray of shape (n,), float64
+        Output.
+    nearest : ndarray of shape (n,), int64
+        Output.
+    """
+    n, D = X.shape
+    m = centres.shape[0]
+    for i in prange(n):
+        best = np.inf
+        arg = 0
+        for j in range(m):
+            s = 0.0
+            for d in range(D):
+                t = np.float64(X[i, d]) - shift[d] - centres[j, d]
+                s += t * t
+            if s < best:
+                best = s
+                arg = j
+        d2[i] = best
+        nearest[i] = arg
+
+
+@njit(parallel=True, **_EXACT_JIT)
+def hashed_uniforms(seed, stream, row0, out):
+    """``out[i]`` = the uniform draw of (seed, stream, global row ``row0 + i``): see :func:`uniform_from_hash`."""
+    for i in prange(out.shape[0]):
+        out[i] = uniform_from_hash(seed, stream, row0 + i)
+
+
+@njit(**_EXACT_JIT)
+def weighted_key_draw(weights, seed, stream, row0):
+    """A row drawn with probability proportional to its weight (exponential keys ``-log(u_i) / w_i``).
+
+    Returns
+    -------
+    key : float
+        The smallest key (``inf`` when every weight is 0).
+    row : int
+        Its global row (the first on ties), or -1.
+    """
+    best = np.inf
+    best_row = -1
+    for i in range(weights.shape[0]):
+        if weights[i] > 0.0:
+            key = -np.log(uniform_from_hash(seed, stream, row0 + i)) / weights[i]
+            if key < best:
+                best = key
+                best_row = row0 + i
+    return best, best_row
+
+
+@njit(**_EXACT_JIT)
+def exact_add_at(values, index, acc):
+    """Add ``values[i]`` to statistic ``index[i]`` of the exact accumulator ``acc`` (:mod:`.exactsum`)."""
+    bits = values.view(np.uint64)
+    for i in range(values.shape[0]):
+        _insert_bits(acc, index[i], bits[i])

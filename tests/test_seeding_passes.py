@@ -1,0 +1,77 @@
+"""The seeding passes shared by the local and the Dask fit (:mod:`fastcavi._init`): k-means|| against
+plain-Python references, and its invariance to the chunk size and the thread count."""
+import math
+
+import numpy as np
+import pytest
+
+import fastcavi
+from fastcavi import _init
+from fastcavi._sources import DataSource
+
+M64 = (1 << 64) - 1
+
+
+def _splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def _uniform(seed, stream, index):
+    """``uniform_from_hash`` in Python integers (the reference for the compiled one)."""
+    h = _splitmix64((_splitmix64(seed ^ _splitmix64(stream)) + index) & M64)
+    return ((h >> 11) + 0.5) / 9007199254740992.0
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [6.0, 6.0]])
+    return centres[rng.integers(4, size=10_000)] + rng.normal(size=(10_000, 2))
+
+
+def test_cost_sample_and_assign_passes_match_plain_references():
+    X = _data()
+    w = np.random.default_rng(1).uniform(0, 2, size=X.shape[0])
+    shift = X.mean(axis=0)
+    centres = X[[3, 500, 7000]] - shift
+    d2_all = ((X[:, None, :] - shift - centres[None]) ** 2).sum(axis=2)
+    d2, nearest = d2_all.min(axis=1), d2_all.argmin(axis=1)
+    # the cost: an exact sum, so the correctly rounded sum (math.fsum) to within one unit in the last place
+    # (the per-row distances differ from numpy's by round-off of the sums over 2 features)
+    run = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0]), 4096)
+    phi = _init.exact_total(run(_init.cost_chunk, (shift, centres), _init.merge_exact))[0]
+    assert phi == pytest.approx(math.fsum(w * d2), rel=1e-14)
+    # the draw: row n is taken when its hashed uniform of (seed, round, n) is below scale * w_n * d_n^2
+    seed, rnd, scale = 12345, 2, 3.0 / phi * 8
+    drawn = run(_init.sample_chunk, (shift, centres, scale, np.uint64(seed), rnd), np.concatenate)
+    expect = [n for n in range(X.shape[0]) if _uniform(seed, rnd, n) < scale * w[n] * d2[n]]
+    assert 0 < len(expect) < 100 and np.allclose(drawn + shift, X[expect], rtol=0, atol=1e-12)
+    # the candidates' weights: per nearest candidate, exact
+    mass = _init.exact_total(run(_init.assign_chunk, (shift, centres), _init.merge_exact))
+    for k in range(3):
+        assert mass[k] == pytest.approx(math.fsum(w[nearest == k]), rel=1e-15)
+    # the weighted first candidate: the smallest -log(u) / w (rows of weight 0 never)
+    w0 = w.copy()
+    w0[::2] = 0.0
+    run0 = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w0, X.shape[0]), 4096)
+    key, row = run0(_init.first_candidate_chunk, (np.uint64(seed),), _init.earliest_smallest_key)
+    keys = [-math.log(_uniform(seed, 0, n)) / w0[n] if w0[n] > 0 else math.inf for n in range(X.shape[0])]
+    assert int(row) == int(np.argmin(keys)) and row % 2 == 1
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_parallel_does_not_depend_on_chunks_or_threads(weighted):
+    X = _data(2)
+    w = np.random.default_rng(3).integers(0, 3, size=X.shape[0]).astype(np.float64) if weighted else None
+    opts = dict(init="k-means||", random_state=5, max_iter=2, tol=0, sample_weight=w)
+    ref = fastcavi.fit(X, 4, **opts)
+    for chunk_size, n_threads in ((4096, None), (8192, 1)):
+        r = fastcavi.fit(X, 4, chunk_size=chunk_size, n_threads=n_threads, **opts)
+        assert np.array_equal(r.means, ref.means) and np.array_equal(r.elbo, ref.elbo)
+    # the four clusters are found (a fit from the seeds converges to them)
+    means = fastcavi.fit(X, 4, init="k-means||", random_state=5, sample_weight=w).means
+    truth = np.array([[0.0, 0.0], [0.0, 6.0], [6.0, 0.0], [6.0, 6.0]])  # sorted by x, then y
+    order = np.lexsort((means[:, 1].round(), means[:, 0].round()))
+    assert np.max(np.abs(means[order] - truth)) < 0.15
