@@ -209,7 +209,8 @@ def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rou
         first = int(rng.integers(n_samples))
     centres = read_rows([first]) - shift
     for rnd in range(1, rounds + 1):
-        phi = exact_total(run_pass(cost_chunk, (shift, centres), merge_exact, f"k-means|| round {rnd}/{rounds} cost"))[0]
+        phi = exact_total(run_pass(cost_chunk, (shift, centres), merge_exact,
+                                   f"k-means|| round {rnd}/{rounds} cost"))[0]
         if not phi > 0:
             break  # every row of positive weight sits on a candidate
         drawn = run_pass(sample_chunk, (shift, centres, ell / phi, seed, rnd), np.concatenate,
