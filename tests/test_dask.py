@@ -170,8 +170,8 @@ def test_kmeans_parallel_weights_and_candidates(sync):
     run_pass = _init.local_passes(fastcavi._sources.DataSource(Xo), None, engine.GRANULARITY)
     seen = []
 
-    def recording(fn, args, combine):
-        out = run_pass(fn, args, combine)
+    def recording(fn, args, combine, name=None):
+        out = run_pass(fn, args, combine, name)
         if fn is _init.sample_chunk:
             seen.append(out + args[0])
         return out
