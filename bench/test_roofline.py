@@ -9,7 +9,7 @@ times, each on one thread:
 * ``exp``: NumPy's SIMD ``np.exp`` of N K values in [-30, 0] (a logit minus the row's maximum),
   into a preallocated output;
 * ``log``: ``np.log`` of N values in [1, K] (a sum of exponentials whose largest term is 1);
-* ``read``: ``X.sum()``, a streaming read of the N x D data;
+* ``read``: ``X.sum()``, a streaming read of the N x D data (timed at D = 16 too, for reference);
 
 and the ideal sweep time is ``(exp + log + read) / T``: the three are split over the ``T`` threads
 the sweep uses (``FASTCAVI_BENCH_THREADS``, default 2), assuming perfect scaling (the rows are
@@ -66,18 +66,19 @@ def _kernel_madds_per_row(model, state):
 
 
 def _dgemm_case(madds):
-    from threadpoolctl import threadpool_limits
-
+    """``run`` (an n x n by n x n product; time it inside :func:`_blas_threads`) and its n**3 multiply-adds."""
     n = max(8, int(round(madds ** (1.0 / 3.0))))
     rng = np.random.default_rng(3)
     A, B = rng.normal(size=(n, n)), rng.normal(size=(n, n))
     C = np.empty((n, n))
+    return lambda: np.matmul(A, B, out=C), n ** 3
 
-    def run():
-        with threadpool_limits(limits=THREADS, user_api="blas"):
-            np.matmul(A, B, out=C)
 
-    return run, n ** 3
+def _blas_threads():
+    """OpenBLAS limited to the sweeps' thread count (set once, outside the timed calls)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=THREADS, user_api="blas")
 
 
 @pytest.mark.parametrize("what", ["exp", "log"])
@@ -108,7 +109,8 @@ def test_roofline_dgemm(benchmark, blobs, covariance_type, D):
     benchmark.group = f"roofline D={D} dgemm"
     benchmark.extra_info.update(role="roofline", what="dgemm", threads=THREADS, multiply_adds=madds,
                                 features=F, sweep_multiply_adds_per_row=madds_row)
-    benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    with _blas_threads():
+        benchmark.pedantic(run, rounds=5, warmup_rounds=1)
     record(benchmark, f"dgemm {covariance_type} D={D}")
 
 
@@ -155,7 +157,8 @@ def test_roofline_sweep_large_d(benchmark, blobs, covariance_type, D):
     benchmark.pedantic(sweep, rounds=5, warmup_rounds=1)
     t_sweep = record(benchmark, f"sweep {covariance_type} D={D}")
     run, madds = _dgemm_case(N_ROWS * madds_row)
-    t_gemm = measured(f"dgemm {covariance_type} D={D}", run, 5)
+    with _blas_threads():
+        t_gemm = measured(f"dgemm {covariance_type} D={D}", run, 5)
     sweep_rate = N_ROWS * madds_row / t_sweep
     gemm_rate = madds / t_gemm
     fraction = sweep_rate / gemm_rate
