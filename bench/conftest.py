@@ -35,10 +35,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     session = getattr(config, "_benchmarksession", None)
     if session is None or not session.benchmarks:
         return
-    groups = {}
+    groups, tables = {}, {}
     for bench in session.benchmarks:
         if bench.stats is None or not bench.stats.rounds:
             continue
+        if "table" in bench.extra_info:  # the machine-referenced groups (roofline, setup): one line each
+            tables.setdefault(bench.extra_info["table"], []).append(bench.extra_info["line"])
         role = bench.extra_info.get("role")
         groups.setdefault(bench.group, {})[role] = bench.stats.median
     lines = []
@@ -50,4 +52,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if lines:
         terminalreporter.write_sep("-", "fastcavi vs baseline (medians, same run)")
         for line in lines:
+            terminalreporter.write_line(line)
+    for table, rows in tables.items():
+        terminalreporter.write_sep("-", table)
+        for line in rows:
             terminalreporter.write_line(line)

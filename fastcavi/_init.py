@@ -26,7 +26,8 @@ def random_assignment_means(source, K, rng, chunk_rows):
     """The seed's initialisation: each row gets a uniformly random cluster; return the cluster means.
 
     Labels come from a hash of (seed, row index). Sums are taken per block of
-    ``BLOCK_ROWS`` rows and added in block order (chunk-size invariant). A cluster
+    ``BLOCK_ROWS`` rows and added in block order (chunk-size invariant), in one compiled
+    pass (:mod:`fastcavi._kernels.assignment`). A cluster
     that receives no row (only possible when N is tiny) gets a random row instead.
 
     Parameters
@@ -52,12 +53,13 @@ def random_assignment_passes(run_pass, read_rows, n_samples, K, rng):
     """
     seed = np.uint64(rng.integers(0, 2**63))
     blocks = run_pass(random_assignment_chunk, (seed, K), np.concatenate, "random assignments")
+    from ._kernels.assignment import add_blocks
+
     D = blocks.shape[2] - 1
     sums = np.zeros((K, D))
     counts = np.zeros(K)
-    for b in range(blocks.shape[0]):
-        sums += blocks[b, :, :D]
-        counts += blocks[b, :, D]
+    add_blocks(np.ascontiguousarray(blocks[:, :, :D]), np.ascontiguousarray(blocks[:, :, D]), blocks.shape[0],
+               sums, counts)  # in block order
     means = np.empty((K, D))
     for k in range(K):
         if counts[k] > 0:
@@ -68,18 +70,21 @@ def random_assignment_passes(run_pass, read_rows, n_samples, K, rng):
 
 
 def random_assignment_chunk(chunk, weights, row0, seed, K):
-    """One chunk's part of :func:`random_assignment_passes`: shape (blocks, K, D + 1), sums then the count."""
+    """One chunk's part of :func:`random_assignment_passes`: shape (blocks, K, D + 1), sums then the count.
+
+    One compiled pass (:func:`fastcavi._kernels.assignment.assignment_sums`): each block's rows are
+    added in row order from 0.0, so chunks of whole blocks give the same bits.
+    """
+    from ._kernels.assignment import assignment_sums
+
     n, D = chunk.shape
-    idx = np.arange(row0, row0 + n, dtype=np.uint64)
-    labels = (_splitmix64(idx ^ _splitmix64(np.full(n, seed))) % np.uint64(K)).astype(np.int64)
-    block = (np.arange(n) // BLOCK_ROWS)
-    nb = int(block[-1]) + 1
-    key = block * K + labels
-    x = chunk.astype(np.float64, copy=False)
+    nb = -(-n // BLOCK_ROWS)
+    part, cnt = np.empty((nb, K, D)), np.empty((nb, K))
+    seed_hash = _splitmix64(np.array([seed], dtype=np.uint64))[0]
+    assignment_sums(np.ascontiguousarray(chunk), row0, seed_hash, K, BLOCK_ROWS, part, cnt)
     out = np.empty((nb, K, D + 1))
-    for d in range(D):
-        out[:, :, d] = np.bincount(key, weights=x[:, d], minlength=nb * K).reshape(nb, K)
-    out[:, :, D] = np.bincount(key, minlength=nb * K).reshape(nb, K)
+    out[:, :, :D] = part
+    out[:, :, D] = cnt
     return out
 
 
@@ -323,20 +328,51 @@ def weighted_kmeans(points, weights, K, rng, max_iter=100):
     return centres
 
 
+#: Rows per NumPy block of :func:`nearest_mean_resp` (at most): its temporaries stay in cache and are reused.
+_NEAREST_ROWS = 4096
+#: ... and at most this many multiply-adds per block's product, below which OpenBLAS runs a product on
+#: one thread (its SMP threshold, 65536 x 4): waking its threads for each small block cost more than
+#: the product (measured: 4x slower at D = 16 than one thread).
+_NEAREST_MADDS = 2**18
+
+
 def nearest_mean_resp(means_model):
     """``given(row0, rows, shift)``: the hard assignment of each row to its nearest mean (model coordinates).
 
-    Ties go to the lowest component index.
+    Ties go to the lowest component index. The squared distances are NumPy's
+    ``|y|^2 - (2 y) M^T + |m|^2`` (the same operations, row by row, whatever the chunk), computed
+    in blocks of at most ``_NEAREST_ROWS`` rows in buffers that are reused; the one-hot (n, K) array
+    ``given`` returns is also a buffer, overwritten by its next call.
     """
     means_model = np.asarray(means_model, dtype=np.float64)
-    K = means_model.shape[0]
-    eye = np.eye(K)
+    K, D = means_model.shape
     mm = np.einsum("kd,kd->k", means_model, means_model)
+    mt = means_model.T
+    B = max(64, min(_NEAREST_ROWS, _NEAREST_MADDS // (K * D)))
+    y, y2, sq = np.empty((B, D)), np.empty((B, D)), np.empty(B)
+    d2, nearest = np.empty((B, K)), np.empty(B, dtype=np.intp)
+    offsets = np.arange(B) * K
+    out = [np.empty((0, K))]
 
     def given(row0, rows, shift):
-        y = np.asarray(rows, dtype=np.float64) - shift
-        d2 = np.einsum("nd,nd->n", y, y)[:, None] - 2.0 * y @ means_model.T + mm[None, :]
-        return np.ascontiguousarray(eye[np.argmin(d2, axis=1)])
+        n = rows.shape[0]
+        if out[0].shape[0] < n:
+            out[0] = np.empty((n, K))
+        resp = out[0][:n]
+        resp.fill(0.0)
+        flat = resp.reshape(-1)
+        for a in range(0, n, B):
+            m = min(B, n - a)
+            yb, y2b, sqb, d2b, lab = y[:m], y2[:m], sq[:m], d2[:m], nearest[:m]
+            np.subtract(rows[a:a + m], shift, out=yb, dtype=np.float64)
+            np.einsum("nd,nd->n", yb, yb, out=sqb)
+            np.multiply(2.0, yb, out=y2b)
+            np.matmul(y2b, mt, out=d2b)
+            np.subtract(sqb[:, None], d2b, out=d2b)
+            np.add(d2b, mm[None, :], out=d2b)
+            np.argmin(d2b, axis=1, out=lab)
+            flat[a * K + offsets[:m] + lab] = 1.0
+        return resp
 
     return given
 

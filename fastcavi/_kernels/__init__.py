@@ -11,7 +11,7 @@ import os
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _DEPENDENCIES = (os.path.join(os.path.dirname(_HERE), "_config.py"), os.path.join(_HERE, "_fastexp.py"))
-_KERNEL_MODULES = ("estep.py", "summary.py", "seeding.py", "exactsum.py")
+_KERNEL_MODULES = ("estep.py", "summary.py", "seeding.py", "exactsum.py", "assignment.py")
 
 
 def _renew_stale_kernel_sources():
