@@ -22,6 +22,10 @@ def __getattr__(name):
         from . import exceptions
 
         return exceptions.ConvergenceWarning
+    if name == "compile_kernels":  # imports numba only when called
+        from ._compile import compile_kernels
+
+        return compile_kernels
     if name in ("engine", "dask", "report"):  # fastcavi.dask imports dask: only on first use
         import importlib
 
@@ -30,4 +34,4 @@ def __getattr__(name):
 
 
 __all__ = ["fit", "load", "FitResult", "BayesianGaussianMixture", "engine", "ConvergenceWarning",
-           "ELBODecreaseError", "ELBODecreaseWarning", "__version__"]
+           "ELBODecreaseError", "ELBODecreaseWarning", "compile_kernels", "__version__"]

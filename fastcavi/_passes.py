@@ -27,6 +27,19 @@ _KERNEL_LOCK = threading.RLock()
 _CACHE = threading.local()  # the last E-step workspace of each Python thread, reused by the next pass
 _NO_WEIGHTS = np.ones(1)
 _NO_RESP = np.zeros((1, 1))
+# Inputs are handed to the kernels read-only, placeholders included (a read-only array is another
+# numba type: one type per argument means one compiled variant per kernel and data dtype).
+_NO_WEIGHTS_IN = _NO_WEIGHTS.copy()
+_NO_WEIGHTS_IN.flags.writeable = False
+_NO_RESP_IN = _NO_RESP.copy()
+_NO_RESP_IN.flags.writeable = False
+
+
+def _read_only(a):
+    """A read-only view of ``a`` (no copy)."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def kernel_guard():
@@ -175,7 +188,7 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0)
     tick = _progress.track("validating pass", source.n_samples)
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):
-            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
+            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
             raise_bad_row(chunk, w, row_offset + row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
                                                                   ws.partials, ws.scratch, BLOCK_ROWS))
             _fold(ws, chunk.shape[0], summary._acc)
@@ -239,12 +252,12 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
                            source.n_samples)
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):
-            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
+            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
             if check_finite:
                 check_finite_chunk(chunk, row_offset + row0)
             rows, shift = coords(chunk)
             n = rows.shape[0]
-            resp_in = given(row0, rows, shift) if given is not None else _NO_RESP
+            resp_in = _read_only(given(row0, rows, shift)) if given is not None else _NO_RESP_IN
             resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
             estep(rows, shift, bias, W, layout == "full", w, wchunks is not None, given is not None, resp_in,
                   want, resp, lse, workspace.partials, workspace.scratch, BLOCK_ROWS)

@@ -1,4 +1,4 @@
-"""The command line: ``fastcavi fit``, ``predict``, ``report``, ``info`` and ``demo``.
+"""The command line: ``fastcavi fit``, ``predict``, ``report``, ``info``, ``demo`` and ``compile``.
 
 The options that set a fit's parameters are generated from their declaration in
 :mod:`fastcavi.options` (``--covariance-type``, ``--reg-covar``, ``--max-iter``, ...; the
@@ -220,6 +220,22 @@ def _cmd_demo(args):
     return 0
 
 
+def _cmd_compile(args):
+    import os
+
+    if args.cache_dir is not None:  # before numba is imported: numba reads it once, on import
+        if "numba" in sys.modules:
+            raise ValueError("--cache-dir must be set before numba is loaded; set NUMBA_CACHE_DIR instead")
+        os.environ["NUMBA_CACHE_DIR"] = os.path.abspath(args.cache_dir)
+    from ._compile import compile_kernels
+
+    records = compile_kernels(tuple(args.dtype or ("float64", "float32")), verbose=not args.quiet)
+    built = sum(r.action == "compiled" for r in records)
+    print(f"{len(records)} kernel variants ready ({built} compiled, {len(records) - built} already cached) in "
+          + ", ".join(sorted({r.cache_dir for r in records})))
+    return 0
+
+
 #: Rows per Dask chunk of ``fastcavi fit --scheduler`` (2**20: 256 of the engine's 4096-row segments).
 DEFAULT_CHUNK_ROWS = 1 << 20
 
@@ -328,6 +344,17 @@ def build_parser():
     p.add_argument("--out-dir", default=".", help="where to save the figures (the report goes to OUT_DIR/demo-report)")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("compile", help="compile every kernel variant ahead of time into numba's on-disk cache "
+                                       "(for container images and cluster workers)")
+    p.add_argument("--dtype", action="append", choices=("float64", "float32"),
+                   help="a data float width to compile for (repeatable). Default: both")
+    p.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="the cache directory (sets NUMBA_CACHE_DIR; every process that should use the cache "
+                        "needs the same NUMBA_CACHE_DIR). Default: NUMBA_CACHE_DIR, else __pycache__ beside "
+                        "the kernels, else numba's user-wide cache directory")
+    p.add_argument("--quiet", action="store_true", help="only the summary line")
+    p.set_defaults(func=_cmd_compile)
     return parser
 
 

@@ -50,7 +50,10 @@ def scratch_rows(K, F):
     return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 2
 
 
-@njit(inline="always", fastmath=FASTMATH)
+# The helpers below are plain njit functions, not inline="always": LLVM inlines them all the same (the same
+# bits, no slower), while inlining them into numba's IR made the parallel kernel's compile 12.5 s of CPU
+# instead of about 7.5 s (bench/cold_start.py).
+@njit(fastmath=FASTMATH)
 def _features(X, row0, m, shift, full_quad, phi):
     """phi[:, :m] = features of rows row0 .. row0+m of X (minus shift), transposed."""
     D = X.shape[1]
@@ -74,7 +77,7 @@ def _features(X, row0, m, shift, full_quad, phi):
             phi[g, i] = 0.0
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _logits(Wp, bias, phi, L, m, K):
     """L[:K4, :m] = bias + Wp phi, in tiles of 4 components x 4 features."""
     K4, F4 = Wp.shape
@@ -100,7 +103,7 @@ def _logits(Wp, bias, phi, L, m, K):
                 L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place.
 
@@ -140,7 +143,7 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     p[1] += lse_sum
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _weigh(L, s, m, K, weights, has_weights, row0, p):
     """L[:K, :m] *= s (the row factors, times the row weights); N_k to ``p[3 + k]``; padding rows zeroed."""
     if has_weights:
@@ -158,7 +161,7 @@ def _weigh(L, s, m, K, weights, has_weights, row0, p):
             L[k, i] = 0.0
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _given(R, L, s, m, K, weights, has_weights, row0, p):
     """Load given responsibilities R[row0:row0+m] into L (s = 1); their weighted entropy to ``p[2]``."""
     for k in range(K):
@@ -175,7 +178,7 @@ def _given(R, L, s, m, K, weights, has_weights, row0, p):
     p[2] += ent
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(fastmath=FASTMATH)
 def _statistics(L, phi, m, K, F, p):
     """p[3 + K + k F + f] += sum_i r_ki phi_fi, in tiles of 4 components x 4 features."""
     K4 = L.shape[0]
@@ -269,8 +272,10 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
     K, F = W.shape
     K4 = (K + 3) // 4 * 4
     F4 = (F + 3) // 4 * 4
-    Wp = np.zeros((K4, F4))
-    Wp[:K, :F] = W
+    Wp = np.empty((K4, F4))  # W padded with zeros; plain loops (numba makes np.zeros a parallel loop of its own)
+    for k in range(K4):
+        for f in range(F4):
+            Wp[k, f] = W[k, f] if k < K and f < F else 0.0
     B = block_rows
     nblocks = (n + B - 1) // B
     S = 3 + K + K * F

@@ -1,0 +1,238 @@
+"""Ahead-of-time compilation of every kernel variant into numba's on-disk cache.
+
+A fit in a fresh environment compiles its kernels on first use (seconds of CPU per kernel).
+:func:`compile_kernels` does that work once, ahead of time (in a container image, on each
+Dask worker image), so that every later process loads the kernels from the cache.
+
+The variants live in one registry, :data:`KERNELS`: one entry per compiled function, with the
+argument types each fit hands it. A kernel's type variants are the data's float width only
+(float32, float64): the covariance family, row weights and given responsibilities are run-time
+flags of one compiled kernel, and the passes hand every input array over read-only (data
+chunks, weights, given responsibilities), so each of those is one numba type. To add a kernel,
+append an entry to :data:`KERNELS`; ``tests/test_compile.py`` checks that a fit after
+:func:`compile_kernels` compiles nothing.
+"""
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Sequence, Tuple
+
+__all__ = ["compile_kernels", "CompiledKernel", "KERNELS", "CacheNotWritable"]
+
+#: The float widths a fit computes in (data of other types is converted to float64).
+DTYPES = ("float64", "float32")
+
+
+class CacheNotWritable(OSError):
+    """The kernel cache directory cannot be written (or caching is switched off)."""
+
+
+def _types():
+    from numba import types as T
+
+    f64v, f64m, f64t = T.float64[::1], T.float64[:, ::1], T.float64[:, :, ::1]
+    i64m = T.int64[:, ::1]
+
+    def ro(dtype, ndim):
+        return T.Array(dtype, ndim, "C", readonly=True)
+
+    return T, f64v, f64m, f64t, i64m, ro
+
+
+def _estep_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, want_out, resp_out, lse_out,
+    # partials, scratch, block_rows
+    return (ro(dtype, 2), f64v, f64v, f64m, T.boolean, ro(T.float64, 1), T.boolean, T.boolean, ro(T.float64, 2),
+            T.boolean, f64m, f64v, f64m, f64t, T.int64)
+
+
+def _summarize_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # X, shift, full_scatter, weights, has_weights, partials, scratch, block_rows
+    return (ro(dtype, 2), f64v, T.boolean, ro(T.float64, 1), T.boolean, f64m, f64t, T.int64)
+
+
+def _first_non_finite_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    return (ro(dtype, 2),)
+
+
+def _kmeanspp_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # X, shift, centres, seed, stream, row0
+    return (ro(dtype, 2), f64v, f64m, T.uint64, T.int64, T.int64)
+
+
+def _fold_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # partials, nblocks, segment_blocks, segsums, acc
+    return (f64m, T.int64, T.int64, f64m, i64m)
+
+
+def _insert_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    return (f64v, i64m)
+
+
+def _merge_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    return (i64m, i64m, i64m)
+
+
+def _finalize_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    return (i64m, f64v)
+
+
+#: The registry: ``(module under fastcavi._kernels, function, per_dtype, signature(dtype) -> argument types)``.
+#: ``per_dtype`` kernels take the data and compile once per float width; the others once.
+#: Each signature is the exact numba type of what the passes hand the kernel (read-only inputs,
+#: C-contiguous buffers): a mismatch would compile one more variant at fit time, which
+#: ``tests/test_compile.py`` catches.
+KERNELS: Tuple[Tuple[str, str, bool, Callable], ...] = (
+    ("summary", "summarize", True, _summarize_signature),
+    ("summary", "first_non_finite", True, _first_non_finite_signature),
+    ("seeding", "kmeanspp_draw", True, _kmeanspp_signature),
+    ("estep", "estep", True, _estep_signature),
+    ("exactsum", "fold_segments", False, _fold_signature),
+    ("exactsum", "insert_values", False, _insert_signature),
+    ("exactsum", "merge", False, _merge_signature),
+    ("exactsum", "finalize", False, _finalize_signature),
+)
+
+
+@dataclass(frozen=True)
+class CompiledKernel:
+    """One kernel variant that :func:`compile_kernels` built or found.
+
+    Attributes
+    ----------
+    name : str
+        ``module.function`` under ``fastcavi._kernels``.
+    dtype : str
+        The data's float width (``"float64"``, ``"float32"``), or ``"any"`` for a kernel that does
+        not see the data.
+    action : str
+        ``"compiled"`` (built and written to the cache), ``"cached"`` (loaded from the cache) or
+        ``"in memory"`` (already loaded in this process).
+    seconds : float
+        CPU seconds it took in this process.
+    cache_dir : str
+        The directory of numba's cache files for the kernel's module.
+    """
+
+    name: str
+    dtype: str
+    action: str
+    seconds: float
+    cache_dir: str
+
+
+def _variants(dtypes):
+    for module, function, per_dtype, signature in KERNELS:
+        for dtype in (dtypes if per_dtype else ("any",)):
+            yield module, function, dtype, signature
+
+
+def check_writable(directory):
+    """Raise :class:`CacheNotWritable` unless a file can be created in ``directory`` (made if missing)."""
+    import tempfile
+
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise CacheNotWritable(f"the kernel cache directory {directory} is not writable ({exc.strerror or exc}); "
+                               "set NUMBA_CACHE_DIR to a writable directory") from None
+
+
+def _check_cache_possible():
+    """Fail before any compilation when nothing compiled could be kept."""
+    from ._config import CACHE
+
+    if not CACHE:
+        raise CacheNotWritable("FASTCAVI_NO_CACHE is set: kernels are compiled in memory only, and there is "
+                               "nothing to compile ahead of time (unset it)")
+    wanted = os.environ.get("NUMBA_CACHE_DIR")
+    if wanted:
+        # numba silently falls back to __pycache__ beside the sources when this is not writable
+        check_writable(wanted)
+
+
+def _load_module(module):
+    import importlib
+
+    try:
+        return importlib.import_module("fastcavi._kernels." + module)
+    except RuntimeError as exc:  # numba's "cannot cache function ...: no locator available for file ..."
+        if "cannot cache" in str(exc):
+            raise CacheNotWritable(f"no writable kernel cache for fastcavi ({exc}); set NUMBA_CACHE_DIR to a "
+                                   "writable directory") from None
+        raise
+
+
+def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False) -> List[CompiledKernel]:
+    """Compile every kernel variant a fit can use, and keep it in numba's on-disk cache.
+
+    Run it once where the package is installed (a container image, each Dask worker's image, or on
+    running workers with ``client.run(fastcavi.compile_kernels)``): later processes load the kernels
+    from the cache instead of compiling them on their first fit. Kernels already in the cache are
+    loaded, not rebuilt. The cache is numba's: ``NUMBA_CACHE_DIR`` when it is set, otherwise
+    ``__pycache__`` beside the kernel sources, or numba's user-wide cache directory when the install
+    is read-only. Compiled code is specific to the CPU model (numba keys its cache on it).
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float64", "float32"}, default ("float64", "float32")
+        The data float widths to compile the data kernels for (other input types are converted to
+        float64 by a fit).
+    verbose : bool, default False
+        Print one line per kernel variant (what was done, CPU seconds) and the cache directory.
+
+    Returns
+    -------
+    list of CompiledKernel
+        One record per kernel variant, in the order they were built.
+
+    Raises
+    ------
+    ValueError
+        An unknown dtype.
+    CacheNotWritable
+        (an ``OSError``) when the cache directory cannot be written, or caching is switched off
+        (``FASTCAVI_NO_CACHE``); raised before anything is compiled.
+    """
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+    dtypes = tuple(dtypes)
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad or not dtypes:
+        raise ValueError(f"dtypes must be a non-empty selection of {DTYPES}, got {dtypes!r}")
+    _check_cache_possible()
+    from numba import types as T
+
+    records = []
+    for module, function, dtype, signature in _variants(dtypes):
+        dispatcher = getattr(_load_module(module), function)
+        sig = signature(getattr(T, dtype) if dtype != "any" else None)
+        before_misses = sum(dispatcher.stats.cache_misses.values())
+        loaded = tuple(sig) in dispatcher.overloads
+        t0 = time.process_time()
+        dispatcher.compile(sig)
+        seconds = time.process_time() - t0
+        if loaded:
+            action = "in memory"
+        elif sum(dispatcher.stats.cache_misses.values()) > before_misses:
+            action = "compiled"
+        else:
+            action = "cached"
+        cache_dir = dispatcher.stats.cache_path or ""
+        records.append(CompiledKernel(f"{module}.{function}", dtype, action, seconds, cache_dir))
+        if verbose:
+            print(f"{action:>9}  {module}.{function}[{dtype}]  {seconds:6.2f} s CPU", flush=True)
+    if verbose:
+        for d in sorted({r.cache_dir for r in records}):
+            print(f"kernel cache: {d}")
+    return records
