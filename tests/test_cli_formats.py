@@ -316,7 +316,9 @@ def test_help_says_what_the_command_line_takes(capsys):
             assert word in text, (command, word)
         if command == "fit":
             # --init: the methods it takes, not the arrays or FitResult of fastcavi.fit
-            assert "{k-means++,random,random_from_data}" in text
+            from fastcavi._validation import INIT_METHODS
+
+            assert "{" + ",".join(INIT_METHODS) + "}" in text
             assert "FitResult" not in text and "(K, D) means" not in text
 
 
