@@ -198,6 +198,8 @@ def _combine(kind, *parts):
         return np.sum(np.stack(parts), axis=0) if len(parts) > 1 else parts[0]
     if kind == "candidates":
         return np.concatenate(parts, axis=0)
+    if kind == "lloyd":
+        return _combine_lloyd(parts)
     from .engine import DataSummary, Stats
 
     cls = Stats if kind == "stats" else DataSummary
@@ -338,6 +340,21 @@ def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_
     from ._sources import DataSource
 
     model, _ = _decode(payload)
+    if callable(means):  # the estimator's start from drawn responsibilities (_init.OneHotRows, HashedUniform)
+        from ._passes import estep_chunk_rows, estep_pass, numba_threads
+        from ._sources import WeightSource
+
+        source = DataSource(block)
+        weights = None if wblock is None else WeightSource(wblock, source.n_samples)
+        chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, model.layout)
+
+        def given(row0, rows, shift):  # rows of this block, numbered globally
+            return means(row_offset + row0, rows, shift)
+
+        with numba_threads(task_threads(n_threads)):
+            stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model),
+                                  chunk_rows, given=given)
+        return stats.to_array()
     if resp_block is not None:
         R = np.asarray(resp_block)
         V.check_resp_chunk(np.ascontiguousarray(R, dtype=np.float64), row_offset)
@@ -346,6 +363,62 @@ def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_
         R = _init.nearest_mean_resp(model._coords.to_model(means))(row_offset, rows, shift)
     return engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=task_threads(n_threads),
                                        chunk_size=chunk_size).to_array()
+
+
+def _lloyd_task(block, wblock, centres, shift, n_threads, chunk_size, row_offset, _extra):
+    """One Lloyd pass over a chunk: its exact sums (serialised) and its farthest row (global index)."""
+    from ._kernels.kmeans import stats_size
+    from ._models.base import accumulator_to_floats
+    from ._passes import chunk_rows, lloyd_pass, numba_threads
+    from ._sources import DataSource, WeightSource
+
+    source = DataSource(block)
+    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
+    K, D = centres.shape
+    rows = chunk_rows(chunk_size, source, 8 * (D + 1 + stats_size(K, D)))
+    with numba_threads(task_threads(n_threads)):
+        acc, (far, d2, w, k), _ = lloyd_pass(source, weights, centres, shift, rows)
+    return np.concatenate((accumulator_to_floats(acc), [row_offset + far if far >= 0 else -1, d2, w, k]))
+
+
+def _combine_lloyd(parts):
+    """Merge consecutive chunks' Lloyd sums exactly; the farthest row of the first chunk that has it wins ties."""
+    from ._kernels.exactsum import WINDOW
+    from ._models.base import accumulator_from_floats, accumulator_to_floats, merge_accumulators
+
+    size = (parts[0].shape[0] - 4) // (1 + 2 * WINDOW)
+    acc = accumulator_from_floats(parts[0][:-4], size)
+    far = parts[0][-4:]
+    for p in parts[1:]:
+        acc = merge_accumulators(acc, accumulator_from_floats(p[:-4], size))
+        if p[-4] >= 0 and p[-3] > far[1]:
+            far = p[-4:]
+    return np.concatenate((accumulator_to_floats(acc), far))
+
+
+def lloyd_dask(data, seeds, shift, tol, client=None, n_threads=None, chunk_size=None, max_iter=None):
+    """Lloyd's iterations (:func:`fastcavi._init.lloyd`) on Dask: one reduction a pass, exact sums.
+
+    The sums are merged exactly, so the centres are those of the local passes over the same rows.
+
+    Returns
+    -------
+    centres : ndarray of shape (K, D), data coordinates
+    n_iter : int
+    """
+    from ._init import KMEANS_MAX_ITER, lloyd
+    from ._kernels.exactsum import WINDOW
+    from ._models.base import accumulator_from_floats, round_accumulator
+
+    def one_pass(centres):
+        flat = _compute(data.map_reduce(_lloyd_task, (centres, shift, n_threads, chunk_size), "lloyd"), client)
+        flat = _raise_failure(flat)
+        acc = accumulator_from_floats(flat[:-4], (flat.shape[0] - 4) // (1 + 2 * WINDOW))
+        far = flat[-4:]
+        return np.array(round_accumulator(acc)), (int(far[0]), float(far[1]), float(far[2]), int(far[3]))
+
+    return lloyd(one_pass, lambda i: _read_rows(data, [i], client)[0], seeds, shift, tol,
+                 KMEANS_MAX_ITER if max_iter is None else max_iter)
 
 
 # -- k-means|| ----------------------------------------------------------------------------------
@@ -502,9 +575,12 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         cluster's memory and its source is slow). Row chunks that are whole multiples of
         ``fastcavi.engine.GRANULARITY`` (4096) rows give bit for bit the local fit.
     n_components : int
-    init : {"k-means++", "random_from_data"}, ndarray of shape (K, D), or FitResult
-        ``"k-means++"`` is k-means|| here (:func:`kmeans_parallel`); ``"random_from_data"``
-        draws the same rows as the local fit; ``"random"`` is not supported on Dask.
+    init : {"k-means++", "kmeans", "random_from_data"}, ndarray of shape (K, D), or FitResult
+        ``"k-means++"`` is k-means|| here (:func:`kmeans_parallel`); ``"kmeans"`` continues
+        from those seeds with Lloyd's iterations (:func:`lloyd_dask`, one reduction each);
+        ``"random_from_data"`` draws the same rows as the local fit; ``"random"`` is not
+        supported on Dask. The estimator's ``init_params`` "random" and "random_from_data"
+        draw the local fit's responsibilities; its "k-means++" is not supported on Dask.
     init_responsibilities : dask.array.Array or array-like of shape (n_samples, K), optional
         Rechunked to X's row chunks. Errors name the global row.
     n_threads : int, optional
@@ -535,7 +611,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     from . import engine
     from . import _checkpoint
     from ._driver import run_restarts
-    from ._init import warm_state
+    from ._init import HashedUniform, OneHotRows, ResponsibilityStart, kmeans_tolerance, warm_state
     from .result import FitResult
 
     from . import options as declared
@@ -558,6 +634,9 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         raise ValueError("init='random' (the seed's random assignments) is not supported on Dask arrays; "
                          "use 'k-means++' (k-means|| on Dask), 'random_from_data', given means or "
                          "init_responsibilities.")
+    if isinstance(init, ResponsibilityStart) and init.method == "k-means++":
+        raise ValueError("init_params='k-means++' (one-hot on the k-means++ seed rows) is not supported on Dask "
+                         "arrays; use 'kmeans', 'random' or 'random_from_data'.")
     resp = data.aligned(init_responsibilities, "init_responsibilities", V.check_init_responsibilities, (K,))
     resp_blocks = None if resp is None else list(resp.to_delayed().ravel())
 
@@ -588,6 +667,10 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     def initial_state():
         if resp is not None:
             return model.update(given_stats(None))
+        if isinstance(init, ResponsibilityStart):  # the estimator's: "random" or "random_from_data"
+            given = (HashedUniform(rng.integers(0, 2**63), K) if init.method == "random"
+                     else OneHotRows(rng.choice(N, size=K, replace=False), K))
+            return model.update(given_stats(given))
         if isinstance(init, np.ndarray):
             means = init
         elif init == "random_from_data":
@@ -597,6 +680,9 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
             means[order] = _read_rows(data, idx[order], client)
         else:
             means = kmeans_parallel(data, K, rng, summary.mean, client)
+            if init == "kmeans":  # Lloyd's iterations from the k-means|| seeds
+                means = lloyd_dask(data, means, summary.mean, kmeans_tolerance(summary), client, n_threads,
+                                   chunk_size)[0]
         return model.state_from_means(means) if covariance_type == "identity" else model.update(given_stats(means))
 
     fixed_start = warm is not None or resp is not None or isinstance(init, np.ndarray)
