@@ -252,3 +252,26 @@ def test_labels_agree_with_sklearn(init, D, k, ct, wt, n_init):
         ours = fastcavi.BayesianGaussianMixture(**kw).fit(X).predict(X)
     assert adjusted_rand_score(y, sk) >= 0.95  # scikit-learn is stable here
     assert adjusted_rand_score(sk, ours) >= 0.95
+
+
+# -- Dask ------------------------------------------------------------------------------------------
+def test_dask_lloyd_equals_local_lloyd_bitwise():
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from fastcavi.dask import _DaskData, lloyd_dask
+
+    X, y = _blobs(n_per=3000, D=2, k=3, seed=15, sep=4.0)
+    seeds = X[[0, 1, 2]]
+    tol = 1e-4 * X.var(0).mean()
+    local = _local_lloyd(X, None, seeds, tol)
+    with dask.config.set(scheduler="sync"):
+        got = lloyd_dask(_DaskData(da.from_array(X, chunks=(4096, 2))), seeds, X.mean(0), tol)
+        est = fastcavi.BayesianGaussianMixture(n_components=3, random_state=0).fit(da.from_array(X, chunks=(4096, 2)))
+        with pytest.raises(ValueError, match="k-means\\+\\+"):
+            fastcavi.BayesianGaussianMixture(n_components=3, init_params="k-means++").fit(
+                da.from_array(X, chunks=(4096, 2)))
+    assert got[1] == local[1] > 1 and np.array_equal(got[0], local[0])
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(y, est.predict(X)) > 0.95  # init_params="kmeans" on Dask: k-means|| then Lloyd
