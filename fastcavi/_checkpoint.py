@@ -189,7 +189,9 @@ def controls(arguments, checked):
     dict
     """
     init = arguments["init"]
-    if not isinstance(init, str):
+    if hasattr(init, "method"):  # the estimator's start from responsibilities (_init.ResponsibilityStart)
+        init = "responsibilities:" + init.method
+    elif not isinstance(init, str):
         init = np.asarray(init.state.means if hasattr(init, "state") else init, dtype=np.float64)
     resp = arguments["init_responsibilities"]
     random_state = arguments["random_state"]

@@ -267,3 +267,57 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
             if tick is not None:
                 tick(n)
     return stats, workspace
+
+
+def lloyd_pass(source, weights, centres, shift, chunk_rows, workspace=None):
+    """One Lloyd iteration's pass: each row to its nearest centre; per-cluster weighted counts and sums.
+
+    Parameters
+    ----------
+    source : DataSource
+    weights : WeightSource or None
+    centres : ndarray of shape (K, D), float64
+        In the coordinates ``x - shift``.
+    shift : ndarray of shape (D,), float64
+    chunk_rows : int
+        A multiple of ``SEGMENT_ROWS``.
+    workspace : Workspace or None
+        Buffers to reuse across iterations (made here when missing or of the wrong size).
+
+    Returns
+    -------
+    acc : ndarray of shape (2 + K + K D, 1 + WINDOW), int64
+        Exact accumulators (:mod:`fastcavi._kernels.exactsum`) of ``[sum w, sum w d2_min, sum w
+        per cluster (K), sum w y per cluster (K, D)]``: the same for any chunk size and thread
+        count, and parts of whole segments merge into the whole's.
+    far : tuple (row, d2, weight, cluster)
+        The row of positive weight farthest from its centre (the lowest index on ties; -1 when
+        every weight is 0), its squared distance, its weight and its cluster.
+    workspace : Workspace
+    """
+    from ._kernels.kmeans import lloyd_assign, stats_size
+    from ._models.base import empty_accumulator
+
+    K, D = centres.shape
+    size = stats_size(K, D)
+    if workspace is None or not workspace.fits(size, chunk_rows, (1,)):
+        workspace = Workspace(size, chunk_rows, (1,))
+    nblocks = -(-chunk_rows // BLOCK_ROWS)
+    far_blocks, far_row = np.empty((nblocks, 3)), np.empty(nblocks, dtype=np.int64)
+    centres = np.ascontiguousarray(centres, dtype=np.float64)
+    shift = np.array(shift, dtype=np.float64)  # writable: read-only arrays are another numba type
+    acc = empty_accumulator(size)
+    far = (-1, -1.0, 0.0, -1)
+    wchunks = weights.chunks(chunk_rows) if weights is not None else None
+    with kernel_guard():
+        for row0, chunk in source.chunks(chunk_rows):
+            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
+            n = chunk.shape[0]
+            lloyd_assign(chunk, shift, centres, w, wchunks is not None, workspace.partials, far_blocks, far_row,
+                         BLOCK_ROWS)
+            _fold(workspace, n, acc)
+            b = int(np.argmax(far_blocks[:-(-n // BLOCK_ROWS), 0]))  # the first block of the largest distance
+            if far_row[b] >= 0 and far_blocks[b, 0] > far[1]:  # strictly: earlier rows win ties
+                far = (row0 + int(far_row[b]), float(far_blocks[b, 0]), float(far_blocks[b, 1]),
+                       int(far_blocks[b, 2]))
+    return acc, far, workspace

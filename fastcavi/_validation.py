@@ -65,11 +65,11 @@ import numpy as np
 COVARIANCE_TYPES = ("identity", "spherical", "diag", "full", "tied")
 WISHART_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 WEIGHT_PRIOR_TYPES = ("dirichlet_distribution", "dirichlet_process")
-INIT_METHODS = ("k-means++", "k-means||", "random", "random_from_data")
+INIT_METHODS = ("k-means++", "k-means||", "kmeans", "random", "random_from_data")
 TOL_TYPES = ("relative", "absolute")
-#: The estimator's ``init_params`` (scikit-learn's names) and the ``init`` of :func:`fastcavi.fit` each one means.
-INIT_PARAMS = {"kmeans": "k-means++", "k-means++": "k-means++", "random": "random",
-               "random_from_data": "random_from_data"}
+#: The estimator's ``init_params`` (scikit-learn's names, and meanings): "kmeans" is ``fit``'s
+#: ``init="kmeans"``; the others start from responsibilities (:class:`fastcavi._init.ResponsibilityStart`).
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 def _is_int(value):
@@ -646,9 +646,16 @@ def wishart_covariance_prior(name, value, context):
 
 @_parameter_check(needs_shape=True)
 def initialisation(name, value, context):
-    """A method name, (K, D) initial means, or a FitResult to continue (same covariance type, K, D)."""
+    """A method name, (K, D) initial means, or a FitResult to continue (same covariance type, K, D).
+
+    The estimator passes scikit-learn's starts from responsibilities as a
+    :class:`fastcavi._init.ResponsibilityStart` (internal), accepted as it is.
+    """
+    from ._init import ResponsibilityStart
     from .result import FitResult
 
+    if isinstance(value, ResponsibilityStart):
+        return value
     if isinstance(value, FitResult):
         check_warm_start(value, context.covariance_type, context.n_components, context.n_features)
         return value
@@ -672,11 +679,18 @@ def row_weights(name, value, context):
 
 @_parameter_check(needs_shape=False)
 def estimator_init_params(name, value, context):
-    """scikit-learn's ``init_params``; returns the ``init`` of :func:`fastcavi.fit` it means."""
-    if value not in INIT_PARAMS:
+    """scikit-learn's ``init_params``; returns the ``init`` of :func:`fastcavi.fit` it means.
+
+    "kmeans" is ``init="kmeans"`` (k-means++ seeds, Lloyd's iterations, an M-step from the hard
+    labels); the others are :class:`fastcavi._init.ResponsibilityStart` (an M-step from drawn
+    responsibilities, as scikit-learn's ``_initialize_parameters``).
+    """
+    from ._init import ResponsibilityStart
+
+    if not isinstance(value, str) or value not in INIT_PARAMS:
         raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
                          f"{sorted(INIT_PARAMS)}. Got {value!r} instead.")
-    return INIT_PARAMS[value]
+    return value if value == "kmeans" else ResponsibilityStart(value)
 
 
 @_parameter_check(needs_shape=False)

@@ -25,8 +25,8 @@ def fit(X: Any, n_components: int, *,
         covariance_prior: Optional[Union[float, np.ndarray]] = None,
         reg_covar: float = 1e-6,
         exact_cavi: bool = False,
-        init: Union[Literal["k-means++", "k-means||", "random", "random_from_data"], np.ndarray, "FitResult"]
-        = "k-means++",
+        init: Union[Literal["k-means++", "k-means||", "kmeans", "random", "random_from_data"], np.ndarray,
+                    "FitResult"] = "k-means++",
         init_responsibilities: Optional[np.ndarray] = None,
         max_iter: int = 100,
         tol: float = 1e-8,
@@ -87,12 +87,20 @@ def fit(X: Any, n_components: int, *,
         on the ELBO of the model whose observations carry extra N(0, reg_covar I) noise (that
         is the ELBO reported); it never decreases, and responsibilities differ from
         scikit-learn's by O(reg_covar tr E[Lambda_k]).
-    init : {"k-means++", "k-means||", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
-        Initial means: k-means++ seeding (one pass over the data per component), k-means||
-        seeding (Bahmani et al. 2012: 11 passes whatever K, then k-means on the candidates in
-        memory), the seed's random hard assignments (the means
-        of K random clusters), K random rows, or given means. Each gives the same means on a
-        Dask array with aligned chunks as here. A :class:`FitResult` (or a
+    init : {"k-means++", "k-means||", "kmeans", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
+        Initial means. ``"k-means++"``: the k-means++ seeds themselves (K rows, one streaming
+        pass per seed). ``"k-means||"``: k-means|| seeding (Bahmani et al. 2012: 11 passes
+        whatever K, then k-means on the candidates in memory). ``"kmeans"``: k-means as
+        scikit-learn's ``KMeans(n_init=1)`` runs it: k-means++ seeds, then Lloyd's iterations
+        (one compiled streaming pass each, weighted by ``sample_weight``) until the centres'
+        total squared move is at most 1e-4 times the mean per-feature variance, or 300
+        iterations; the means are the final centres. ``"random"``: the seed notebook's start,
+        each row hashed to a random cluster, the means of those K clusters.
+        ``"random_from_data"``: K distinct random rows. An array: given means. The draws depend
+        on ``random_state`` only, never on the chunk size or thread count, and each gives the
+        same means on a Dask array with aligned chunks as here (``"kmeans"`` on Dask: see
+        :func:`fastcavi.dask.fit`). (:class:`BayesianGaussianMixture`'s ``init_params`` are
+        scikit-learn's starts, which differ; see there.) A :class:`FitResult` (or a
         loaded model file) continues that fit from its variational state (a warm start):
         ``fit(X, K, max_iter=a)`` then ``fit(X, K, init=r, max_iter=b)`` is bitwise
         ``fit(X, K, max_iter=a + b)``, ELBO trace included. Its covariance type, K and D must

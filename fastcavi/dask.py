@@ -71,7 +71,7 @@ FAN_IN = 32
 PERSIST_FRACTION = 0.4
 
 #: The ``init`` methods a Dask fit offers (besides given means, responsibilities and warm starts).
-DASK_INITS = ("k-means++", "k-means||", "random", "random_from_data")
+DASK_INITS = ("k-means++", "k-means||", "kmeans", "random", "random_from_data")
 
 
 def is_dask_collection(obj) -> bool:
@@ -209,6 +209,8 @@ def _combine(kind, *parts):
             return p  # the first in chunk order: the earliest failing rows
     if callable(kind):  # an associative combination of :mod:`fastcavi._init` (a seeding pass)
         return kind(list(parts))
+    if kind == "lloyd":
+        return _combine_lloyd(parts)
     from .engine import DataSummary, Stats
 
     cls = Stats if kind == "stats" else DataSummary
@@ -424,6 +426,21 @@ def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_
     from ._sources import DataSource
 
     model, _ = _decode(payload)
+    if callable(means):  # the estimator's start from drawn responsibilities (_init.OneHotRows, HashedUniform)
+        from ._passes import estep_chunk_rows, estep_pass, numba_threads
+        from ._sources import WeightSource
+
+        source = DataSource(block)
+        weights = None if wblock is None else WeightSource(wblock, source.n_samples)
+        chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, model.layout)
+
+        def given(row0, rows, shift):  # rows of this block, numbered globally
+            return means(row_offset + row0, rows, shift)
+
+        with numba_threads(task_threads(n_threads)):
+            stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model),
+                                  chunk_rows, given=given)
+        return stats.to_array()
     if resp_block is not None:
         R = np.asarray(resp_block)
         V.check_resp_chunk(np.ascontiguousarray(R, dtype=np.float64), row_offset)
@@ -432,6 +449,62 @@ def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_
         R = _init.nearest_mean_resp(model._coords.to_model(means))(row_offset, rows, shift)
     return engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=task_threads(n_threads),
                                        chunk_size=chunk_size).to_array()
+
+
+def _lloyd_task(block, wblock, centres, shift, n_threads, chunk_size, row_offset, _extra):
+    """One Lloyd pass over a chunk: its exact sums (serialised) and its farthest row (global index)."""
+    from ._kernels.kmeans import stats_size
+    from ._models.base import accumulator_to_floats
+    from ._passes import chunk_rows, lloyd_pass, numba_threads
+    from ._sources import DataSource, WeightSource
+
+    source = DataSource(block)
+    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
+    K, D = centres.shape
+    rows = chunk_rows(chunk_size, source, 8 * (D + 1 + stats_size(K, D)))
+    with numba_threads(task_threads(n_threads)):
+        acc, (far, d2, w, k), _ = lloyd_pass(source, weights, centres, shift, rows)
+    return np.concatenate((accumulator_to_floats(acc), [row_offset + far if far >= 0 else -1, d2, w, k]))
+
+
+def _combine_lloyd(parts):
+    """Merge consecutive chunks' Lloyd sums exactly; the farthest row of the first chunk that has it wins ties."""
+    from ._kernels.exactsum import WINDOW
+    from ._models.base import accumulator_from_floats, accumulator_to_floats, merge_accumulators
+
+    size = (parts[0].shape[0] - 4) // (1 + 2 * WINDOW)
+    acc = accumulator_from_floats(parts[0][:-4], size)
+    far = parts[0][-4:]
+    for p in parts[1:]:
+        acc = merge_accumulators(acc, accumulator_from_floats(p[:-4], size))
+        if p[-4] >= 0 and p[-3] > far[1]:
+            far = p[-4:]
+    return np.concatenate((accumulator_to_floats(acc), far))
+
+
+def lloyd_dask(data, seeds, shift, tol, client=None, n_threads=None, chunk_size=None, max_iter=None):
+    """Lloyd's iterations (:func:`fastcavi._init.lloyd`) on Dask: one reduction a pass, exact sums.
+
+    The sums are merged exactly, so the centres are those of the local passes over the same rows.
+
+    Returns
+    -------
+    centres : ndarray of shape (K, D), data coordinates
+    n_iter : int
+    """
+    from ._init import KMEANS_MAX_ITER, lloyd
+    from ._kernels.exactsum import WINDOW
+    from ._models.base import accumulator_from_floats, round_accumulator
+
+    def one_pass(centres):
+        flat = _compute(data.map_reduce(_lloyd_task, (centres, shift, n_threads, chunk_size), "lloyd"), client)
+        flat = _raise_failure(flat)
+        acc = accumulator_from_floats(flat[:-4], (flat.shape[0] - 4) // (1 + 2 * WINDOW))
+        far = flat[-4:]
+        return np.array(round_accumulator(acc)), (int(far[0]), float(far[1]), float(far[2]), int(far[3]))
+
+    return lloyd(one_pass, lambda i: _read_rows(data, [i], client)[0], seeds, shift, tol,
+                 KMEANS_MAX_ITER if max_iter is None else max_iter)
 
 
 # -- seeding: the local fit's own code, one Dask reduction per pass -------------------------------
@@ -471,9 +544,12 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         Known chunk sizes. Row chunks that are whole multiples of
         ``fastcavi.engine.GRANULARITY`` (4096) rows give bit for bit the local fit.
     n_components : int
-    init : {"k-means++", "k-means||", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
+    init : {"k-means++", "k-means||", "kmeans", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
         The local fit's methods, on the same code: the same means as the local fit (bit for bit
-        with aligned chunks). Other methods raise a ValueError naming these.
+        with aligned chunks); ``"kmeans"`` runs Lloyd's iterations as one reduction each
+        (:func:`lloyd_dask`, exact sums) from the k-means++ seeds. The estimator's
+        ``init_params`` draw the local fit's responsibilities. Other methods raise a ValueError
+        naming these.
     init_responsibilities : dask.array.Array or array-like of shape (n_samples, K), optional
         Rechunked to X's row chunks. Errors name the global row.
     n_threads : int, optional
@@ -509,7 +585,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     """
     from . import _checkpoint, _init, engine
     from ._driver import run_restarts
-    from ._init import warm_state
+    from ._init import HashedUniform, OneHotRows, ResponsibilityStart, kmeans_tolerance, warm_state
     from .result import FitResult
 
     from . import options as declared
@@ -563,6 +639,14 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         if resp is not None:
             return model.update(given_stats(None))
         run_pass, read_rows = _run_pass(data, client, n_threads), (lambda index: _read_rows(data, index, client))
+        if isinstance(init, ResponsibilityStart):  # the estimator's: the local fit's draws
+            if init.method == "random":
+                given = HashedUniform(rng.integers(0, 2**63), K)
+            elif init.method == "random_from_data":
+                given = OneHotRows(rng.choice(N, size=K, replace=False), K)
+            else:  # "k-means++": one-hot on the seed rows
+                given = OneHotRows(_init.kmeans_plusplus_row_passes(run_pass, read_rows, N, K, rng, summary.mean)[0], K)
+            return model.update(given_stats(given))
         if isinstance(init, np.ndarray):
             means = init
         elif init == "random_from_data":
@@ -576,6 +660,9 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
             means = _init.kmeans_parallel(run_pass, read_rows, N, K, rng, summary.mean, data.weights is not None)
         else:
             means = _init.kmeans_plusplus_passes(run_pass, read_rows, N, K, rng, summary.mean)
+            if init == "kmeans":  # Lloyd's iterations from the k-means++ seeds, as the local fit
+                means = lloyd_dask(data, means, summary.mean, kmeans_tolerance(summary), client, n_threads,
+                                   chunk_size)[0]
         return model.state_from_means(means) if covariance_type == "identity" else model.update(given_stats(means))
 
     fixed_start = warm is not None or resp is not None or isinstance(init, np.ndarray)

@@ -7,8 +7,8 @@ without it, ``get_params``/``set_params`` are provided here.
 
 Differences from scikit-learn, all documented on the class: ``lower_bound_`` is the full
 ELBO (scikit-learn drops constants, so values differ by a constant; changes are the same);
-``init_params="kmeans"`` seeds with k-means++ and assigns each row to its nearest seed
-(no Lloyd iterations). ``warm_start=True`` continues from the last fit's variational state, as
+``init_params`` have scikit-learn's meanings, with fastcavi's random numbers (the same starts in
+distribution, not the same draws). ``warm_start=True`` continues from the last fit's variational state, as
 scikit-learn's does; ``fit`` takes ``sample_weight``.
 
 It passes scikit-learn's estimator checks but the sample-weight equivalence (see
@@ -124,7 +124,17 @@ class BayesianGaussianMixture(_DensityMixin, _Base):
     max_iter : int, default 100
     n_init : int, default 1
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default "kmeans"
-        See the module docstring for how fastcavi's starts differ from scikit-learn's.
+        scikit-learn's starts, each followed by an M-step from the responsibilities it gives.
+        ``"kmeans"``: the hard labels of k-means run as scikit-learn's ``KMeans(n_init=1)``
+        (k-means++ seeds, then Lloyd's iterations until the centres' total squared move is at
+        most 1e-4 times the mean per-feature variance, at most 300; compiled, streamed, weighted
+        by ``sample_weight``; each row labelled by its nearest final centre). ``"k-means++"``:
+        responsibility 1 of component k on the k-th k-means++ seed row, 0 on every other row.
+        ``"random"``: uniform draws normalised per row (soft). ``"random_from_data"``:
+        responsibility 1 of component k on the k-th of K distinct random rows, 0 elsewhere.
+        The draws come from ``random_state`` and a hash of the row index (not scikit-learn's
+        generator calls), so results do not depend on the chunk size or thread count.
+        :func:`fastcavi.fit`'s ``init`` keeps fastcavi's own starts.
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}, default "dirichlet_process"
     weight_concentration_prior : float, optional
     mean_precision_prior : float, optional

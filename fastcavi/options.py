@@ -148,10 +148,12 @@ PARAMETERS: Tuple[Parameter, ...] = (
               "Carry reg_covar in the E-step too: exact coordinate ascent (Wishart families; checked for all).",
               MODEL, CommandLine(None)),
     Parameter("init", "k-means++", V.initialisation,
-              "The start: k-means++, random assignments, random rows, (K, D) means, or a FitResult to continue.",
+              "The start: k-means++ seeds, k-means|| seeds, k-means (Lloyd), random assignments, random rows, "
+              "(K, D) means, or a FitResult to continue.",
               FIT, CommandLine(str, choices=V.INIT_METHODS,
-                               help="The start: k-means++, random (random assignments) or random_from_data "
-                                    "(random rows as means).")),
+                               help="The start: k-means++ (seeds), k-means|| (seeds), kmeans (k-means++ seeds then "
+                                    "Lloyd's iterations), random (random assignments) or random_from_data (random "
+                                    "rows as means).")),
     Parameter("init_responsibilities", None, V.NoneOr(V.initial_responsibilities),
               "(N, K) responsibilities to start from with an M-step (scikit-learn's start).", FIT),
     Parameter("max_iter", 100, V.IntRange(1),
@@ -307,7 +309,8 @@ ESTIMATOR = EstimatorDeclaration(
                "checkpoint": "none: checkpoints are fastcavi.fit's and the command line's",
                "resume": "none: checkpoints are fastcavi.fit's and the command line's"},
     own=(Parameter("init_params", "kmeans", V.estimator_init_params,
-                   "kmeans or k-means++ (k-means++ seeding), random, or random_from_data.", FIT),
+                   "scikit-learn's: kmeans (Lloyd's labels), k-means++ (one-hot on K seed rows), random (soft), "
+                   "or random_from_data (one-hot on K random rows); then an M-step.", FIT),
          Parameter("verbose", 0, V.unchecked, "scikit-learn's progress lines: 1, each initialisation's start and "
                    "end and every verbose_interval-th sweep; 2, with time lapses, ELBO changes and the lower "
                    "bound.", RUNTIME),

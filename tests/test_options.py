@@ -317,7 +317,10 @@ def test_estimator_passes_every_shared_parameter_to_fit(monkeypatch):
     with pytest.raises(Stop):
         est.fit(np.zeros((5, 2)), sample_weight=weights)
     assert all(seen[name] is sentinels[name] for name in shared)
-    assert seen["init"] == "random_from_data" and seen["tol_type"] == "absolute" and seen["callback"] is None
+    from fastcavi._init import ResponsibilityStart  # scikit-learn's "random_from_data": one-hot on K random rows
+
+    assert seen["init"] == ResponsibilityStart("random_from_data")
+    assert seen["tol_type"] == "absolute" and seen["callback"] is None
     assert seen["sample_weight"] is weights
     assert set(seen) == set(shared) | {"init", "tol_type", "callback", "sample_weight"}
 

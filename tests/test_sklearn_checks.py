@@ -9,9 +9,10 @@ from fastcavi import BayesianGaussianMixture  # noqa: E402
 #: Checks that cannot pass, each with its reason (strict: an unexpected pass fails the suite).
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
-        "the k-means++ start draws rows at random, so 15 rows with integer weights (9 non-zero) and "
-        "their 27 repeats start from different means and CAVI reaches different local optima (here weights differing by 0.1 and "
-        "ELBOs by 1.6); the weighted statistics themselves are exact (tests/test_engine.py)"),
+        "the k-means start draws its k-means++ seeds among the rows (uniformly, then by distance, not by weight), "
+        "so 15 rows with integer weights (9 non-zero) and their 27 repeats start Lloyd from different seeds and "
+        "reach different local optima; the weighted statistics themselves are exact (tests/test_engine.py), and "
+        "weighted Lloyd from the same seeds equals Lloyd on the repeats (tests/test_init_params.py)"),
 }
 
 

@@ -75,7 +75,7 @@ def test_truncated_and_wrong_files(tmp_path):
     (dict(covariance=np.eye(3)), "shape \\(2, 2\\)"),
     (dict(init=np.zeros((3, 2))), "should have the shape \\(2, 2\\)"),
     (dict(init=np.array([[0.0, np.nan], [1.0, 1.0]])), "NaN or infinity"),
-    (dict(init="kmeans"), "'init' parameter must be a str among"),
+    (dict(init="kmeanz"), "'init' parameter must be a str among"),
     (dict(covariance_type="fullish"), "'covariance_type' parameter must be a str among"),
     (dict(weight_concentration_prior_type="dp"), "'weight_concentration_prior_type'"),
     (dict(max_iter=0), "'max_iter'"),
