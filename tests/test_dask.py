@@ -125,7 +125,7 @@ def test_estimator_fits_and_predicts_dask_arrays(sync):
     assert isinstance(labels, da.Array) and np.array_equal(labels.compute(), local.predict(X))
 
 
-INITS = ["k-means++", "k-means||", "random", "random_from_data"]
+INITS = ["k-means++", "k-means||", "kmeans", "random", "random_from_data"]
 
 
 @pytest.mark.parametrize("init", INITS)
@@ -276,8 +276,13 @@ def test_an_init_dask_does_not_offer_is_refused_before_any_read(sync, monkeypatc
 
     dX = da.from_array(X, chunks=(ALIGNED, 3)).map_blocks(counted, dtype=X.dtype)
     reads.clear()
+    import re
+
+    from fastcavi.dask import DASK_INITS
+
+    assert DASK_INITS == ("k-means++", "k-means||", "kmeans", "random", "random_from_data")
     with pytest.raises(ValueError, match=r"init='local-only' is not supported on Dask arrays yet; the methods on "
-                                         r"Dask are 'k-means\+\+', 'k-means\|\|', 'random', 'random_from_data'"):
+                                         r"Dask are " + re.escape(", ".join(map(repr, DASK_INITS)))):
         fastcavi.fit(dX, K, init="local-only")
     assert reads == []
 
