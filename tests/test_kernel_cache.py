@@ -134,9 +134,13 @@ def test_a_cache_directory_that_cannot_be_written_is_left_alone(tmp_path, monkey
         raise PermissionError(13, "read-only file system")
 
     monkeypatch.setattr(_kernels.os, "remove", refuse)
+    _kernels._drop_stale_cache(str(tmp_path), ["assignment", "estep"], "f" * 64)
+    # a stale index that could not be removed is not declared fresh by a stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    monkeypatch.undo()
     monkeypatch.setattr(_kernels.tempfile, "mkstemp", refuse)
     _kernels._drop_stale_cache(str(tmp_path), ["assignment", "estep"], "f" * 64)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[3:])  # deleted; the stamp could not be written
     _kernels._drop_stale_cache(str(tmp_path / "missing"), ["assignment"], "f" * 64)  # no directory at all
 
 

@@ -12,13 +12,16 @@ every ``*.py`` here, and the numba and llvmlite versions. A small stamp file in 
 directory (the one numba's locator picked: ``NUMBA_CACHE_DIR``, ``__pycache__`` or the user-wide
 cache) holds the fingerprint the cached kernels were built under. When it differs, the cached
 kernels of these modules (``<module>.*.nbi`` / ``*.nbc``) are deleted and the stamp is rewritten
-(atomically); each kernel then recompiles on first use. A cache directory that cannot be written
-is left alone (nothing is deleted or stamped; nothing fails). Concurrent processes are safe: a
-deleted index is a cache miss. Not covered: a process still running the old code, started before
-the edit, that saves a kernel after a new process has stamped the directory.
+(atomically), only once every one of those files is gone; each kernel then recompiles on first
+use. Where a file cannot be removed or the stamp cannot be written, nothing fails and no stamp is
+written (the next process checks again). Concurrent processes are safe: a deleted index is a cache
+miss. Not covered: a process still running the old code, started before the edit, that saves a
+kernel after a new process has stamped the directory.
 
-This uses one attribute of numba's dispatcher (``_cache.cache_path``) and the names of numba's
-cache files; a numba locator subclass would tie fastcavi to more of numba's internals.
+This relies on numba only for a dispatcher's ``stats.cache_path`` (as ``fastcavi compile`` does)
+and the names of its cache files. A numba cache-locator subclass whose source stamp includes the
+fingerprint would need numba's private caching classes (``_CacheLocator``, the impl's locator list)
+and their constructors, which change between numba versions.
 """
 import hashlib
 import importlib
@@ -52,7 +55,7 @@ def _cache_dir(modules):
     """The directory numba caches these modules' kernels in; None when caching is off."""
     for module in modules:
         for obj in vars(module).values():
-            path = getattr(getattr(obj, "_cache", None), "cache_path", None)
+            path = getattr(getattr(obj, "stats", None), "cache_path", None)  # a cached numba dispatcher
             if isinstance(path, str):
                 return path
     return None
@@ -76,8 +79,10 @@ def _drop_stale_cache(cache_dir, names, fingerprint):
         if entry.startswith(prefixes) and entry.endswith((".nbi", ".nbc")):
             try:
                 os.remove(os.path.join(cache_dir, entry))
-            except OSError:  # removed by another process, or a read-only directory
+            except FileNotFoundError:  # removed by another process
                 pass
+            except OSError:  # cannot be removed: no stamp, so that no stale kernel is declared fresh
+                return
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=_STAMP + ".")
