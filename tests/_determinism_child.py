@@ -12,6 +12,12 @@ fits
 threads
     The fits of ``fits`` (without prediction) once for each ``n_threads`` in 1 .. NUMBA_NUM_THREADS,
     keys prefixed ``t<n>/``; then prediction with each ``n_threads``.
+combos
+    The kernels called directly with fixed inputs (the E-step's block partials, responsibilities and
+    log-sum-exp, with and without row weights, computed or given responsibilities, both feature
+    layouts; the summary pass's block partials), for float32 and float64 data; then fits of every
+    family, float32 and float64, weighted and unweighted, from a fixed start and from given
+    responsibilities (the initial statistics pass), with predictions.
 concurrent
     Eight fits on different data sets run by four Python threads at once (keys ``conc/``), then the
     same fits one after the other (keys ``serial/``).
@@ -86,6 +92,68 @@ def mode_threads(out):
                 out[f"t{t}/{name}/score_samples"] = r.score_samples(X, n_threads=t)
 
 
+def _read_only(a):
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+def kernel_calls(out, n=20_000):
+    """The E-step and summary kernels called directly on fixed inputs (the arguments a fit hands them)."""
+    from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
+    from fastcavi._kernels.summary import summarize, summary_size
+
+    rng = np.random.default_rng(7)
+    X64 = data(seed=3, n=n)
+    shift = X64.mean(0)
+    w = _read_only(rng.uniform(0.2, 2.0, n))
+    R = _read_only(rng.dirichlet(np.ones(K), n))
+    B = 256
+    nb = (n + B - 1) // B
+    for dtype in (np.float32, np.float64):
+        X = _read_only(X64.astype(dtype))
+        for full in (False, True):
+            F = D + (D * (D + 1) // 2 if full else D)
+            bias = rng.normal(size=K)
+            W = rng.normal(size=(K, F)) * 0.1
+            W[:, D:] = -np.abs(W[:, D:])  # concave logits, as a fit's are
+            for weighted in (False, True):
+                tag = f"kernel/{np.dtype(dtype).name}/{'full' if full else 'diag'}/{'w' if weighted else 'uw'}"
+                part = np.zeros((nb, summary_size(D, full)))
+                summarize(X, shift, full, w, weighted, part, np.zeros((2, D, B)), B)
+                out[f"{tag}/summary"] = part
+                for given in (False, True):
+                    part = np.zeros((nb, 3 + K + K * F))
+                    resp, lse = np.zeros((n, K)), np.zeros(n)
+                    estep(X, shift, bias, W, full, w, weighted, given, R, True, resp, lse, part,
+                          np.zeros((2, scratch_rows(K, F), SUB_ROWS)), B)
+                    name = f"{tag}/{'given' if given else 'computed'}"
+                    out[f"{name}/partials"] = part
+                    out[f"{name}/resp"] = resp
+                    out[f"{name}/lse"] = lse
+
+
+def mode_combos(out, n=30_000):
+    kernel_calls(out)
+    X64 = data(seed=4, n=n)
+    rng = np.random.default_rng(8)
+    w = rng.uniform(0.2, 2.0, n)
+    R = rng.dirichlet(np.ones(K), n)
+    for dtype in (np.float32, np.float64):
+        X = X64.astype(dtype)
+        for wname, sw in (("uw", None), ("w", w)):
+            for cov in COVARIANCE_TYPES:
+                prefix = f"fit/{np.dtype(dtype).name}/{wname}/{cov}"
+                r = fastcavi.fit(X, K, covariance_type=cov, max_iter=2, tol=0, init=X64[[0, 1000, 2000]],
+                                 sample_weight=sw)
+                store(out, f"{prefix}/init", r)
+                out[f"{prefix}/init/predict_proba"] = r.predict_proba(X)
+                out[f"{prefix}/init/score_samples"] = r.score_samples(X)
+                r = fastcavi.fit(X, K, covariance_type=cov, max_iter=1, tol=0, init_responsibilities=R,
+                                 sample_weight=sw)
+                store(out, f"{prefix}/given", r)
+
+
 def mode_concurrent(out):
     jobs = [(j, COVARIANCE_TYPES[j % len(COVARIANCE_TYPES)]) for j in range(8)]
     datasets = {j: data(seed=10 + j, n=40_000 + 256 * j + 7) for j, _ in jobs}
@@ -108,7 +176,7 @@ def mode_concurrent(out):
 
 def main(mode, path):
     out = {}
-    {"fits": mode_fits, "threads": mode_threads, "concurrent": mode_concurrent}[mode](out)
+    {"fits": mode_fits, "threads": mode_threads, "combos": mode_combos, "concurrent": mode_concurrent}[mode](out)
     np.savez(path, **out)
 
 

@@ -12,12 +12,17 @@ What they pin down:
   give the results of a fresh-cache run;
 * the process that compiles the kernels and a later one that loads them from the cache give the
   same bits;
+* so do they for float32 and float64 data, with and without row weights, in every covariance family,
+  from given responsibilities and in predictions, and so do the E-step and summary kernels called
+  directly (their block partials: a sum of the row weights was once regrouped differently by the
+  two processes);
 * ``n_threads=1 .. 4`` in one process give the same bits, on any machine (a 1-CPU runner too);
 * fits run by several Python threads at once, under the workqueue threading layer (which is not
   thread-safe) and under the default one, finish and give the bits of the same fits run serially.
 
 Compiling the kernels takes ~20-40 s, so the children are few: two compile (one per cache
-directory, module-scoped fixtures), the others load from those caches.
+directory, module-scoped fixtures), the others load from those caches; the float32 / weighted test
+compiles in a cache of its own (both float widths, ~40 s).
 """
 import os
 import signal
@@ -167,3 +172,13 @@ def test_concurrent_fits_from_python_threads(layer, built_under_8, tmp_path):
     assert conc and len(conc) * 2 == len(r)
     assert_bitwise_equal({k: r[v] for k, v in conc.items()}, r, "concurrent fits vs the same fits run serially",
                          keys={k: f"serial/{k}" for k in conc})
+
+
+def test_compiling_run_and_cached_run_agree_for_every_dtype_weighting_and_start(tmp_path):
+    # float32 and float64, weighted and unweighted, every family, computed and given responsibilities,
+    # predictions, and the kernels called directly: a compiling child and a child loading its cache
+    cache = tmp_path / "numba"
+    compiled = _child("combos", tmp_path / "compile.npz", cache, threads=4)
+    cached = _child("combos", tmp_path / "cached.npz", cache, threads=4)
+    assert len(compiled) > 200
+    assert_bitwise_equal(cached, compiled, "float32/float64, weighted/unweighted: cached run vs compiling run")

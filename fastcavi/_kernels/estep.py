@@ -38,6 +38,7 @@ from numba import njit, prange
 
 from .._config import FASTMATH, PARALLEL_JIT
 from ._fastexp import exp_nonpos, log_ge1
+from ._sums import lane_sum
 
 _JIT = PARALLEL_JIT
 
@@ -295,10 +296,7 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
             for row0 in range(start, stop, SUB_ROWS):
                 m = min(SUB_ROWS, stop - row0)
                 if has_weights:
-                    wsum = 0.0
-                    for i in range(m):
-                        wsum += weights[row0 + i]
-                    p[0] += wsum
+                    p[0] += lane_sum(weights, row0, m)  # in a fixed order (see _sums)
                 else:
                     p[0] += m
                 _features(X, row0, m, shift, full_quad, phi)

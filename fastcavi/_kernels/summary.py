@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import BLOCK_ROWS, PARALLEL_JIT
+from ._sums import lane_sum
 
 _JIT = PARALLEL_JIT
 
@@ -74,10 +75,7 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, b
             if bad[b] >= 0:
                 continue
             if has_weights:
-                acc = 0.0
-                for i in range(m):
-                    acc += weights[start + i]
-                p[0] = acc
+                p[0] = lane_sum(weights, start, m)  # in a fixed order (see _sums)
                 for a in range(D):
                     acc = 0.0
                     for i in range(m):

@@ -1,0 +1,35 @@
+"""A sum in a fixed order, for the fast-math kernels.
+
+A plain loop ``acc += w[i]`` over a contiguous float64 array, inside a fast-math kernel (the block
+loop of :func:`fastcavi._kernels.estep.estep` and :func:`fastcavi._kernels.summary.summarize`), was
+regrouped differently in the process that compiled the kernel and in a process that loaded it from
+numba's cache, though the loop stores nothing: the blocks' sums of the row weights differed in their
+last bits (float32 and float64 data alike, any covariance family, whenever ``sample_weight`` was
+given).
+
+:func:`lane_sum` is compiled with ``fastmath=False`` set explicitly: a function called from a
+fast-math kernel inherits the caller's flags unless its own are set, and LLVM keeps the flags per
+instruction, so once inlined into the fast-math kernel its additions still run as written.
+"""
+from numba import njit
+
+
+@njit(fastmath=False)
+def lane_sum(v, start, m):
+    """Sum of ``v[start:start + m]``: lane ``j`` adds the terms ``j, j + 4, j + 8, ...`` in order, from 0.0,
+    and the result is ``(lane0 + lane1) + (lane2 + lane3)`` (four lanes keep most of a vector sum's speed).
+    """
+    a0 = a1 = a2 = a3 = 0.0
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        a0 += v[start + i]
+        a1 += v[start + i + 1]
+        a2 += v[start + i + 2]
+        a3 += v[start + i + 3]
+    if m4 < m:
+        a0 += v[start + m4]
+    if m4 + 1 < m:
+        a1 += v[start + m4 + 1]
+    if m4 + 2 < m:
+        a2 += v[start + m4 + 2]
+    return (a0 + a1) + (a2 + a3)
