@@ -34,16 +34,29 @@ class _Interrupted(Exception):
         self.signum, self.sweeps = signum, sweeps
 
 
+def _file_identity(path):
+    """(inode, mtime in ns) of the file at ``path``, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 class _StopOnSignal:
     """Turn SIGINT and SIGTERM into a clean stop at the end of the sweep in flight.
 
     After the first sweep, a signal is only noted: the sweep finishes, its checkpoint is
     written (``fit`` writes it before calling the callback), and the callback raises. Before
-    the first sweep there is nothing to save, and the signal stops the fit at once.
+    the first sweep there is nothing to save, and the signal stops the fit at once; a signal
+    that falls between the first checkpoint's write and the first callback is only noted too
+    (the checkpoint file changed), so that the stop reports it.
     """
 
-    def __init__(self, progress):
+    def __init__(self, progress, checkpoint=None):
         self.progress, self.signum, self.sweeps, self._previous = progress, None, 0, {}
+        self.checkpoint = checkpoint
+        self._before = _file_identity(checkpoint)
 
     def __enter__(self):
         for s in (signal.SIGINT, signal.SIGTERM):
@@ -56,8 +69,12 @@ class _StopOnSignal:
 
     def _note(self, signum, frame):
         self.signum = signum
-        if self.sweeps == 0:
+        if self.sweeps == 0 and not self.checkpoint_written():
             raise _Interrupted(signum, 0)
+
+    def checkpoint_written(self):
+        """Whether this run has written its checkpoint file (it is replaced atomically: a new identity)."""
+        return self.checkpoint is not None and _file_identity(self.checkpoint) not in (None, self._before)
 
     def __call__(self, it, elbo, change):
         self.sweeps += 1
@@ -78,7 +95,8 @@ def _cmd_fit(args):
 
     progress = None if args.quiet else _progress.Reporter(sys.stderr)  # a bar on a terminal, else lines
     try:
-        with contextlib.ExitStack() as stack, _StopOnSignal(progress) as stopper, _progress.reporting(progress):
+        with contextlib.ExitStack() as stack, _StopOnSignal(progress, args.checkpoint) as stopper, \
+                _progress.reporting(progress):
             if args.scheduler is None:  # a .npy path, a Zarr array or an h5py dataset, read by row slices
                 data, cluster = _readers.open_local(args.data, stack, _table(args)), {}
             else:

@@ -180,3 +180,23 @@ def test_cli_signal_writes_a_usable_checkpoint(tmp_path, signum, status):
 
     saved = _checkpoint.read(ckpt)
     assert saved.run == 0 and np.all(np.isfinite(saved.elbo)) and np.all(np.diff(saved.elbo) >= -1e-6)
+
+
+def test_a_signal_between_the_first_checkpoint_and_its_callback_is_noted(tmp_path):
+    """The first checkpoint is written before the first callback: a signal in between stops after sweep 1."""
+    from fastcavi.cli import _Interrupted, _StopOnSignal
+
+    ckpt = tmp_path / "fit.ckpt"
+    with _StopOnSignal(None, str(ckpt)) as stopper:
+        with pytest.raises(_Interrupted) as before:  # nothing written yet: stop at once
+            stopper._note(signal.SIGTERM, None)
+        assert before.value.sweeps == 0
+        stopper.signum = None
+        ckpt.write_bytes(b"state")  # the fit wrote its first checkpoint ...
+        stopper._note(signal.SIGTERM, None)  # ... and the signal falls before the callback: only noted
+        with pytest.raises(_Interrupted) as after:
+            stopper(1, -1.0, float("nan"))
+        assert after.value.sweeps == 1 and after.value.signum == signal.SIGTERM
+    # a checkpoint left by an earlier run is not this run's
+    with _StopOnSignal(None, str(ckpt)) as stopper, pytest.raises(_Interrupted):
+        stopper._note(signal.SIGINT, None)
