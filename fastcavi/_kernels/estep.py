@@ -51,10 +51,11 @@ def scratch_rows(K, F):
     return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 2
 
 
-# The helpers below are plain njit functions, not inline="always": LLVM inlines them all the same (the same
-# bits, no slower), while inlining them into numba's IR made the parallel kernel's compile 12.5 s of CPU
-# instead of about 7.5 s (bench/cold_start.py).
-@njit(fastmath=FASTMATH)
+# The helpers below are inlined into numba's IR (inline="always"). As plain njit functions they cost the
+# parallel kernel's compile about 5 s of CPU less (a first fit 15 s instead of 20 s, bench/cold_start.py), but
+# the sweeps at small D and in float32 ran about 10% slower (bench/compare_revisions.py, 7 and 9 rounds, 2-core
+# machine): a compile is paid once per install (or ahead of time, `fastcavi compile`), a sweep every time.
+@njit(inline="always", fastmath=FASTMATH)
 def _features(X, row0, m, shift, full_quad, phi):
     """phi[:, :m] = features of rows row0 .. row0+m of X (minus shift), transposed."""
     D = X.shape[1]
@@ -78,7 +79,7 @@ def _features(X, row0, m, shift, full_quad, phi):
             phi[g, i] = 0.0
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _logits(Wp, bias, phi, L, m, K):
     """L[:K4, :m] = bias + Wp phi, in tiles of 4 components x 4 features."""
     K4, F4 = Wp.shape
@@ -104,7 +105,7 @@ def _logits(Wp, bias, phi, L, m, K):
                 L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place.
 
@@ -144,7 +145,7 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     p[1] += lse_sum
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _weigh(L, s, m, K, weights, has_weights, row0, p):
     """L[:K, :m] *= s (the row factors, times the row weights); N_k to ``p[3 + k]``; padding rows zeroed."""
     if has_weights:
@@ -162,7 +163,7 @@ def _weigh(L, s, m, K, weights, has_weights, row0, p):
             L[k, i] = 0.0
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _given(R, L, s, m, K, weights, has_weights, row0, p):
     """Load given responsibilities R[row0:row0+m] into L (s = 1); their weighted entropy to ``p[2]``."""
     for k in range(K):
@@ -179,7 +180,7 @@ def _given(R, L, s, m, K, weights, has_weights, row0, p):
     p[2] += ent
 
 
-@njit(fastmath=FASTMATH)
+@njit(inline="always", fastmath=FASTMATH)
 def _statistics(L, phi, m, K, F, p):
     """p[3 + K + k F + f] += sum_i r_ki phi_fi, in tiles of 4 components x 4 features."""
     K4 = L.shape[0]
