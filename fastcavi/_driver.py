@@ -162,3 +162,21 @@ def run_restarts(sweep, model, initial_state, *, n_runs, max_iter, tol, tol_is_r
         if best is None or elbos[-1] > best[1][-1]:
             best = (state, elbos, converged)
     return best
+
+
+def fitted_result(model, best, history, tol, stacklevel):
+    """The :class:`fastcavi.FitResult` of :func:`run_restarts`' best run, after ``history`` (a warm start's ELBOs).
+
+    Warns (:class:`fastcavi.ConvergenceWarning`, scikit-learn's message) when that run did not
+    converge and ``tol > 0``; ``stacklevel`` is the caller's, as for :func:`warnings.warn`.
+    """
+    from .result import FitResult
+
+    state, elbos, converged = best
+    if tol > 0 and not converged:
+        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
+
+        warnings.warn("Best performing initialization did not converge. Try different init parameters, "
+                      "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
+                      stacklevel=stacklevel + 1)
+    return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)

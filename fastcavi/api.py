@@ -1,6 +1,5 @@
 """``fastcavi.fit``: validation, then a short loop over the public engine's calls (no maths here)."""
 import os
-import warnings
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 
 import numpy as np
@@ -170,7 +169,7 @@ def fit(X: Any, n_components: int, *,
 
         return dask_fit(X, **arguments)
     from . import engine
-    from ._driver import run_restarts
+    from ._driver import fitted_result, run_restarts
     from ._init import initial_state, warm_state
     from ._passes import estep_chunk_rows, numba_threads
     from .result import FitResult
@@ -225,12 +224,5 @@ def fit(X: Any, n_components: int, *,
                                 tol_is_relative=checked["tol_type"] == "relative", callback=callback, rng=rng,
                                 warm_state=state0, warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"],
                                 fingerprint=fingerprint)
-    state, elbos, converged = best
-    if tol > 0 and not converged:
-        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
-
-        warnings.warn("Best performing initialization did not converge. Try different init parameters, "
-                      "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
-                      stacklevel=2)
-    return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)
+    return fitted_result(model, best, history, tol, stacklevel=2)
 

@@ -52,7 +52,6 @@ import math
 import os
 import sys
 import threading
-import warnings
 
 import numpy as np
 
@@ -584,7 +583,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         When X is not a dask array (a Dask DataFrame: use ``to_dask_array(lengths=True)``).
     """
     from . import _checkpoint, _init, engine
-    from ._driver import run_restarts
+    from ._driver import fitted_result, run_restarts
     from ._init import HashedUniform, OneHotRows, ResponsibilityStart, kmeans_tolerance, warm_state
     from .result import FitResult
 
@@ -673,14 +672,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         best = run_restarts(sweep, model, initial_state, n_runs=n_runs, max_iter=max_iter, tol=tol,
                             tol_is_relative=tol_type == "relative", callback=callback, rng=rng, warm_state=state0,
                             warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"], fingerprint=fingerprint)
-    state, elbos, converged = best
-    if tol > 0 and not converged:
-        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
-
-        warnings.warn("Best performing initialization did not converge. Try different init parameters, "
-                      "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
-                      stacklevel=3)
-    return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)
+    return fitted_result(model, best, history, tol, stacklevel=3)
 
 
 # -- prediction ---------------------------------------------------------------------------------

@@ -168,5 +168,6 @@ def test_predict_checks_features_and_nan():
 
 def test_convergence_warning():
     X = _X(500)
-    with pytest.warns(fastcavi.ConvergenceWarning, match="did not converge"):
+    with pytest.warns(fastcavi.ConvergenceWarning, match="did not converge") as caught:
         fastcavi.fit(X, 3, max_iter=2, random_state=0)
+    assert caught[0].filename == __file__  # the warning points at the caller of fit
