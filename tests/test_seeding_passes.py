@@ -75,3 +75,46 @@ def test_kmeans_parallel_does_not_depend_on_chunks_or_threads(weighted):
     truth = np.array([[0.0, 0.0], [0.0, 6.0], [6.0, 0.0], [6.0, 6.0]])  # sorted by x, then y
     order = np.lexsort((means[:, 1].round(), means[:, 0].round()))
     assert np.max(np.abs(means[order] - truth)) < 0.15
+
+
+@pytest.mark.parametrize("n_chunks_rows", [4096, 3 * 4096])
+def test_kmeanspp_draws_match_a_plain_reference(n_chunks_rows):
+    """Each k-means++ pass draws the row of smallest key -log(u_n) / d_n^2 (u_n hashed from the seed, the
+    round and the row; rows on a centre never): the compiled pass, which skips the log of rows whose
+    lower bound (1 - u_n) / d_n^2 already loses, draws the same rows as the plain reference, for every
+    round of a whole seeding."""
+    X = _data(3)
+    X[17] = X[5]  # a duplicate row: once row 5 is a centre, row 17 sits on it (distance 0, never drawn)
+    shift = X.mean(axis=0)
+    rng = np.random.default_rng(7)
+    rows, centres = _init.kmeans_plusplus_row_passes(
+        _init.local_passes(DataSource(X), None, n_chunks_rows), lambda r: X[r], X.shape[0], 6,
+        np.random.default_rng(7), shift)
+    # the reference replays the same random draws: the first row, then one seed per round
+    first = int(rng.integers(X.shape[0]))
+    expect = [first]
+    for j in range(1, 6):
+        seed = int(rng.integers(0, 2**63))
+        C = X[expect] - shift
+        d2 = (((X - shift)[:, None, :] - C[None]) ** 2).sum(axis=2).min(axis=1)
+        keys = [-math.log(_uniform(seed, j, n)) / d2[n] if d2[n] > 0 else math.inf for n in range(X.shape[0])]
+        expect.append(int(np.argmin(keys)))
+    assert rows.tolist() == expect
+    assert np.allclose(centres, X[expect], rtol=0, atol=1e-12)  # (x - shift) + shift: round-off only
+
+
+def test_kmeanspp_draw_is_the_smallest_key_when_keys_are_close():
+    """Rows at nearly the same distance from the centre: each new running best of a block then improves
+    on the last by a uniform fraction, so a pass that skipped a row which could still win (a wrong
+    bound on -log u) would draw another row for some of these 60 seeds."""
+    from fastcavi._kernels.seeding import kmeanspp_draw
+
+    t = np.linspace(0.0, 2 * np.pi, 200, endpoint=False)
+    X = np.column_stack([np.cos(t), np.sin(t)]) * (1.0 + 1e-3 * np.sin(7 * t))[:, None]
+    shift, centre = np.zeros(2), np.zeros((1, 2))
+    d2 = (X ** 2).sum(axis=1)
+    for seed in range(60):
+        key, row = kmeanspp_draw(X, shift, centre, np.uint64(seed), 1, 1000)
+        keys = [-math.log(_uniform(seed, 1, 1000 + n)) / d2[n] for n in range(X.shape[0])]
+        assert row == 1000 + int(np.argmin(keys))
+        assert key == pytest.approx(min(keys), rel=1e-14)
