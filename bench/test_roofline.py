@@ -20,8 +20,9 @@ Large D (D = 16 full, diag, tied) is bound by multiply-adds. Per row the kernel 
 ``W phi`` (``_logits``: K4 x F4 multiply-adds) and adds ``r phi^T`` into the statistics
 (``_statistics``: K4 x F4 more), where F is the feature count of the family's coefficients (the
 ``W`` that ``model.coefficients`` gives the kernel: F = D + D (D + 1) / 2 = 152 for "full", F = 2 D
-= 32 for "diag" and "tied") and K4, F4 are K and F rounded up to a multiple of 4 (the register
-tiles); so 2 K4 F4 = 2,432 multiply-adds per row for "full" and 512 for "diag"/"tied" at K = 8.
+= 32 for "diag", F = D = 16 for "tied", whose quadratic term is common to all components) and K4, F4
+are K and F rounded up to a multiple of 4 (the register tiles); so 2 K4 F4 = 2,432 multiply-adds per
+row for "full", 512 for "diag" and 256 for "tied" at K = 8.
 The reference is OpenBLAS dgemm (numpy's matmul, limited to T threads with threadpoolctl) on a
 square n x n by n x n product with the same multiply-add count, n = (N 2 K4 F4)^(1/3): the
 sweep's two skinny products (N x F by F x K, and K x N by N x F) would need the N x F feature

@@ -206,8 +206,8 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     source : DataSource
     weights : WeightSource or None
     coords : Coordinates
-    layout : {"diag", "full"}
-        Which quadratic features the coefficients weigh.
+    layout : {"diag", "full", "linear"}
+        Which quadratic features the coefficients weigh (none for "linear").
     coeffs : tuple ``(bias (K,), W (K, F))``
     chunk_rows : int
         A multiple of ``SEGMENT_ROWS``.

@@ -171,6 +171,7 @@ def fit(X: Any, n_components: int, *,
     from . import engine
     from ._driver import fitted_result, run_restarts
     from ._init import initial_state, warm_state
+    from ._models.base import layout_of
     from ._passes import estep_chunk_rows, numba_threads
     from .result import FitResult
 
@@ -191,8 +192,7 @@ def fit(X: Any, n_components: int, *,
     callback = checked["callback"]
     saved = None if checked["resume"] is None else _checkpoint.read(checked["resume"])  # before any pass
     warm = init if isinstance(init, FitResult) else None
-    layout = "full" if covariance_type == "full" else "diag"
-    chunk_rows = estep_chunk_rows(checked["chunk_size"], source, K, layout)
+    chunk_rows = estep_chunk_rows(checked["chunk_size"], source, K, layout_of(covariance_type))
 
     with numba_threads(checked["n_threads"]):
         first = source.rows([0])[0]

@@ -78,7 +78,8 @@ class Model:
     ----------
     n_components, n_features : int
     covariance_type, weight_concentration_prior_type, layout : str
-        ``layout`` is the statistics' layout (``"diag"`` or ``"full"``).
+        ``layout`` is the statistics' layout: ``"full"`` (full), ``"linear"`` (tied: no quadratic
+        features) or ``"diag"`` (the others).
     priors : mapping
         The hyperparameters with their defaults resolved (scikit-learn's ``*_prior_``).
     shift : ndarray of shape (D,)
@@ -249,9 +250,12 @@ class Model:
             raise TypeError(f"Expected fastcavi.engine.Stats, got {type(stats).__name__}.")
         if (stats.layout, stats.n_components, stats.n_features) != (self.layout, self.n_components,
                                                                     self.n_features):
+            hint = (" Tied models now accumulate the 'linear' layout (no quadratic features): statistics of the "
+                    "'diag' layout come from an earlier fastcavi; compute them again with this one."
+                    if (stats.layout, self.layout) == ("diag", "linear") else "")
             raise ValueError(f"Stats of layout ({stats.layout!r}, K={stats.n_components}, D={stats.n_features}) "
                              f"do not fit this model ({self.layout!r}, K={self.n_components}, "
-                             f"D={self.n_features}).")
+                             f"D={self.n_features}).{hint}")
         if not stats.is_finite():
             raise FloatingPointError("Non-finite sufficient statistics: the data or the priors are numerically "
                                      "degenerate.")
@@ -285,7 +289,7 @@ class Model:
 
         Returns
         -------
-        layout : {"diag", "full"}
+        layout : {"diag", "full", "linear"}
         coefficients : tuple of ndarray
             ``(bias (K,), W (K, F))``: ``logit_k(y) = bias_k + W_k . phi(y)``.
         """

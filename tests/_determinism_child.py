@@ -14,7 +14,7 @@ threads
     keys prefixed ``t<n>/``; then prediction with each ``n_threads``.
 combos
     The kernels called directly with fixed inputs (the E-step's block partials, responsibilities and
-    log-sum-exp, with and without row weights, computed or given responsibilities, both feature
+    log-sum-exp, with and without row weights, computed or given responsibilities, the three feature
     layouts; the summary pass's block partials), for float32 and float64 data; then fits of every
     family, float32 and float64, weighted and unweighted, from a fixed start and from given
     responsibilities (the initial statistics pass), with predictions.
@@ -102,6 +102,7 @@ def kernel_calls(out, n=20_000):
     """The E-step and summary kernels called directly on fixed inputs (the arguments a fit hands them)."""
     from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
     from fastcavi._kernels.summary import summarize, summary_size
+    from fastcavi._models.base import feature_count
 
     rng = np.random.default_rng(7)
     X64 = data(seed=3, n=n)
@@ -112,13 +113,13 @@ def kernel_calls(out, n=20_000):
     nb = (n + B - 1) // B
     for dtype in (np.float32, np.float64):
         X = _read_only(X64.astype(dtype))
-        for full in (False, True):
-            F = D + (D * (D + 1) // 2 if full else D)
+        for layout in ("diag", "full", "linear"):
+            full, F = layout == "full", feature_count(D, layout)
             bias = rng.normal(size=K)
             W = rng.normal(size=(K, F)) * 0.1
             W[:, D:] = -np.abs(W[:, D:])  # concave logits, as a fit's are
             for weighted in (False, True):
-                tag = f"kernel/{np.dtype(dtype).name}/{'full' if full else 'diag'}/{'w' if weighted else 'uw'}"
+                tag = f"kernel/{np.dtype(dtype).name}/{layout}/{'w' if weighted else 'uw'}"
                 part = np.zeros((nb, summary_size(D, full)))
                 summarize(X, shift, full, w, weighted, part, np.zeros((2, D, B)), B)
                 out[f"{tag}/summary"] = part

@@ -200,3 +200,30 @@ def test_a_signal_between_the_first_checkpoint_and_its_callback_is_noted(tmp_pat
     # a checkpoint left by an earlier run is not this run's
     with _StopOnSignal(None, str(ckpt)) as stopper, pytest.raises(_Interrupted):
         stopper._note(signal.SIGINT, None)
+
+
+def test_a_tied_checkpoint_of_the_previous_statistics_layout_resumes():
+    # tests/data/tied_checkpoint_diag_layout.npz was written by fastcavi before tied fits accumulated the
+    # "linear" layout (its statistics then held the squares y**2 too): the fit below, stopped after 3 of 6
+    # sweeps. A checkpoint holds the state and the ELBO trace, never statistics, and tied's update reads
+    # only N_k and sum r y, which the kernel computes bitwise as before (tests/test_kernels.py): the
+    # resumed fit is bitwise the uninterrupted one, but for the 3 saved ELBO values, which the previous
+    # layout summed in another order (to rounding: measured 0, checked at 1e-12 relative).
+    saved = REPO / "tests" / "data" / "tied_checkpoint_diag_layout.npz"
+    with np.load(saved) as f:
+        plain = {"file_kind", "checkpoint_version", "fingerprint", "rng_state", "run", "elbo", "converged"}
+        assert all(k in plain or k.startswith(("model__", "model_none__", "state__")) for k in f.files)
+        assert f["elbo"].shape == (3,)
+        old_elbo = f["elbo"]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 3))[rng.integers(3, size=2000)] * 4 + rng.normal(size=(2000, 3))
+    R = rng.dirichlet(np.ones(3), size=2000)
+    opts = dict(covariance_type="tied", init_responsibilities=R, max_iter=6, tol=0)
+    whole = fastcavi.fit(X, 3, **opts)
+    resumed = fastcavi.fit(X, 3, resume=saved, **opts)
+    for name in ("weights", "means", "mean_precision", "covariances", "degrees_of_freedom"):
+        assert np.asarray(getattr(resumed, name)).tobytes() == np.asarray(getattr(whole, name)).tobytes(), name
+    assert resumed.n_iter == whole.n_iter == 6
+    assert resumed.elbo[3:].tobytes() == whole.elbo[3:].tobytes()
+    assert resumed.elbo[:3].tobytes() == old_elbo.tobytes()
+    np.testing.assert_allclose(old_elbo, whole.elbo[:3], rtol=1e-12, atol=0)

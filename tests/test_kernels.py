@@ -39,10 +39,22 @@ def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3):
     return resp, lse, _folded(partials, nblocks)
 
 
+def _check_row_outputs_and_totals(resp, lse, totals, r_ref, lse_ref, Nk):
+    """The kernel's responsibilities, log-sum-exp and first totals (count, lse, entropy, N_k) against the reference's."""
+    K = Nk.shape[0]
+    np.testing.assert_allclose(resp, r_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(lse, lse_ref, rtol=1e-13, atol=1e-12)
+    assert totals[0] == resp.shape[0]
+    np.testing.assert_allclose(totals[1], lse_ref.sum(), rtol=1e-12, atol=1e-9)
+    ent_ref = -np.sum(np.where(r_ref > 0, r_ref * np.log(np.where(r_ref > 0, r_ref, 1.0)), 0.0))
+    np.testing.assert_allclose(totals[2], ent_ref, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(totals[3:3 + K], Nk, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("D,K", SHAPES)
 def test_estep_diag_features_match_reference(D, K, dtype):
-    # logits bias + W1 y + W2 y**2 (identity, spherical, diag, tied)
+    # logits bias + W1 y + W2 y**2 (identity, spherical, diag)
     rng = np.random.default_rng(D * 100 + K)
     n = 1000  # several blocks and a ragged last block
     X = (rng.normal(size=(n, D)) * 3 + rng.normal(size=D) * 5).astype(dtype)
@@ -50,16 +62,35 @@ def test_estep_diag_features_match_reference(D, K, dtype):
     W1, W2 = rng.normal(size=(K, D)), -np.abs(rng.normal(size=(K, D))) * 0.5
     resp, lse, totals = _run_estep(X, shift, bias, np.hstack((W1, W2)), "diag")
     r_ref, lse_ref, Nk, S1, S2 = diag_kernel_reference(X, shift, bias, W1, W2)
-    np.testing.assert_allclose(resp, r_ref, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(lse, lse_ref, rtol=1e-13, atol=1e-12)
-    assert totals[0] == n
-    np.testing.assert_allclose(totals[1], lse_ref.sum(), rtol=1e-12, atol=1e-9)
-    ent_ref = -np.sum(np.where(r_ref > 0, r_ref * np.log(np.where(r_ref > 0, r_ref, 1.0)), 0.0))
-    np.testing.assert_allclose(totals[2], ent_ref, rtol=1e-10, atol=1e-9)
-    np.testing.assert_allclose(totals[3:3 + K], Nk, rtol=1e-12, atol=1e-12)
+    _check_row_outputs_and_totals(resp, lse, totals, r_ref, lse_ref, Nk)
     S = totals[3 + K:].reshape(K, 2 * D)
     np.testing.assert_allclose(S[:, :D], S1, rtol=1e-11, atol=1e-9)
     np.testing.assert_allclose(S[:, D:], S2, rtol=1e-11, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("D,K", SHAPES)
+def test_estep_linear_features_match_reference_and_the_diag_layout(D, K, dtype):
+    # logits bias + W1 y with no quadratic features (tied, F = D): the reference with W2 = 0, and
+    # the "diag" layout with zero quadratic weights (tied's previous path), whose responsibilities,
+    # log-sum-exp and linear statistics it reproduces bitwise (the zero terms add exact zeros); the
+    # entropy, lse_sum - (W . S), to the rounding of that dot product (its terms summed in another order)
+    rng = np.random.default_rng(D * 100 + K + 2)
+    n = 1000  # several blocks and a ragged last block
+    X = (rng.normal(size=(n, D)) * 3 + rng.normal(size=D) * 5).astype(dtype)
+    shift, bias = rng.normal(size=D), rng.normal(size=K) * 2
+    W1 = rng.normal(size=(K, D))
+    resp, lse, totals = _run_estep(X, shift, bias, W1, "linear")
+    assert totals.shape == (3 + K + K * D,)
+    r_ref, lse_ref, Nk, S1, _ = diag_kernel_reference(X, shift, bias, W1, np.zeros((K, D)))
+    _check_row_outputs_and_totals(resp, lse, totals, r_ref, lse_ref, Nk)
+    np.testing.assert_allclose(totals[3 + K:].reshape(K, D), S1, rtol=1e-11, atol=1e-9)
+    d_resp, d_lse, d_totals = _run_estep(X, shift, bias, np.hstack((W1, np.zeros((K, D)))), "diag")
+    assert resp.tobytes() == d_resp.tobytes() and lse.tobytes() == d_lse.tobytes()
+    assert totals[[0, 1]].tobytes() == d_totals[[0, 1]].tobytes()
+    assert totals[3:3 + K].tobytes() == d_totals[3:3 + K].tobytes()
+    np.testing.assert_allclose(totals[2], d_totals[2], rtol=0, atol=1e-13 * abs(totals[1]) + 1e-12)
+    assert totals[3 + K:].tobytes() == d_totals[3 + K:].reshape(K, 2 * D)[:, :D].tobytes()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -177,7 +208,7 @@ def test_kmeanspp_draw_is_d2_weighted():
     assert min(a, b) == whole
 
 
-@pytest.mark.parametrize("layout", ["diag", "full"])
+@pytest.mark.parametrize("layout", ["diag", "full", "linear"])
 def test_estep_weighted_and_given_match_reference(layout):
     # weights scale every statistic (count, lse, entropy, N_k, S); given responsibilities replace the computed ones
     rng = np.random.default_rng(5)
@@ -191,7 +222,7 @@ def test_estep_weighted_and_given_match_reference(layout):
     resp, lse, plain = _run_estep(X, np.zeros(D), bias, W, layout)
     _, _, weighted = _run_estep(X, np.zeros(D), bias, W, layout, weights=w)
     a, b = np.triu_indices(D)
-    phi = np.hstack((X, X[:, a] * X[:, b] if layout == "full" else X * X))
+    phi = {"full": np.hstack((X, X[:, a] * X[:, b])), "diag": np.hstack((X, X * X)), "linear": X}[layout]
     ent_rows = -np.sum(np.where(resp > 0, resp * np.log(np.where(resp > 0, resp, 1.0)), 0.0), axis=1)
     expected = np.concatenate(([w.sum(), w @ lse, w @ ent_rows], w @ resp, ((resp * w[:, None]).T @ phi).ravel()))
     np.testing.assert_allclose(weighted, expected, rtol=1e-10, atol=1e-9)

@@ -53,7 +53,7 @@ def _max_rel(a, b):
 
 def test_stats_from_values_and_scaled_are_exact():
     rng = np.random.default_rng(0)
-    for layout, K, D in (("diag", 3, 2), ("full", 2, 3)):
+    for layout, K, D in (("diag", 3, 2), ("full", 2, 3), ("linear", 3, 2)):
         size = Stats.zeros(layout, K, D).size
         v = rng.normal(size=size) * 10.0 ** rng.integers(-30, 30, size=size)
         s = Stats.from_values(layout, K, D, v)

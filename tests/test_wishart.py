@@ -308,3 +308,81 @@ def test_exact_cavi_is_scikit_learns_without_reg_covar_and_the_reference_with_it
         np.testing.assert_allclose(r.elbo - sk_bounds, C, rtol=0, atol=3e-12 * np.abs(r.elbo).max())
     r, history = fit_recording(X, 3, exact_cavi=True, **kw)
     _assert_matches_reference(r, history, _reference(X, R, 20, cov, dd, r.priors, exact_cavi=True), 1e-11, 1e-12)
+
+
+def _diag_layout_tied_fit(model, X, w, R, n_iter):
+    """Tied's previous path, in NumPy: "diag"-layout statistics (the squares y**2 included, weighed 0 by the logits).
+
+    Every statistic is computed here from the rows (none by fastcavi's kernels); the family's update
+    and ELBO are applied to those statistics, with the coefficients padded by the zero weights of the
+    squares, as the previous layout had them. Returns the final state and the ELBO trace.
+    """
+    from scipy.special import logsumexp
+
+    from fastcavi._models.base import Stats, elbo_from_stats
+
+    family = model._family
+    K, D = model.n_components, model.n_features
+    y = np.asarray(X, dtype=np.float64) - model.shift
+    phi = np.hstack((y, y * y))
+
+    class Padded:  # the family's previous coefficients: zero weights for the squares
+        dropped_sum, kl = family.dropped_sum, family.kl
+
+        @staticmethod
+        def coefficients(state):
+            bias, W = family.coefficients(state)
+            return bias, np.hstack((W, np.zeros((K, D))))
+
+    def stats_of(r, lse_sum):
+        ent = -np.sum(np.where(r > 0, r * np.log(np.where(r > 0, r, 1.0)), 0.0), axis=1)
+        values = np.concatenate(([w.sum(), lse_sum, w @ ent], w @ r, ((r * w[:, None]).T @ phi).ravel()))
+        return Stats.from_values("diag", K, D, values)
+
+    state, trace = family.update(stats_of(R, 0.0)), []
+    for _ in range(n_iter):
+        bias, W = Padded.coefficients(state)
+        logits = bias + phi @ W.T
+        lse = logsumexp(logits, axis=1)
+        stats = stats_of(np.exp(logits - lse[:, None]), w @ lse)
+        state = family.update(stats)
+        trace.append(elbo_from_stats(Padded, stats, state)[0])
+    return state, np.array(trace)
+
+
+@pytest.mark.parametrize("wtype", WEIGHT_TYPES)
+def test_tied_linear_layout_is_the_previous_diag_layout_fit(wtype):
+    # Tied statistics carry D features per component (no squares: its updates read N_k and sum r y, its
+    # pooled scatter comes from the summary's total scatter). The fit equals the previous path's, whose
+    # statistics held the squares too, to rounding: measured up to 7e-15 (parameters, relative to each
+    # array's largest entry) and 1e-15 (ELBO), checked at 1e-10 relative.
+    from fastcavi import engine
+
+    X = _blobs(seed=3, N=900, D=4, K=3)
+    rng = np.random.default_rng(4)
+    w = rng.uniform(0.2, 2.0, size=X.shape[0])
+    R = rng.dirichlet(np.ones(3), size=X.shape[0])
+    r = fastcavi.fit(X, 3, covariance_type="tied", weight_concentration_prior_type=wtype, init_responsibilities=R,
+                     sample_weight=w, max_iter=8, tol=0)
+    model = r.model
+    assert model.layout == "linear"
+    stats = engine.estep(model, r.state, X, sample_weight=w)
+    assert stats.layout == "linear" and stats.S.shape == (3, 4) and stats.size == 3 + 3 + 3 * 4
+    with pytest.raises(ValueError, match="no per-component second moments"):
+        stats.S2
+    assert engine.Stats.from_array(stats.to_array()) == stats
+    state, trace = _diag_layout_tied_fit(model, X, w, R, 8)
+    np.testing.assert_allclose(r.elbo, trace, rtol=1e-10, atol=0)
+    ours = model.public_parameters(r.state)
+    for name, value in model.public_parameters(state).items():
+        _assert_close(ours[name], value, 1e-10, name)
+
+
+def test_tied_model_refuses_diag_layout_statistics_with_a_hint():
+    from fastcavi import engine
+
+    X = _blobs(seed=1, N=300, D=2, K=2)
+    model = fastcavi.fit(X, 2, covariance_type="tied", max_iter=2, tol=0, random_state=0).model
+    old = engine.Stats.zeros("diag", 2, 2)
+    with pytest.raises(ValueError, match="'linear' layout .* earlier fastcavi"):
+        model.update(old)

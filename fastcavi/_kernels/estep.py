@@ -6,9 +6,10 @@ Every family's variational logit is linear in a vector of features of the row
     logit_k(y) = bias_k + W_k . phi(y),
     phi(y) = [y_1 .. y_D, q_1 .. q_Q],
 
-where the quadratic features ``q`` are ``y_d**2`` (identity, spherical, diag, tied;
-``Q = D``) or the products ``y_a y_b, a <= b``, of the upper triangle in row-major
-order (full covariances; ``Q = D (D + 1) / 2``). So one kernel serves every family:
+where the quadratic features ``q`` are ``y_d**2`` (identity, spherical, diag;
+``Q = D``), the products ``y_a y_b, a <= b``, of the upper triangle in row-major
+order (full covariances; ``Q = D (D + 1) / 2``), or none (tied, whose quadratic term is
+the same for every component; ``Q = 0``). So one kernel serves every family:
 per row it computes the features, the K logits, their log-sum-exp and the
 responsibilities, and adds ``r_k`` and ``r_k phi(y)`` to the statistics, which are all
 the updates and the ELBO need.
@@ -56,8 +57,8 @@ def scratch_rows(K, F):
 # the sweeps at small D and in float32 ran about 10% slower (bench/compare_revisions.py, 7 and 9 rounds, 2-core
 # machine): a compile is paid once per install (or ahead of time, `fastcavi compile`), a sweep every time.
 @njit(inline="always", fastmath=FASTMATH)
-def _features(X, row0, m, shift, full_quad, phi):
-    """phi[:, :m] = features of rows row0 .. row0+m of X (minus shift), transposed."""
+def _features(X, row0, m, shift, full_quad, F, phi):
+    """phi[:, :m] = features of rows row0 .. row0+m of X (minus shift), transposed (quadratic ones when F > D)."""
     D = X.shape[1]
     for i in range(m):
         for d in range(D):
@@ -69,7 +70,7 @@ def _features(X, row0, m, shift, full_quad, phi):
                 for i in range(m):
                     phi[f, i] = phi[a, i] * phi[e, i]
                 f += 1
-    else:
+    elif F > D:  # the squares (the "linear" layout, F = D, has none)
         for d in range(D):
             for i in range(m):
                 phi[f, i] = phi[d, i] * phi[d, i]
@@ -241,9 +242,10 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
         Subtracted from every row first (the data mean: keeps sums of squares exact).
     bias : ndarray of shape (K,), float64
     W : ndarray of shape (K, F), float64
-        Logit weights of the features (see the module docstring): F = D + D, or D + D (D + 1) / 2.
+        Logit weights of the features (see the module docstring): F = D + D, D + D (D + 1) / 2, or D
+        (linear features only).
     full_quad : bool
-        Quadratic features ``y_a y_b, a <= b`` (True) or ``y_d**2`` (False).
+        Quadratic features ``y_a y_b, a <= b`` (True) or ``y_d**2`` (False; none when F = D).
     weights : ndarray of shape (n,), float64
         Row weights (read only when ``has_weights``; any 1-D array otherwise).
     has_weights : bool
@@ -300,7 +302,7 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
                     p[0] += lane_sum(weights, row0, m)  # in a fixed order (see _sums)
                 else:
                     p[0] += m
-                _features(X, row0, m, shift, full_quad, phi)
+                _features(X, row0, m, shift, full_quad, F, phi)
                 if given:
                     _given(resp_in, L, s, m, K, weights, has_weights, row0, p)
                 else:

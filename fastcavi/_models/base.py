@@ -2,7 +2,8 @@
 
 A family (identity/known covariance, spherical, diag, full, tied) says which
 quadratic features its logits need (``layout = "diag"``: the squares ``y_d**2``;
-``"full"``: all products ``y_a y_b``) and gives, for a variational state,
+``"full"``: all products ``y_a y_b``; ``"linear"``: none, for tied, whose quadratic
+term is common to all components) and gives, for a variational state,
 
 * ``coefficients(state)``: the kernel's logit coefficients ``(bias, W)``, which are
   ``E[log pi_k] + E[log N(x | mu_k, Lambda_k)]`` minus, at most, a part that is the
@@ -168,10 +169,21 @@ class Family(Protocol):
 def feature_count(D, layout):
     """Length of the feature vector phi(y) of the E-step kernel.
 
-    ``D`` linear features, then ``D`` squares (``layout="diag"``) or the ``D (D + 1) / 2``
-    products ``y_a y_b, a <= b`` of the upper triangle in row-major order (``"full"``).
+    ``D`` linear features, then ``D`` squares (``layout="diag"``), the ``D (D + 1) / 2``
+    products ``y_a y_b, a <= b`` of the upper triangle in row-major order (``"full"``), or
+    nothing (``"linear"``).
     """
-    return D + (D * (D + 1) // 2 if layout == "full" else D)
+    return D + {"full": D * (D + 1) // 2, "diag": D, "linear": 0}[layout]
+
+
+def layout_of(covariance_type):
+    """The statistics layout of a covariance type: ``"full"`` for full, ``"linear"`` for tied, else ``"diag"``.
+
+    Tied's quadratic term ``-y^T E[Lambda] y / 2`` is the same for every component: its
+    logits weigh no quadratic feature, and its updates read only ``N_k`` and ``sum r y``
+    (the pooled scatter comes from the data summary's total scatter).
+    """
+    return {"full": "full", "tied": "linear"}.get(covariance_type, "diag")
 
 
 def quadratic_weights(Lam):
@@ -192,7 +204,7 @@ def quadratic_weights(Lam):
     return np.where(a == b, -0.5, -1.0) * Lam[:, a, b]
 
 
-_LAYOUT_CODES = {"diag": 0, "full": 1}
+_LAYOUT_CODES = {"diag": 0, "full": 1, "linear": 2}
 #: First two entries of a serialised Stats or DataSummary: a tag and the format version.
 STATS_TAG, SUMMARY_TAG, FORMAT_VERSION = 7.1e7, 7.2e7, 1.0
 
@@ -275,8 +287,8 @@ class Stats(ExactSums):
 
     Parameters
     ----------
-    layout : {"diag", "full"}
-        Which quadratic features were accumulated: ``y_d**2`` or ``y_a y_b, a <= b``.
+    layout : {"diag", "full", "linear"}
+        Which quadratic features were accumulated: ``y_d**2``, ``y_a y_b, a <= b``, or none.
     n_components, n_features : int
         K and D.
     accumulator : ndarray of shape (size, 1 + WINDOW), int64, optional
@@ -293,18 +305,20 @@ class Stats(ExactSums):
     Nk : ndarray of shape (K,)
         ``sum_n w_n r_nk``.
     S : ndarray of shape (K, F)
-        ``sum_n w_n r_nk phi(y_n)``, ``phi(y) = [y, y**2]`` ("diag") or ``[y, y_a y_b (a <= b)]`` ("full").
+        ``sum_n w_n r_nk phi(y_n)``, ``phi(y) = [y, y**2]`` ("diag"), ``[y, y_a y_b (a <= b)]`` ("full")
+        or ``y`` ("linear").
     S1 : ndarray of shape (K, D)
         ``sum_n w_n r_nk y_n``.
     S2 : ndarray of shape (K, D) or (K, D, D)
-        ``sum_n w_n r_nk y_n**2`` ("diag") or ``sum_n w_n r_nk y_n y_n^T`` ("full", symmetric).
+        ``sum_n w_n r_nk y_n**2`` ("diag") or ``sum_n w_n r_nk y_n y_n^T`` ("full", symmetric); the
+        "linear" layout holds no second moments (reading ``S2`` raises ValueError).
     """
 
     __slots__ = ("layout", "n_components", "n_features")
 
     def __init__(self, layout, n_components, n_features, accumulator=None):
         if layout not in _LAYOUT_CODES:
-            raise ValueError(f"Stats layout must be 'diag' or 'full', got {layout!r}.")
+            raise ValueError(f"Stats layout must be 'diag', 'full' or 'linear', got {layout!r}.")
         self.layout = layout
         self.n_components = int(n_components)
         self.n_features = int(n_features)
@@ -322,7 +336,7 @@ class Stats(ExactSums):
 
         Parameters
         ----------
-        layout : {"diag", "full"}
+        layout : {"diag", "full", "linear"}
         n_components, n_features : int
 
         Returns
@@ -342,7 +356,7 @@ class Stats(ExactSums):
 
         Parameters
         ----------
-        layout : {"diag", "full"}
+        layout : {"diag", "full", "linear"}
         n_components, n_features : int
             K and D.
         values : array-like of shape (stats_size(layout, K, D),)
@@ -416,6 +430,8 @@ class Stats(ExactSums):
         D, S = self.n_features, self.S
         if self.layout == "diag":
             return S[:, D:]
+        if self.layout == "linear":
+            raise ValueError("Stats of the 'linear' layout (tied) hold no per-component second moments.")
         a, b = np.triu_indices(D)
         S2 = np.zeros((self.n_components, D, D))
         S2[:, a, b] = S[:, D:]

@@ -21,7 +21,7 @@ for data far from the origin.
 import numpy as np
 from scipy.special import digamma, multigammaln
 
-from .base import State, quadratic_weights
+from .base import State, layout_of, quadratic_weights
 from .known import LOG_2PI
 
 _EPS10 = 10.0 * np.finfo(np.float64).eps
@@ -55,8 +55,8 @@ class NormalWishart:
     reg_covar : float
     total_scatter : ndarray of shape (D, D) or None
         ``sum_n w_n y_n y_n^T`` over the whole data set, from the data summary (tied only:
-        its pooled scatter and the common quadratic term of its logits need it, and the
-        statistics of the diagonal layout do not carry it).
+        its pooled scatter and the common quadratic term of its logits need it; its statistics,
+        of the "linear" layout, carry no second moments).
     exact_cavi : bool
         Put reg_covar's term ``-reg_covar/2 tr E[Lambda_k]`` in the logits too, so that the
         E-step and scikit-learn's M-step are both exact coordinate-ascent steps on one ELBO:
@@ -67,7 +67,7 @@ class NormalWishart:
     def __init__(self, covariance_type, weight_prior, mean_precision_prior, mean_prior,
                  degrees_of_freedom_prior, covariance_prior, reg_covar, total_scatter=None, exact_cavi=False):
         self.covariance_type = covariance_type
-        self.layout = "full" if covariance_type == "full" else "diag"
+        self.layout = layout_of(covariance_type)
         self.weight_prior = weight_prior
         self.beta0 = float(mean_precision_prior)
         self.m0 = np.asarray(mean_prior, dtype=np.float64)
@@ -204,10 +204,11 @@ class NormalWishart:
             W1 = np.einsum("kij,kj->ki", Lam, m)
             return base - 0.5 * np.sum(W1 * m, axis=1), np.hstack((W1, quadratic_weights(Lam)))
         if ct == "tied":
-            # the quadratic term -y^T Lam y/2 is the same for every k: left out (see dropped_sum)
+            # the quadratic term -y^T Lam y/2 is the same for every k: left out (see dropped_sum), and the
+            # "linear" layout has no quadratic features
             Lam = state.precisions_cholesky @ state.precisions_cholesky.T
             W1 = m @ Lam
-            return base - 0.5 * np.sum(W1 * m, axis=1), np.hstack((W1, np.zeros_like(m)))
+            return base - 0.5 * np.sum(W1 * m, axis=1), W1
         prec = state.precisions_cholesky ** 2
         prec = prec if ct == "diag" else np.repeat(prec[:, None], D, axis=1)
         return base - 0.5 * np.sum(prec * m * m, axis=1), np.hstack((prec * m, -0.5 * prec))
