@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _progress
 from ._config import BLOCK_ROWS, SEGMENT_ROWS
-from ._models.base import Stats, stats_size
+from ._models.base import Stats, feature_count, stats_size
 from ._models.summary import DataSummary, summary_size
 
 _SEGMENT_BLOCKS = SEGMENT_ROWS // BLOCK_ROWS
@@ -236,6 +236,9 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     bias, W = (np.array(c, dtype=np.float64, order="C") for c in coeffs)  # writable C copies: one numba type
     K, F = W.shape
     D = source.n_features
+    if F != feature_count(D, layout):
+        raise ValueError(f"E-step coefficients of {F} features for the {layout!r} layout at D={D} "
+                         f"(it has {feature_count(D, layout)}).")
     size = stats_size(layout, K, D)
     slot_shape = (scratch_rows(K, F), SUB_ROWS)
     if workspace is None:

@@ -378,7 +378,7 @@ def test_tied_linear_layout_is_the_previous_diag_layout_fit(wtype):
         _assert_close(ours[name], value, 1e-10, name)
 
 
-def test_tied_model_refuses_diag_layout_statistics_with_a_hint():
+def test_tied_model_refuses_diag_layout_statistics_and_coefficients():
     from fastcavi import engine
 
     X = _blobs(seed=1, N=300, D=2, K=2)
@@ -386,3 +386,10 @@ def test_tied_model_refuses_diag_layout_statistics_with_a_hint():
     old = engine.Stats.zeros("diag", 2, 2)
     with pytest.raises(ValueError, match="'linear' layout .* earlier fastcavi"):
         model.update(old)
+    # the pass refuses coefficients of the previous width (the squares' zero weights) for this layout
+    from fastcavi._passes import estep_pass
+
+    layout, (bias, W) = model.coefficients(model.update(engine.responsibility_stats(model, X, np.full((300, 2), 0.5))))
+    assert layout == "linear" and W.shape == (2, 2)
+    with pytest.raises(ValueError, match="coefficients of 4 features for the 'linear' layout at D=2"):
+        estep_pass(engine._source(X), None, model._coords, layout, (bias, np.hstack((W, 0 * W))), 4096)
