@@ -266,6 +266,8 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
 
     hard = hard_means is not None
     if hard:
+        if given is not None or outputs is not None:
+            raise ValueError("estep_pass: hard_means goes with neither given nor outputs.")
         coeffs = nearest_mean_coeffs(hard_means, layout)
     bias, W = (np.array(c, dtype=np.float64, order="C") for c in coeffs)  # writable C copies: one numba type
     K, F = W.shape

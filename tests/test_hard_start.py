@@ -148,3 +148,22 @@ def test_one_hot_rows_statistics_from_k_rows_equal_the_full_pass(covariance_type
     else:
         assert fast.count == full.count == n
     assert fast.Nk.tolist() == (np.ones(K) if w is None else w[given.rows]).tolist()  # component k: row rows_k
+
+
+@pytest.mark.parametrize("method", ["k-means++", "random_from_data", "random"])
+def test_estimator_starts_on_dask_equal_the_local_fit(method):
+    # The one-hot starts read their K rows (and weights) on Dask as locally: bitwise with aligned chunks.
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+
+    X, _ = _blobs(7, n=2 * 8192 + 1616)
+    w = np.random.default_rng(8).integers(0, 3, size=X.shape[0]).astype(np.float64)
+    for weights in (None, w):
+        opts = dict(covariance_type="full", init=_init.ResponsibilityStart(method), random_state=3, max_iter=2,
+                    tol=0, sample_weight=weights)
+        local = fastcavi.fit(X, 5, **opts)
+        with dask.config.set(scheduler="synchronous"):
+            r = fastcavi.fit(da.from_array(X, chunks=(8192, 3)), 5, **opts)
+        assert r.elbo.tobytes() == local.elbo.tobytes()
+        assert r.means.tobytes() == local.means.tobytes()
+        assert r.covariances.tobytes() == local.covariances.tobytes()
