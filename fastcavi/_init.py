@@ -519,7 +519,8 @@ class OneHotRows:
 
         Every other row has responsibility 0 and adds nothing but its weight to the count, which is
         taken from ``summary``: the rest is one given-responsibility pass over the rows at
-        ``self.index``, and equals the pass over all rows (each sum has one nonzero term).
+        ``self.index``, and equals the pass over all rows (each sum has one nonzero term; a known
+        covariance's whitening of K rows and of a chunk may round differently, in principle).
 
         Parameters
         ----------
@@ -538,6 +539,7 @@ class OneHotRows:
         Stats
         """
         from . import engine
+        from ._models.base import Stats
         from ._passes import estep_chunk_rows, estep_pass
         from ._sources import DataSource, WeightSource
 
@@ -552,9 +554,9 @@ class OneHotRows:
         chunk_rows = estep_chunk_rows(None, source, self.K, model.layout)
         stats, _ = estep_pass(source, w, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
                               given=given)
-        stats._acc[0] = summary._acc[0]
-        stats._values = None
-        return stats
+        acc = stats._acc.copy()
+        acc[0] = summary._acc[0]
+        return Stats(model.layout, self.K, model.n_features, acc)
 
 
 class HashedUniform:

@@ -10,6 +10,7 @@ from fastcavi._passes import estep_chunk_rows, estep_pass, numba_threads
 from fastcavi._sources import DataSource, WeightSource
 
 TYPES = ["identity", "spherical", "diag", "full", "tied"]
+KNOWN = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]])  # identity's known covariance
 
 
 def _blobs(seed, n=3 * 4096 + 777, D=3, K=5):
@@ -70,8 +71,7 @@ def test_hard_statistics_are_the_numpy_nearest_mean_sums(covariance_type, weight
     X = X.astype(dtype)
     n, K = X.shape[0], means.shape[0]
     w = np.random.default_rng(2).uniform(0.0, 3.0, n) if weighted else np.ones(n)
-    known = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]])  # identity: whitened coordinates
-    kw = dict(covariance=known) if covariance_type == "identity" else {}
+    kw = dict(covariance=KNOWN) if covariance_type == "identity" else {}  # whitened coordinates
     model = _model(X, K, covariance_type, **kw)
     ref, scale, margin = _reference(model, X, means, w)
     # The kernel compares m.y - |m|^2/2 (its own rounding), NumPy |y - m|^2: they agree on every row whose two
@@ -131,7 +131,8 @@ def test_one_hot_rows_statistics_from_k_rows_equal_the_full_pass(covariance_type
     X = X.astype(dtype)
     n, K = X.shape[0], 5
     w = np.random.default_rng(6).uniform(0.5, 2.0, n) if weighted else None
-    model = _model(X, K, covariance_type, sample_weight=w)
+    kw = dict(covariance=KNOWN) if covariance_type == "identity" else {}  # whitened coordinates
+    model = _model(X, K, covariance_type, sample_weight=w, **kw)
     source = DataSource(X)
     weights = None if w is None else WeightSource(w, n)
     given = _init.OneHotRows([9000, 17, 12000, 17, 4096], K)  # out of order, one row twice, a segment's first
