@@ -6,11 +6,11 @@ Dask worker image), so that every later process loads the kernels from the cache
 
 The variants live in one registry, :data:`KERNELS`: one entry per compiled function, with the
 argument types each fit hands it. A kernel's type variants are the data's float width only
-(float32, float64): the covariance family, row weights and given responsibilities are run-time
-flags of one compiled kernel, and the passes hand every input array over read-only (data
-chunks, weights, given responsibilities), so each of those is one numba type. To add a kernel,
-append an entry to :data:`KERNELS`; ``tests/test_compile.py`` checks that a fit after
-:func:`compile_kernels` compiles nothing.
+(float32, float64): the covariance family, row weights, given responsibilities and the hard
+nearest-mean start are run-time flags of one compiled kernel, and the passes hand every input
+array over read-only (data chunks, weights, given responsibilities), so each of those is one
+numba type. To add a kernel, append an entry to :data:`KERNELS`; ``tests/test_compile.py``
+checks that a fit after :func:`compile_kernels` compiles nothing.
 """
 import os
 import time
@@ -41,10 +41,10 @@ def _types():
 
 def _estep_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, want_out, resp_out, lse_out,
+    # X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_in, want_out, resp_out, lse_out,
     # partials, scratch, block_rows
-    return (ro(dtype, 2), f64v, f64v, f64m, T.boolean, ro(T.float64, 1), T.boolean, T.boolean, ro(T.float64, 2),
-            T.boolean, f64m, f64v, f64m, f64t, T.int64)
+    return (ro(dtype, 2), f64v, f64v, f64m, T.boolean, ro(T.float64, 1), T.boolean, T.boolean, T.boolean,
+            ro(T.float64, 2), T.boolean, f64m, f64v, f64m, f64t, T.int64)
 
 
 def _summarize_signature(dtype):

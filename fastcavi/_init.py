@@ -440,55 +440,6 @@ def weighted_kmeans(points, weights, K, rng, max_iter=100):
     return centres
 
 
-#: Rows per NumPy block of :func:`nearest_mean_resp` (at most): its temporaries stay in cache and are reused.
-_NEAREST_ROWS = 4096
-#: ... and at most this many multiply-adds per block's product, below which OpenBLAS runs a product on
-#: one thread (its SMP threshold, 65536 x 4): waking its threads for each small block cost more than
-#: the product (measured: 4x slower at D = 16 than one thread).
-_NEAREST_MADDS = 2**18
-
-
-def nearest_mean_resp(means_model):
-    """``given(row0, rows, shift)``: the hard assignment of each row to its nearest mean (model coordinates).
-
-    Ties go to the lowest component index. The squared distances are NumPy's
-    ``|y|^2 - (2 y) M^T + |m|^2`` (the same operations, row by row, whatever the chunk), computed
-    in blocks of at most ``_NEAREST_ROWS`` rows in buffers that are reused; the one-hot (n, K) array
-    ``given`` returns is also a buffer, overwritten by its next call.
-    """
-    means_model = np.asarray(means_model, dtype=np.float64)
-    K, D = means_model.shape
-    mm = np.einsum("kd,kd->k", means_model, means_model)
-    mt = means_model.T
-    B = max(64, min(_NEAREST_ROWS, _NEAREST_MADDS // (K * D)))
-    y, y2, sq = np.empty((B, D)), np.empty((B, D)), np.empty(B)
-    d2, nearest = np.empty((B, K)), np.empty(B, dtype=np.intp)
-    offsets = np.arange(B) * K
-    out = [np.empty((0, K))]
-
-    def given(row0, rows, shift):
-        n = rows.shape[0]
-        if out[0].shape[0] < n:
-            out[0] = np.empty((n, K))
-        resp = out[0][:n]
-        resp.fill(0.0)
-        flat = resp.reshape(-1)
-        for a in range(0, n, B):
-            m = min(B, n - a)
-            yb, y2b, sqb, d2b, lab = y[:m], y2[:m], sq[:m], d2[:m], nearest[:m]
-            np.subtract(rows[a:a + m], shift, out=yb, dtype=np.float64)
-            np.einsum("nd,nd->n", yb, yb, out=sqb)
-            np.multiply(2.0, yb, out=y2b)
-            np.matmul(y2b, mt, out=d2b)
-            np.subtract(sqb[:, None], d2b, out=d2b)
-            np.add(d2b, mm[None, :], out=d2b)
-            np.argmin(d2b, axis=1, out=lab)
-            flat[a * K + offsets[:m] + lab] = 1.0
-        return resp
-
-    return given
-
-
 def warm_state(previous, model):
     """The previous result's state in this model's coordinates (means move with the shift; exact when equal)."""
     from dataclasses import replace
@@ -547,11 +498,12 @@ class ResponsibilityStart:
 class OneHotRows:
     """``given(row0, rows, shift)``: responsibility 1 of component k on row ``rows_k`` alone, 0 elsewhere.
 
-    Picklable (a Dask task builds its chunk's responsibilities with it).
+    A fit takes their statistics from the K rows alone (:meth:`stats`), locally and on Dask.
     """
 
     def __init__(self, rows, K):
         self.rows = np.asarray(rows, dtype=np.int64)
+        self.index = np.unique(self.rows)  # the rows with a nonzero responsibility, sorted
         self.K = int(K)
 
     def __call__(self, row0, rows, shift):
@@ -561,6 +513,50 @@ class OneHotRows:
             if row0 <= i < row0 + n:
                 R[i - row0, k] = 1.0
         return R
+
+    def stats(self, model, X, weights, summary):
+        """The statistics of these responsibilities over all the data, from the rows they name alone.
+
+        Every other row has responsibility 0 and adds nothing but its weight to the count, which is
+        taken from ``summary``: the rest is one given-responsibility pass over the rows at
+        ``self.index``, and equals the pass over all rows (each sum has one nonzero term; a known
+        covariance's whitening of K rows and of a chunk may round differently, in principle).
+
+        Parameters
+        ----------
+        model : Model
+        X : ndarray of shape (m, D)
+            The rows at ``self.index``, in that order, in the data's compute dtype.
+        weights : ndarray of shape (m,) or None
+            Their weights.
+        summary : DataSummary
+            Of all the data: its weighted count is the statistics' (bitwise a pass's without
+            weights; with weights it may differ in the last bit, the two kernels adding the
+            weights in other groups; no update reads it).
+
+        Returns
+        -------
+        Stats
+        """
+        from . import engine
+        from ._models.base import Stats
+        from ._passes import estep_chunk_rows, estep_pass
+        from ._sources import DataSource, WeightSource
+
+        source = DataSource(X)
+        w = None if weights is None else WeightSource(weights, source.n_samples)
+        R = np.zeros((self.index.size, self.K))
+        R[np.searchsorted(self.index, self.rows), np.arange(self.K)] = 1.0
+
+        def given(row0, chunk, shift):
+            return R[row0:row0 + chunk.shape[0]]
+
+        chunk_rows = estep_chunk_rows(None, source, self.K, model.layout)
+        stats, _ = estep_pass(source, w, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
+                              given=given)
+        acc = stats._acc.copy()
+        acc[0] = summary._acc[0]
+        return Stats(model.layout, self.K, model.n_features, acc)
 
 
 class HashedUniform:
@@ -604,14 +600,18 @@ def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summa
                                                         chunk_size=chunk_rows))
     if isinstance(init, ResponsibilityStart):  # the estimator's: an M-step from drawn responsibilities
         given = start_responsibilities(init, source, K, rng, chunk_rows, summary.mean)
-    else:
-        means = initial_means(init, source, K, rng, chunk_rows, summary, weights)
-        if model.covariance_type == "identity":
-            return model.state_from_means(means)
-        # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
-        given = nearest_mean_resp(model._coords.to_model(means))
-    stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
-                          given=given)
+        if isinstance(given, OneHotRows):  # statistics of K rows: no pass over the others
+            w = None if weights is None else weights.values_at(given.index)
+            return model.update(given.stats(model, source.rows(given.index).astype(source.compute_dtype), w, summary))
+        stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
+                              given=given)
+        return model.update(stats)
+    means = initial_means(init, source, K, rng, chunk_rows, summary, weights)
+    if model.covariance_type == "identity":
+        return model.state_from_means(means)
+    # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
+    stats, _ = estep_pass(source, weights, model._coords, model.layout, None, chunk_rows,
+                          hard_means=model._coords.to_model(means))
     return model.update(stats)
 
 

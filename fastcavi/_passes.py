@@ -197,9 +197,36 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0)
     return summary
 
 
-def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=None, given=None,
+def nearest_mean_coeffs(means, layout):
+    """The logit coefficients whose largest logit is the nearest of ``means``: ``(-|m_k|^2 / 2, [m_k, 0])``.
+
+    ``m_k . y - |m_k|^2 / 2`` is ``-|y - m_k|^2 / 2`` up to ``|y|^2 / 2``, the same for every k.
+
+    Parameters
+    ----------
+    means : ndarray of shape (K, D)
+        In model coordinates.
+    layout : {"diag", "full"}
+        Which quadratic features the kernel computes (they get weight 0).
+
+    Returns
+    -------
+    bias : ndarray of shape (K,)
+    W : ndarray of shape (K, F)
+    """
+    from ._models.base import feature_count
+
+    means = np.asarray(means, dtype=np.float64)
+    K, D = means.shape
+    W = np.zeros((K, feature_count(D, layout)))
+    W[:, :D] = means
+    return -0.5 * np.einsum("kd,kd->k", means, means), W
+
+
+def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=None, given=None, hard_means=None,
                check_finite=False, workspace=None, row_offset=0):
-    """One pass over the data: the statistics of q(z) for the logits ``coeffs`` (or of given responsibilities).
+    """One pass over the data: the statistics of q(z) for the logits ``coeffs`` (or of given responsibilities,
+    or of the hard assignment to the nearest mean).
 
     Parameters
     ----------
@@ -219,6 +246,10 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
         ``given(row0, rows, shift) -> (n, K) float64 C-contiguous``: use these responsibilities
         instead of computing them (then ``coeffs`` only gives K); ``rows - shift`` is the chunk
         in model coordinates.
+    hard_means : ndarray of shape (K, D) or None
+        When given, each row gets responsibility 1 for the nearest of these means (model
+        coordinates; the lowest index on ties) and 0 for the others, in the kernel
+        (:func:`nearest_mean_coeffs`, no (n, K) array); ``coeffs`` is then ignored (it may be None).
     check_finite : bool
         Check each chunk for NaN/inf (naming the row) before its kernel runs.
     workspace : Workspace or None
@@ -233,6 +264,11 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     """
     from ._kernels.estep import SUB_ROWS, estep, scratch_rows
 
+    hard = hard_means is not None
+    if hard:
+        if given is not None or outputs is not None:
+            raise ValueError("estep_pass: hard_means goes with neither given nor outputs.")
+        coeffs = nearest_mean_coeffs(hard_means, layout)
     bias, W = (np.array(c, dtype=np.float64, order="C") for c in coeffs)  # writable C copies: one numba type
     K, F = W.shape
     D = source.n_features
@@ -251,8 +287,8 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     resp_buf = np.empty((chunk_rows, K)) if want else _NO_RESP
     lse_buf = np.empty(chunk_rows) if want else _NO_WEIGHTS
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
-    tick = _progress.track("E-step pass" if given is None else "statistics of the starting responsibilities",
-                           source.n_samples)
+    tick = _progress.track("statistics of the starting responsibilities" if given is not None or hard
+                           else "E-step pass", source.n_samples)
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):
             w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
@@ -262,7 +298,7 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
             n = rows.shape[0]
             resp_in = _read_only(given(row0, rows, shift)) if given is not None else _NO_RESP_IN
             resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
-            estep(rows, shift, bias, W, layout == "full", w, wchunks is not None, given is not None, resp_in,
+            estep(rows, shift, bias, W, layout == "full", w, wchunks is not None, given is not None, hard, resp_in,
                   want, resp, lse, workspace.partials, workspace.scratch, BLOCK_ROWS)
             _fold(workspace, n, stats._acc)
             if want:

@@ -200,6 +200,10 @@ class WeightSource:
         self._data = V.check_sample_weight_array(w, n_samples)
         self.n_samples = n_samples
 
+    def values_at(self, index):
+        """The weights at the (sorted, unique) integer positions ``index``, as float64, shape (len(index),)."""
+        return np.asarray(self._data[np.asarray(index, dtype=np.int64)], dtype=np.float64)
+
     def chunks(self, chunk_rows, start=0, stop=None):
         """Yield ``(row0, weights)``: float64, C-contiguous, read-only, for the same ranges as the data's."""
         stop = self.n_samples if stop is None else stop

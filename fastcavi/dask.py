@@ -420,34 +420,32 @@ def _estep_task(block, wblock, payload, n_threads, chunk_size, row_offset, _extr
 
 
 def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_offset, resp_block):
-    """Statistics of given responsibilities (``resp_block``) or of the hard nearest-mean assignment."""
-    from . import _init, engine
-    from ._sources import DataSource
+    """Statistics of given responsibilities (``resp_block``, or drawn: ``means`` callable) or of the hard
+    assignment to the nearest of ``means`` (an array, data coordinates)."""
+    from . import engine
+    from ._passes import estep_chunk_rows, estep_pass, numba_threads
+    from ._sources import DataSource, WeightSource
 
     model, _ = _decode(payload)
-    if callable(means):  # the estimator's start from drawn responsibilities (_init.OneHotRows, HashedUniform)
-        from ._passes import estep_chunk_rows, estep_pass, numba_threads
-        from ._sources import WeightSource
-
-        source = DataSource(block)
-        weights = None if wblock is None else WeightSource(wblock, source.n_samples)
-        chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, model.layout)
-
-        def given(row0, rows, shift):  # rows of this block, numbered globally
-            return means(row_offset + row0, rows, shift)
-
-        with numba_threads(task_threads(n_threads)):
-            stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model),
-                                  chunk_rows, given=given)
-        return stats.to_array()
     if resp_block is not None:
         R = np.asarray(resp_block)
         V.check_resp_chunk(np.ascontiguousarray(R, dtype=np.float64), row_offset)
+        return engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=task_threads(n_threads),
+                                           chunk_size=chunk_size).to_array()
+    source = DataSource(block)
+    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
+    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, model.layout)
+    if callable(means):  # the estimator's start from drawn responsibilities (_init.HashedUniform)
+        def given(row0, rows, shift):  # rows of this block, numbered globally
+            return means(row_offset + row0, rows, shift)
+
+        start = dict(given=given)
     else:
-        rows, shift = model._coords(DataSource(block)._convert(block))
-        R = _init.nearest_mean_resp(model._coords.to_model(means))(row_offset, rows, shift)
-    return engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=task_threads(n_threads),
-                                       chunk_size=chunk_size).to_array()
+        start = dict(hard_means=model._coords.to_model(means))
+    with numba_threads(task_threads(n_threads)):
+        stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
+                              **start)
+    return stats.to_array()
 
 
 def _lloyd_task(block, wblock, centres, shift, n_threads, chunk_size, row_offset, _extra):
@@ -640,12 +638,14 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         run_pass, read_rows = _run_pass(data, client, n_threads), (lambda index: _read_rows(data, index, client))
         if isinstance(init, ResponsibilityStart):  # the estimator's: the local fit's draws
             if init.method == "random":
-                given = HashedUniform(rng.integers(0, 2**63), K)
-            elif init.method == "random_from_data":
+                return model.update(given_stats(HashedUniform(rng.integers(0, 2**63), K)))
+            if init.method == "random_from_data":
                 given = OneHotRows(rng.choice(N, size=K, replace=False), K)
             else:  # "k-means++": one-hot on the seed rows
                 given = OneHotRows(_init.kmeans_plusplus_row_passes(run_pass, read_rows, N, K, rng, summary.mean)[0], K)
-            return model.update(given_stats(given))
+            # the statistics of the K rows alone, as the local fit's
+            w = None if data.weights is None else np.asarray(_compute(data.weights[given.index], client), np.float64)
+            return model.update(given.stats(model, read_rows(given.index).astype(data.dtype), w, summary))
         if isinstance(init, np.ndarray):
             means = init
         elif init == "random_from_data":

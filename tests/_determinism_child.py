@@ -123,12 +123,12 @@ def kernel_calls(out, n=20_000):
                 part = np.zeros((nb, summary_size(D, full)))
                 summarize(X, shift, full, w, weighted, part, np.zeros((2, D, B)), B)
                 out[f"{tag}/summary"] = part
-                for given in (False, True):
+                for mode in ("computed", "given", "hard"):
                     part = np.zeros((nb, 3 + K + K * F))
                     resp, lse = np.zeros((n, K)), np.zeros(n)
-                    estep(X, shift, bias, W, full, w, weighted, given, R, True, resp, lse, part,
-                          np.zeros((2, scratch_rows(K, F), SUB_ROWS)), B)
-                    name = f"{tag}/{'given' if given else 'computed'}"
+                    estep(X, shift, bias, W, full, w, weighted, mode == "given", mode == "hard", R, True, resp, lse,
+                          part, np.zeros((2, scratch_rows(K, F), SUB_ROWS)), B)
+                    name = f"{tag}/{mode}"
                     out[f"{name}/partials"] = part
                     out[f"{name}/resp"] = resp
                     out[f"{name}/lse"] = lse

@@ -34,7 +34,7 @@ def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3):
     resp = np.empty((n, K))
     lse = np.empty(n)
     estep(readonly(X), shift, bias, W, kernel == "full", np.ones(1) if weights is None else weights,
-          weights is not None, given is not None, np.zeros((1, 1)) if given is None else given, True, resp, lse,
+          weights is not None, given is not None, False, np.zeros((1, 1)) if given is None else given, True, resp, lse,
           partials, scratch, BLOCK)
     return resp, lse, _folded(partials, nblocks)
 

@@ -72,6 +72,6 @@ def test_block_weight_sums_of_estep_and_summarize(weights, dtype):
     part = np.zeros((nb, 3 + K + K * F))
     resp_in = np.zeros((1, 1))
     resp_in.flags.writeable = False
-    estep(X, shift, np.zeros(K), W, True, weights, True, False, resp_in, False, np.zeros((1, 1)), np.zeros(1), part,
-          np.zeros((2, scratch_rows(K, F), SUB_ROWS)), B)
+    estep(X, shift, np.zeros(K), W, True, weights, True, False, False, resp_in, False, np.zeros((1, 1)), np.zeros(1),
+          part, np.zeros((2, scratch_rows(K, F), SUB_ROWS)), B)
     assert part[:, 0].tolist() == expect_estep

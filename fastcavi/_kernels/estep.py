@@ -12,7 +12,9 @@ order (full covariances; ``Q = D (D + 1) / 2``), or none (tied, whose quadratic 
 the same for every component; ``Q = 0``). So one kernel serves every family:
 per row it computes the features, the K logits, their log-sum-exp and the
 responsibilities, and adds ``r_k`` and ``r_k phi(y)`` to the statistics, which are all
-the updates and the ELBO need.
+the updates and the ELBO need. Two run-time modes replace the soft responsibilities:
+given ones (an M-step from responsibilities) and the hard assignment to each row's largest
+logit (the nearest-mean start, ``hard``).
 
 The two products (logits ``W phi`` and statistics ``r phi^T``) run as register-tiled
 loops over tiles of 4 components x 4 features, the rows innermost so they vectorise,
@@ -182,6 +184,27 @@ def _given(R, L, s, m, K, weights, has_weights, row0, p):
 
 
 @njit(inline="always", fastmath=FASTMATH)
+def _hard(L, mx, s, m, K):
+    """Logits L[:K, :m] -> 1 at each row's largest logit (the lowest k on ties), 0 elsewhere; s = 1.
+
+    ``mx`` holds each row's largest logit so far and ``s`` its component (a float), then 1.
+    """
+    for i in range(m):
+        mx[i] = L[0, i]
+        s[i] = 0.0
+    for k in range(1, K):
+        for i in range(m):
+            if L[k, i] > mx[i]:  # strictly: an earlier component keeps a tie
+                mx[i] = L[k, i]
+                s[i] = k
+    for k in range(K):
+        for i in range(m):
+            L[k, i] = 1.0 if s[i] == k else 0.0
+    for i in range(m):
+        s[i] = 1.0
+
+
+@njit(inline="always", fastmath=FASTMATH)
 def _statistics(L, phi, m, K, F, p):
     """p[3 + K + k F + f] += sum_i r_ki phi_fi, in tiles of 4 components x 4 features."""
     K4 = L.shape[0]
@@ -230,7 +253,7 @@ def _statistics(L, phi, m, K, F, p):
 
 
 @njit(**_JIT)
-def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, want_out, resp_out, lse_out,
+def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_in, want_out, resp_out, lse_out,
           partials, scratch, block_rows):
     """One pass over a chunk: responsibilities and per-block sufficient statistics.
 
@@ -252,10 +275,17 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
     given : bool
         Take the responsibilities from ``resp_in`` instead of computing them (the statistics of
         given responsibilities: an M-step's input); the log-sum-exp terms are then 0.
+    hard : bool
+        (When not ``given``.) Give each row responsibility 1 for its largest logit ``bias + W phi``
+        (the lowest component on ties, as ``np.argmax``) and 0 for the others: with ``bias_k =
+        -|m_k|^2 / 2`` and ``W_k = [m_k, 0]`` the hard assignment to the nearest of the means
+        ``m_k``, with no (n, K) array. The log-sum-exp and entropy terms are then 0 (as for given
+        one-hot responsibilities), and ``want_out`` is ignored.
     resp_in : ndarray of shape (n, K), float64
         The given responsibilities when ``given`` (any 2-D array otherwise).
     want_out : bool
-        Whether to write each row's responsibilities and log-sum-exp.
+        Whether to write each row's responsibilities and log-sum-exp (read only when neither
+        ``given`` nor ``hard``).
     resp_out : ndarray of shape (n, K), float64
         Output responsibilities (unweighted) when ``want_out``.
     lse_out : ndarray of shape (n,), float64
@@ -305,6 +335,9 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
                 _features(X, row0, m, shift, full_quad, F, phi)
                 if given:
                     _given(resp_in, L, s, m, K, weights, has_weights, row0, p)
+                elif hard:
+                    _logits(Wp, bias, phi, L, m, K)
+                    _hard(L, mx, s, m, K)
                 else:
                     _logits(Wp, bias, phi, L, m, K)
                     _normalise(L, mx, s, m, K, weights, has_weights, row0, p)
@@ -315,7 +348,7 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, resp_in, wa
                                 resp_out[row0 + i, k] = L[k, i] * s[i]
                 _weigh(L, s, m, K, weights, has_weights, row0, p)
                 _statistics(L, phi, m, K, F, p)
-            if not given:
+            if not (given or hard):
                 # The block's entropy of q(z), -sum r log r = sum_n lse_n - sum_nk r_nk logit_nk, where
                 # the second sum is the coefficients' dot product with the block's own statistics
                 # (the logits are linear in the features): O(K F) per block instead of work per row
