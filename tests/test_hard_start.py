@@ -39,6 +39,8 @@ def _features(y, layout):
     if layout == "full":
         a, b = np.triu_indices(D)
         return np.hstack((y, y[:, a] * y[:, b]))
+    if layout == "linear":  # tied: no quadratic features
+        return y
     return np.hstack((y, y * y))
 
 
