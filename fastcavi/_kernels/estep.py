@@ -25,8 +25,8 @@ taken per tile of 4 components; the exponentials ``e_k = exp(logit_k - max)`` an
 so ``sum r_k phi = sum e_k (s phi)`` and ``sum r_k = sum e_k s``: where there are fewer
 features than components (small D), ``s`` is folded into the features (F multiplies a row
 instead of K) and the responsibilities are never formed (only written out when asked for);
-otherwise into the exponentials. The statistics tile of each 4 components has a fifth column,
-``s``, that gives ``sum r_k``.
+otherwise into the exponentials (and ``s`` set to 1). ``sum r_k`` is then ``sum e_k s`` in a
+read-only pass per tile of 4 components.
 
 Determinism: the chunk is cut into blocks of ``BLOCK_ROWS`` rows (computed in
 sub-blocks of ``SUB_ROWS`` rows, in order). Blocks run in parallel and each writes its
@@ -227,74 +227,52 @@ def _given(R, L, s, m, K, weights, has_weights, row0, p):
 @njit(inline="always", fastmath=FASTMATH)
 def _statistics(L, phi, s, m, K, F, p):
     """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x 4
-    features (the first tile of each component tile has a fifth column, ``s``)."""
+    features."""
     K4 = L.shape[0]
     F4 = phi.shape[0]
     base = 3 + K
     for k0 in range(0, K4, 4):
-        a04 = a14 = a24 = a34 = 0.0
+        n0 = n1 = n2 = n3 = 0.0
+        for i in range(m):
+            si = s[i]
+            n0 += L[k0, i] * si
+            n1 += L[k0 + 1, i] * si
+            n2 += L[k0 + 2, i] * si
+            n3 += L[k0 + 3, i] * si
+        col = (n0, n1, n2, n3)
+        for r in range(4):
+            if k0 + r < K:
+                p[3 + k0 + r] += col[r]
         for f0 in range(0, F4, 4):
             a00 = a01 = a02 = a03 = 0.0
             a10 = a11 = a12 = a13 = 0.0
             a20 = a21 = a22 = a23 = 0.0
             a30 = a31 = a32 = a33 = 0.0
-            if f0 == 0:
-                for i in range(m):
-                    p0 = phi[0, i]
-                    p1 = phi[1, i]
-                    p2 = phi[2, i]
-                    p3 = phi[3, i]
-                    p4 = s[i]
-                    r0 = L[k0, i]
-                    r1 = L[k0 + 1, i]
-                    r2 = L[k0 + 2, i]
-                    r3 = L[k0 + 3, i]
-                    a00 += r0 * p0
-                    a01 += r0 * p1
-                    a02 += r0 * p2
-                    a03 += r0 * p3
-                    a04 += r0 * p4
-                    a10 += r1 * p0
-                    a11 += r1 * p1
-                    a12 += r1 * p2
-                    a13 += r1 * p3
-                    a14 += r1 * p4
-                    a20 += r2 * p0
-                    a21 += r2 * p1
-                    a22 += r2 * p2
-                    a23 += r2 * p3
-                    a24 += r2 * p4
-                    a30 += r3 * p0
-                    a31 += r3 * p1
-                    a32 += r3 * p2
-                    a33 += r3 * p3
-                    a34 += r3 * p4
-            else:
-                for i in range(m):
-                    p0 = phi[f0, i]
-                    p1 = phi[f0 + 1, i]
-                    p2 = phi[f0 + 2, i]
-                    p3 = phi[f0 + 3, i]
-                    r0 = L[k0, i]
-                    r1 = L[k0 + 1, i]
-                    r2 = L[k0 + 2, i]
-                    r3 = L[k0 + 3, i]
-                    a00 += r0 * p0
-                    a01 += r0 * p1
-                    a02 += r0 * p2
-                    a03 += r0 * p3
-                    a10 += r1 * p0
-                    a11 += r1 * p1
-                    a12 += r1 * p2
-                    a13 += r1 * p3
-                    a20 += r2 * p0
-                    a21 += r2 * p1
-                    a22 += r2 * p2
-                    a23 += r2 * p3
-                    a30 += r3 * p0
-                    a31 += r3 * p1
-                    a32 += r3 * p2
-                    a33 += r3 * p3
+            for i in range(m):
+                p0 = phi[f0, i]
+                p1 = phi[f0 + 1, i]
+                p2 = phi[f0 + 2, i]
+                p3 = phi[f0 + 3, i]
+                r0 = L[k0, i]
+                r1 = L[k0 + 1, i]
+                r2 = L[k0 + 2, i]
+                r3 = L[k0 + 3, i]
+                a00 += r0 * p0
+                a01 += r0 * p1
+                a02 += r0 * p2
+                a03 += r0 * p3
+                a10 += r1 * p0
+                a11 += r1 * p1
+                a12 += r1 * p2
+                a13 += r1 * p3
+                a20 += r2 * p0
+                a21 += r2 * p1
+                a22 += r2 * p2
+                a23 += r2 * p3
+                a30 += r3 * p0
+                a31 += r3 * p1
+                a32 += r3 * p2
+                a33 += r3 * p3
             tile = ((a00, a01, a02, a03), (a10, a11, a12, a13), (a20, a21, a22, a23), (a30, a31, a32, a33))
             for r in range(4):
                 k = k0 + r
@@ -304,10 +282,6 @@ def _statistics(L, phi, s, m, K, F, p):
                         f = f0 + c
                         if f < F:
                             p[base + k * F + f] += row[c]
-        col = (a04, a14, a24, a34)
-        for r in range(4):
-            if k0 + r < K:
-                p[3 + k0 + r] += col[r]
 
 
 @njit(**_JIT)
