@@ -10,6 +10,7 @@ from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
 from fastcavi._kernels.seeding import kmeanspp_draw
 from fastcavi._kernels.summary import first_non_finite, summarize, summary_size
 from fastcavi._models.base import empty_accumulator, feature_count
+from fastcavi._passes import SCRATCH_ALIGN, Workspace, aligned_empty
 
 BLOCK = 256
 
@@ -26,11 +27,13 @@ def _folded(partials, nblocks):
     return out
 
 
-def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3):
+def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3, offset=0):
     n, K = X.shape[0], bias.shape[0]
     nblocks = -(-n // BLOCK)
     partials = np.full((nblocks, 3 + K + K * W.shape[1]), np.nan)  # stale work space must not leak into sums
-    scratch = np.full((slots, scratch_rows(K, W.shape[1]), SUB_ROWS), np.nan)
+    shape = (slots, scratch_rows(K, W.shape[1]), SUB_ROWS)
+    scratch = aligned_empty((int(np.prod(shape)) + 8,))[offset:offset + int(np.prod(shape))].reshape(shape)
+    scratch[...] = np.nan
     resp = np.empty((n, K))
     lse = np.empty(n)
     estep(readonly(X), shift, bias, W, kernel == "full", np.ones(1) if weights is None else weights,
@@ -208,11 +211,14 @@ def test_kmeanspp_draw_is_d2_weighted():
     assert min(a, b) == whole
 
 
+@pytest.mark.parametrize("K", [4, 8])
 @pytest.mark.parametrize("layout", ["diag", "full", "linear"])
-def test_estep_weighted_and_given_match_reference(layout):
-    # weights scale every statistic (count, lse, entropy, N_k, S); given responsibilities replace the computed ones
+def test_estep_weighted_and_given_match_reference(layout, K):
+    # weights scale every statistic (count, lse, entropy, N_k, S); given responsibilities replace the computed ones.
+    # diag and linear with K = 8 have F = 6 and 3 < K: the row factors (weights included) are folded into the
+    # features, not into the responsibilities; the other cases fold them into the responsibilities
     rng = np.random.default_rng(5)
-    n, D, K = 1500, 3, 4
+    n, D = 1500, 3
     X = rng.normal(size=(n, D))
     F = feature_count(D, layout)
     bias, W = rng.normal(size=K), rng.normal(size=(K, F)) * 0.2
@@ -243,3 +249,26 @@ def test_estep_slots_do_not_change_bits(slots):
     out = _run_estep(X, np.zeros(2), bias, W, "diag", slots=slots)
     for r, o in zip(ref, out):
         assert r.tobytes() == o.tobytes()
+
+
+def test_workspace_scratch_is_aligned():
+    # the kernels' scratch starts on a cache line (full-width vector loads never split), for any slot shape
+    for slot_shape in [(14, SUB_ROWS), (3, BLOCK), (1,)]:
+        ws = Workspace(10, 4096, slot_shape)
+        assert ws.scratch.ctypes.data % SCRATCH_ALIGN == 0
+        assert ws.scratch.shape[1:] == slot_shape and ws.scratch.flags.c_contiguous
+    a = aligned_empty((3, 5, 7), align=256)
+    assert a.ctypes.data % 256 == 0 and a.shape == (3, 5, 7) and a.dtype == np.float64
+
+
+@pytest.mark.parametrize("offset", [1, 2, 5])
+def test_estep_scratch_alignment_does_not_change_bits(offset):
+    # a scratch slot 8, 16 or 40 bytes past a cache line (a caller's own buffer) gives the aligned run's bits
+    rng = np.random.default_rng(11)
+    for D, K in [(2, 8), (5, 3)]:
+        X = rng.normal(size=(1500, D))
+        bias, W = rng.normal(size=K), -np.abs(rng.normal(size=(K, 2 * D)))
+        ref = _run_estep(X, np.zeros(D), bias, W, "diag")
+        out = _run_estep(X, np.zeros(D), bias, W, "diag", offset=offset)
+        for r, o in zip(ref, out):
+            assert r.tobytes() == o.tobytes()

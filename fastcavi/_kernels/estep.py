@@ -20,6 +20,17 @@ The two products (logits ``W phi`` and statistics ``r phi^T``) run as register-t
 loops over tiles of 4 components x 4 features, the rows innermost so they vectorise,
 the exponential included (:func:`~fastcavi._kernels._fastexp.exp_nonpos`).
 
+Per sub-block of rows the kernel makes these passes over its scratch slot: the features (for
+narrow rows, D < 4, with squares as the quadratic terms: ``y`` and ``y**2`` in one pass over
+each column); the logits, with the bias added in the first feature tile and the row maximum
+taken per tile of 4 components; the exponentials ``e_k = exp(logit_k - max)`` and their row sum
+``z``; the log-sum-exp and the row factor ``s = w / z``; then the statistics. ``r_k = e_k s``,
+so ``sum r_k phi = sum e_k (s phi)`` and ``sum r_k = sum e_k s``: where there are fewer
+features than components (small D), ``s`` is folded into the features (F multiplies a row
+instead of K) and the responsibilities are never formed (only written out when asked for);
+otherwise into the exponentials (and ``s`` set to 1). ``sum r_k`` is then ``sum e_k s`` in a
+read-only pass per tile of 4 components.
+
 Determinism: the chunk is cut into blocks of ``BLOCK_ROWS`` rows (computed in
 sub-blocks of ``SUB_ROWS`` rows, in order). Blocks run in parallel and each writes its
 own float64 partial sums, added in row order: a block's partials depend on its rows
@@ -62,64 +73,93 @@ def scratch_rows(K, F):
 def _features(X, row0, m, shift, full_quad, F, phi):
     """phi[:, :m] = features of rows row0 .. row0+m of X (minus shift), transposed (quadratic ones when F > D)."""
     D = X.shape[1]
-    for i in range(m):
-        for d in range(D):
-            phi[d, i] = np.float64(X[row0 + i, d]) - shift[d]
-    f = D
-    if full_quad:
-        for a in range(D):
-            for e in range(a, D):
+    if D < 4 and not full_quad:
+        # Narrow rows: a column at a time (y and y**2 in one pass), vectorised over the rows.
+        if F > D:
+            for d in range(D):
+                sd = shift[d]
                 for i in range(m):
-                    phi[f, i] = phi[a, i] * phi[e, i]
+                    y = np.float64(X[row0 + i, d]) - sd
+                    phi[d, i] = y
+                    phi[D + d, i] = y * y
+            f = 2 * D
+        else:  # the "linear" layout (F = D): no squares
+            for d in range(D):
+                sd = shift[d]
+                for i in range(m):
+                    phi[d, i] = np.float64(X[row0 + i, d]) - sd
+            f = D
+    else:
+        for i in range(m):
+            for d in range(D):
+                phi[d, i] = np.float64(X[row0 + i, d]) - shift[d]
+        f = D
+        if full_quad:
+            for a in range(D):
+                for e in range(a, D):
+                    for i in range(m):
+                        phi[f, i] = phi[a, i] * phi[e, i]
+                    f += 1
+        elif F > D:  # the squares (the "linear" layout, F = D, has none)
+            for d in range(D):
+                for i in range(m):
+                    phi[f, i] = phi[d, i] * phi[d, i]
                 f += 1
-    elif F > D:  # the squares (the "linear" layout, F = D, has none)
-        for d in range(D):
-            for i in range(m):
-                phi[f, i] = phi[d, i] * phi[d, i]
-            f += 1
     for g in range(f, phi.shape[0]):  # padding features: zero
         for i in range(m):
             phi[g, i] = 0.0
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _logits(Wp, bias, phi, L, m, K):
-    """L[:K4, :m] = bias + Wp phi, in tiles of 4 components x 4 features."""
+def _logits(Wp, biasp, phi, L, mx, m):
+    """L[:K4, :m] = biasp + Wp phi, in tiles of 4 components x 4 features; mx[:m] = the row maxima.
+
+    Padding components have bias -1e300 (and zero weights), so they never are the maximum.
+    """
     K4, F4 = Wp.shape
     for k0 in range(0, K4, 4):
-        for r in range(4):
-            k = k0 + r
-            b = bias[k] if k < K else 0.0
-            for i in range(m):
-                L[k, i] = b
         for f0 in range(0, F4, 4):
             w00, w01, w02, w03 = Wp[k0, f0], Wp[k0, f0 + 1], Wp[k0, f0 + 2], Wp[k0, f0 + 3]
             w10, w11, w12, w13 = Wp[k0 + 1, f0], Wp[k0 + 1, f0 + 1], Wp[k0 + 1, f0 + 2], Wp[k0 + 1, f0 + 3]
             w20, w21, w22, w23 = Wp[k0 + 2, f0], Wp[k0 + 2, f0 + 1], Wp[k0 + 2, f0 + 2], Wp[k0 + 2, f0 + 3]
             w30, w31, w32, w33 = Wp[k0 + 3, f0], Wp[k0 + 3, f0 + 1], Wp[k0 + 3, f0 + 2], Wp[k0 + 3, f0 + 3]
+            if f0 == 0:
+                b0, b1, b2, b3 = biasp[k0], biasp[k0 + 1], biasp[k0 + 2], biasp[k0 + 3]
+                for i in range(m):
+                    p0 = phi[0, i]
+                    p1 = phi[1, i]
+                    p2 = phi[2, i]
+                    p3 = phi[3, i]
+                    L[k0, i] = b0 + (w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3)
+                    L[k0 + 1, i] = b1 + (w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3)
+                    L[k0 + 2, i] = b2 + (w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3)
+                    L[k0 + 3, i] = b3 + (w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3)
+            else:
+                for i in range(m):
+                    p0 = phi[f0, i]
+                    p1 = phi[f0 + 1, i]
+                    p2 = phi[f0 + 2, i]
+                    p3 = phi[f0 + 3, i]
+                    L[k0, i] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
+                    L[k0 + 1, i] += w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3
+                    L[k0 + 2, i] += w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3
+                    L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
+        if k0 == 0:
             for i in range(m):
-                p0 = phi[f0, i]
-                p1 = phi[f0 + 1, i]
-                p2 = phi[f0 + 2, i]
-                p3 = phi[f0 + 3, i]
-                L[k0, i] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
-                L[k0 + 1, i] += w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3
-                L[k0 + 2, i] += w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3
-                L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
+                mx[i] = max(max(L[0, i], L[1, i]), max(L[2, i], L[3, i]))
+        else:
+            for i in range(m):
+                mx[i] = max(mx[i], max(max(L[k0, i], L[k0 + 1, i]), max(L[k0 + 2, i], L[k0 + 3, i])))
 
 
 @njit(inline="always", fastmath=FASTMATH)
 def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
-    """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place.
+    """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place; padding rows zeroed.
 
-    ``mx`` gets each row's log-sum-exp and ``s`` the reciprocal of its sum of exponentials
-    (``L * s`` are the responsibilities); the weighted sum of the log-sum-exp goes to ``p[1]``.
+    ``mx`` holds each row's maximum logit (from :func:`_logits`) and gets its log-sum-exp; ``s``
+    gets the reciprocal of the row's sum of exponentials (``L * s`` are the responsibilities); the
+    weighted sum of the log-sum-exp goes to ``p[1]``.
     """
-    for i in range(m):
-        mx[i] = L[0, i]
-    for k in range(1, K):
-        for i in range(m):
-            mx[i] = max(mx[i], L[k, i])
     for i in range(m):
         s[i] = 0.0
     for k in range(K):
@@ -132,6 +172,9 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
             e = exp_nonpos(d) if d > -460.0 else 0.0
             L[k, i] = e
             s[i] += e
+    for k in range(K, L.shape[0]):  # padding components: zero
+        for i in range(m):
+            L[k, i] = 0.0
     for i in range(m):
         mx[i] = mx[i] + log_ge1(s[i])  # s >= 1: the largest term is exp(0)
         s[i] = 1.0 / s[i]
@@ -149,26 +192,31 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _weigh(L, s, m, K, weights, has_weights, row0, p):
-    """L[:K, :m] *= s (the row factors, times the row weights); N_k to ``p[3 + k]``; padding rows zeroed."""
+def _weigh(L, phi, s, m, K, F, weights, has_weights, row0):
+    """Fold the row factors ``s`` (times the row weights) into the features or the exponentials.
+
+    Where F < K, ``phi[:F] *= s`` (F multiplies a row) and ``s`` stays; otherwise ``L[:K] *= s`` and
+    ``s = 1``. Either way ``sum_i L[k, i] phi[f, i]`` and ``sum_i L[k, i] s[i]`` are the statistics.
+    """
     if has_weights:
         for i in range(m):
             s[i] *= weights[row0 + i]
-    for k in range(K):
+    if F < K:
+        for f in range(F):
+            for i in range(m):
+                phi[f, i] = phi[f, i] * s[i]
+    else:
+        for k in range(K):
+            for i in range(m):
+                L[k, i] = L[k, i] * s[i]
         for i in range(m):
-            L[k, i] = L[k, i] * s[i]
-        acc = 0.0  # a separate loop that only reads (see _normalise)
-        for i in range(m):
-            acc += L[k, i]
-        p[3 + k] += acc
-    for k in range(K, L.shape[0]):  # padding components: zero responsibility
-        for i in range(m):
-            L[k, i] = 0.0
+            s[i] = 1.0
 
 
 @njit(inline="always", fastmath=FASTMATH)
 def _given(R, L, s, m, K, weights, has_weights, row0, p):
-    """Load given responsibilities R[row0:row0+m] into L (s = 1); their weighted entropy to ``p[2]``."""
+    """Load given responsibilities R[row0:row0+m] into L (s = 1, padding rows 0); their weighted entropy to
+    ``p[2]``."""
     for k in range(K):
         for i in range(m):
             L[k, i] = R[row0 + i, k]
@@ -178,6 +226,9 @@ def _given(R, L, s, m, K, weights, has_weights, row0, p):
             r = L[k, i]
             if r > 1e-300:  # -r log r, as r log(1/r) with 1/r >= 1 (finite)
                 ent += (weights[row0 + i] if has_weights else 1.0) * r * log_ge1(1.0 / r)
+    for k in range(K, L.shape[0]):  # padding components: zero
+        for i in range(m):
+            L[k, i] = 0.0
     for i in range(m):
         s[i] = 1.0
     p[2] += ent
@@ -185,7 +236,7 @@ def _given(R, L, s, m, K, weights, has_weights, row0, p):
 
 @njit(inline="always", fastmath=FASTMATH)
 def _hard(L, mx, s, m, K):
-    """Logits L[:K, :m] -> 1 at each row's largest logit (the lowest k on ties), 0 elsewhere; s = 1.
+    """Logits L[:K, :m] -> 1 at each row's largest logit (the lowest k on ties), 0 elsewhere (padding rows too); s = 1.
 
     ``mx`` holds each row's largest logit so far and ``s`` its component (a float), then 1.
     """
@@ -197,7 +248,7 @@ def _hard(L, mx, s, m, K):
             if L[k, i] > mx[i]:  # strictly: an earlier component keeps a tie
                 mx[i] = L[k, i]
                 s[i] = k
-    for k in range(K):
+    for k in range(L.shape[0]):  # padding components too: 0
         for i in range(m):
             L[k, i] = 1.0 if s[i] == k else 0.0
     for i in range(m):
@@ -205,12 +256,24 @@ def _hard(L, mx, s, m, K):
 
 
 @njit(inline="always", fastmath=FASTMATH)
-def _statistics(L, phi, m, K, F, p):
-    """p[3 + K + k F + f] += sum_i r_ki phi_fi, in tiles of 4 components x 4 features."""
+def _statistics(L, phi, s, m, K, F, p):
+    """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x 4
+    features."""
     K4 = L.shape[0]
     F4 = phi.shape[0]
     base = 3 + K
     for k0 in range(0, K4, 4):
+        n0 = n1 = n2 = n3 = 0.0
+        for i in range(m):
+            si = s[i]
+            n0 += L[k0, i] * si
+            n1 += L[k0 + 1, i] * si
+            n2 += L[k0 + 2, i] * si
+            n3 += L[k0 + 3, i] * si
+        col = (n0, n1, n2, n3)
+        for r in range(4):
+            if k0 + r < K:
+                p[3 + k0 + r] += col[r]
         for f0 in range(0, F4, 4):
             a00 = a01 = a02 = a03 = 0.0
             a10 = a11 = a12 = a13 = 0.0
@@ -296,7 +359,9 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_
     scratch : ndarray of shape (n_slots, >= scratch_rows(K, F), SUB_ROWS), float64
         Work space: slot g serves blocks g, g + n_slots, g + 2 n_slots, ... A slot is
         rewritten for every sub-block, so the number of slots (any number >= 1, normally the
-        thread count) cannot change any result. Its size is read here at run time.
+        thread count) cannot change any result. Its size is read here at run time. Best 64-byte
+        aligned (:func:`fastcavi._passes.aligned_empty`, as the passes allocate it): vector loads
+        along unaligned rows split across cache lines; the results do not depend on it.
     block_rows : int
         Rows per block (``BLOCK_ROWS``, a multiple of ``SUB_ROWS``), passed at run time like every
         size that indexes a buffer the caller allocated: nothing frozen into a cached kernel sizes
@@ -310,6 +375,9 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_
     for k in range(K4):
         for f in range(F4):
             Wp[k, f] = W[k, f] if k < K and f < F else 0.0
+    biasp = np.empty(K4)  # padding components: never the row maximum
+    for k in range(K4):
+        biasp[k] = bias[k] if k < K else -1e300
     B = block_rows
     nblocks = (n + B - 1) // B
     S = 3 + K + K * F
@@ -336,18 +404,18 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_
                 if given:
                     _given(resp_in, L, s, m, K, weights, has_weights, row0, p)
                 elif hard:
-                    _logits(Wp, bias, phi, L, m, K)
+                    _logits(Wp, biasp, phi, L, mx, m)
                     _hard(L, mx, s, m, K)
                 else:
-                    _logits(Wp, bias, phi, L, m, K)
+                    _logits(Wp, biasp, phi, L, mx, m)
                     _normalise(L, mx, s, m, K, weights, has_weights, row0, p)
                     if want_out:
                         for i in range(m):
                             lse_out[row0 + i] = mx[i]
                             for k in range(K):
                                 resp_out[row0 + i, k] = L[k, i] * s[i]
-                _weigh(L, s, m, K, weights, has_weights, row0, p)
-                _statistics(L, phi, m, K, F, p)
+                _weigh(L, phi, s, m, K, F, weights, has_weights, row0)
+                _statistics(L, phi, s, m, K, F, p)
             if not (given or hard):
                 # The block's entropy of q(z), -sum r log r = sum_n lse_n - sum_nk r_nk logit_nk, where
                 # the second sum is the coefficients' dot product with the block's own statistics

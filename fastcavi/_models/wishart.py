@@ -32,8 +32,8 @@ ILL_DEFINED = ("Fitting the mixture model failed because some components have il
 
 
 def _log_wishart_B(Psi, nu):
-    """log B(W, nu) of the Wishart density with W^-1 = Psi (D, D)."""
-    D = Psi.shape[0]
+    """log B(W, nu) of the Wishart density with W^-1 = Psi (D, D); or of a stack, Psi (K, D, D) and nu (K,)."""
+    D = Psi.shape[-1]
     return 0.5 * nu * np.linalg.slogdet(Psi)[1] - 0.5 * nu * D * np.log(2.0) - multigammaln(0.5 * nu, D)
 
 
@@ -237,13 +237,15 @@ class NormalWishart:
         Psi = nu[:, None, None] * self.covariance_matrices(state)
         dm = state.means - self.m0
         total = self.weight_prior.kl(state.weight_concentration)
-        for k in range(nu.shape[0]):
-            e_log_p = (0.5 * D * np.log(self.beta0) - 0.5 * self.beta0 * (D / beta[k] + dm[k] @ Lam[k] @ dm[k])
-                       + self._logB0 + 0.5 * (self.nu0 - D - 1.0) * E_logdet[k]
-                       - 0.5 * np.sum(self.Psi0 * Lam[k]))
-            e_log_q = (0.5 * D * np.log(beta[k]) - 0.5 * D + _log_wishart_B(Psi[k], nu[k])
-                       + 0.5 * (nu[k] - D - 1.0) * E_logdet[k] - 0.5 * nu[k] * D)
-            total += e_log_q - e_log_p
+        # all components at once (one slogdet and one multigammaln call on the stacks: per-component
+        # calls cost about 0.7 ms a sweep, ~10% of a 2-thread D = 2 sweep of 1e6 rows)
+        e_log_p = (0.5 * D * np.log(self.beta0) - 0.5 * self.beta0 * (D / beta + np.einsum("ki,kij,kj->k", dm, Lam, dm))
+                   + self._logB0 + 0.5 * (self.nu0 - D - 1.0) * E_logdet
+                   - 0.5 * np.sum(self.Psi0 * Lam, axis=(1, 2)))
+        e_log_q = (0.5 * D * np.log(beta) - 0.5 * D + _log_wishart_B(Psi, nu)
+                   + 0.5 * (nu - D - 1.0) * E_logdet - 0.5 * nu * D)
+        for term in e_log_q - e_log_p:  # added in component order
+            total += term
         return float(total)
 
     # -- results ----------------------------------------------------------------------------
