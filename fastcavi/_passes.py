@@ -240,8 +240,8 @@ def nearest_mean_coeffs(means, layout):
     ----------
     means : ndarray of shape (K, D)
         In model coordinates.
-    layout : {"diag", "full"}
-        Which quadratic features the kernel computes (they get weight 0).
+    layout : {"diag", "full", "linear"}
+        Which quadratic features the kernel computes (they get weight 0; "linear" has none).
 
     Returns
     -------
