@@ -8,5 +8,7 @@ PY=${PYTHON:-python3}
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e ".[test]"
 python -c "import numba, numpy, scipy, sklearn; print('numba', numba.__version__, 'numpy', numpy.__version__, 'scipy', scipy.__version__, 'scikit-learn', sklearn.__version__)"
-# The README's test command:
+# The README's test command (the default suite; the tests marked slow are left out by pyproject's addopts):
 python -m pytest
+# ... and the slow tests, deliberately:
+python -m pytest -m slow
