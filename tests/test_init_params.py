@@ -92,6 +92,74 @@ def test_lloyd_pass_sums_match_numpy(weighted):
     np.testing.assert_allclose(far[1], dmin.max(), rtol=1e-12)
 
 
+def _lloyd_block_reference(X, w, shift, centres, block_rows):
+    """What a row-at-a-time Lloyd assignment writes per block, in plain NumPy with the same operations.
+
+    Each distance is ``((0 + t_0**2) + t_1**2) + ...`` in feature order (elementwise NumPy, no fused
+    multiply-add), the nearest is the first smallest (``np.argmin``), and each block's sums are
+    running sums in row order (``np.cumsum``: adding the +0.0 of another cluster's row leaves a
+    running sum's bits unchanged), so the kernel must agree bit for bit.
+    """
+    y = X.astype(np.float64) - shift
+    n, D = y.shape
+    K = centres.shape[0]
+    d2 = np.zeros((n, K))
+    for k in range(K):
+        for d in range(D):
+            t = y[:, d] - centres[k, d]
+            d2[:, k] = d2[:, k] + t * t
+    nearest = np.argmin(d2, axis=1)
+    dmin = d2[np.arange(n), nearest]
+    blocks = []
+    for b0 in range(0, n, block_rows):
+        rows = slice(b0, min(n, b0 + block_rows))
+        wb, nb, db, yb = w[rows], nearest[rows], dmin[rows], y[rows]
+        onehot = nb[:, None] == np.arange(K)[None]
+        sums = [np.cumsum(wb)[-1], np.cumsum(wb * db)[-1]]
+        sums += list(np.cumsum(np.where(onehot, wb[:, None], 0.0), axis=0)[-1])
+        for k in range(K):
+            sums += list(np.cumsum(np.where(onehot[:, k, None], wb[:, None] * yb, 0.0), axis=0)[-1])
+        far = np.where(wb > 0, db, -1.0)
+        i = int(np.argmax(far)) if (wb > 0).any() else -1
+        blocks.append((np.array(sums), (far[i], wb[i], nb[i]) if i >= 0 else (-1.0, 0.0, -1.0), i if i < 0 else b0 + i))
+    return blocks
+
+
+@pytest.mark.parametrize("D", [1, 2, 3, 4, 5, 7, 16])
+@pytest.mark.parametrize("K_centres", [1, 3, 4, 5, 8, 9])
+def test_lloyd_kernel_is_the_row_by_row_assignment_bit_for_bit(D, K_centres):
+    """The tiled kernel (4 centres x 4 features at a time, rows innermost) against a row-by-row reference:
+    every block's sums, farthest row and its distance are the same bits. Ties (duplicated centres and
+    rows on a centre), zero weights, a last block and a last tile that are partial, float32 data."""
+    from fastcavi._config import BLOCK_ROWS
+    from fastcavi._kernels.kmeans import lloyd_assign, stats_size
+
+    rng = np.random.default_rng(D * 100 + K_centres)
+    n = 3 * BLOCK_ROWS + 77
+    X = rng.normal(size=(n, D)) * 3
+    centres_x = X[rng.choice(n, K_centres, replace=False)].copy()
+    if K_centres > 2:
+        centres_x[2] = centres_x[1]  # a tie between two centres: the lower index wins
+    X[10] = centres_x[0]  # a row on a centre: distance 0
+    for dtype in (np.float64, np.float32):
+        Xd = np.ascontiguousarray(X, dtype=dtype)
+        shift = Xd.astype(np.float64).mean(0)
+        centres = np.ascontiguousarray(centres_x - shift)
+        for weighted in (False, True):
+            w = rng.uniform(0.0, 2.0, n) if weighted else np.ones(n)
+            if weighted:
+                w[::5] = 0.0
+            nblocks = -(-n // BLOCK_ROWS)
+            partials = np.empty((nblocks, stats_size(K_centres, D)))
+            far, far_row = np.empty((nblocks, 3)), np.empty(nblocks, dtype=np.int64)
+            lloyd_assign(Xd, shift, centres, w if weighted else np.empty(1), weighted, partials, far, far_row,
+                         BLOCK_ROWS)
+            for b, (sums, far_ref, row_ref) in enumerate(_lloyd_block_reference(Xd, w, shift, centres, BLOCK_ROWS)):
+                np.testing.assert_array_equal(partials[b].view(np.uint64), sums.view(np.uint64))
+                np.testing.assert_array_equal(far[b], np.array(far_ref, dtype=np.float64))
+                assert far_row[b] == row_ref
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_lloyd_matches_numpy_reference(weighted):
     X, _ = _blobs(n_per=1500, D=3, k=4, seed=2, sep=4.0)  # overlapping blobs: several iterations
