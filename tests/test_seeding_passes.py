@@ -118,3 +118,28 @@ def test_kmeanspp_draw_is_the_smallest_key_when_keys_are_close():
         keys = [-math.log(_uniform(seed, 1, 1000 + n)) / d2[n] for n in range(X.shape[0])]
         assert row == 1000 + int(np.argmin(keys))
         assert key == pytest.approx(min(keys), rel=1e-14)
+
+
+@pytest.mark.parametrize("D", [1, 2, 5, 16])
+@pytest.mark.parametrize("m", [1, 6, 81])
+def test_nearest_centre_is_the_row_by_row_distance_bit_for_bit(D, m):
+    """k-means||'s distance kernel (tiles of rows, 4 candidates x 4 features at a time) gives each row the
+    distance a row-at-a-time loop adds up, ((0 + t_0**2) + t_1**2) + ..., and the first nearest candidate
+    (duplicated candidates: the lower index), for a chunk whose last tile is partial."""
+    from fastcavi._kernels.seeding import nearest_centre
+
+    rng = np.random.default_rng(D * 1000 + m)
+    X = rng.normal(size=(1000 + 37, D)) * 2
+    shift = X.mean(axis=0)
+    centres = X[rng.choice(X.shape[0], m, replace=False)] - shift
+    if m > 2:
+        centres[m - 1] = centres[1]
+    ref = np.zeros((X.shape[0], m))
+    for k in range(m):
+        for d in range(D):
+            t = (X[:, d] - shift[d]) - centres[k, d]
+            ref[:, k] = ref[:, k] + t * t
+    d2, nearest = np.empty(X.shape[0]), np.empty(X.shape[0], dtype=np.int64)
+    nearest_centre(X, shift, np.ascontiguousarray(centres), d2, nearest)
+    np.testing.assert_array_equal(nearest, np.argmin(ref, axis=1))
+    np.testing.assert_array_equal(d2.view(np.uint64), ref.min(axis=1).view(np.uint64))

@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from .._config import BLOCK_ROWS, CACHE, PARALLEL_JIT
 from .exactsum import _insert_bits
+from .kmeans import TILE_ROWS, nearest_tile
 
 _JIT = PARALLEL_JIT
 
@@ -121,22 +122,28 @@ def nearest_centre(X, shift, centres, d2, nearest):
         Output.
     nearest : ndarray of shape (n,), int64
         Output.
+
+    Notes
+    -----
+    Tiles of ``TILE_ROWS`` rows run in parallel through
+    :func:`~fastcavi._kernels.kmeans.nearest_tile` (vectorised over the rows, no branch per row
+    and centre); each row's distance is added up in feature order as one row at a time would, so
+    the result is the same bits for any split of the rows.
     """
     n, D = X.shape
-    m = centres.shape[0]
-    for i in prange(n):
-        best = np.inf
-        arg = 0
-        for j in range(m):
-            s = 0.0
-            for d in range(D):
-                t = np.float64(X[i, d]) - shift[d] - centres[j, d]
-                s += t * t
-            if s < best:
-                best = s
-                arg = j
-        d2[i] = best
-        nearest[i] = arg
+    T = TILE_ROWS
+    ntiles = (n + T - 1) // T
+    for t in prange(ntiles):
+        Y = np.empty((D, T))
+        A = np.empty((4, T))
+        best = np.empty(T)
+        arg = np.empty(T, dtype=np.int64)
+        row0 = t * T
+        m = min(T, n - row0)
+        nearest_tile(X, row0, m, shift, centres, Y, A, best, arg)
+        for i in range(m):
+            d2[row0 + i] = best[i]
+            nearest[row0 + i] = arg[i]
 
 
 @njit(parallel=True, **_EXACT_JIT)
