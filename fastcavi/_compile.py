@@ -60,8 +60,8 @@ def _first_non_finite_signature(dtype):
 
 def _kmeanspp_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, centres, seed, stream, row0
-    return (ro(dtype, 2), f64v, f64m, T.uint64, T.int64, T.int64)
+    # X, shift, centres, seed, stream, row0, weights, has_weights
+    return (ro(dtype, 2), f64v, f64m, T.uint64, T.int64, T.int64, ro(T.float64, 1), T.boolean)
 
 
 def _fold_signature(dtype):

@@ -120,23 +120,26 @@ def random_rows(source, K, rng):
     return rows
 
 
-def kmeans_plusplus(source, K, rng, chunk_rows, shift):
+def kmeans_plusplus(source, K, rng, chunk_rows, shift, weights=None):
     """k-means++ seeding (Arthur & Vassilvitskii), one streaming pass per centre.
 
     The first centre is a uniformly random row; each next one is drawn with
     probability proportional to the squared distance to the nearest centre so far,
     with the compiled exponential-key sampler of :mod:`fastcavi._kernels.seeding`.
-    When every row coincides with a centre (fewer distinct rows than K), the
+    With row weights (a :class:`~fastcavi._sources.WeightSource`), as scikit-learn's
+    ``kmeans_plusplus`` with ``sample_weight``: the first centre is drawn in proportion
+    to the weights (one more pass) and the next ones to ``w d**2``, so a row of weight 0
+    is never a centre. When every row (of positive weight) coincides with a centre, the
     remaining centres are random rows.
 
     Returns
     -------
     centres : ndarray of shape (K, D), data coordinates
     """
-    return kmeans_plusplus_rows(source, K, rng, chunk_rows, shift)[1]
+    return kmeans_plusplus_rows(source, K, rng, chunk_rows, shift, weights)[1]
 
 
-def kmeans_plusplus_rows(source, K, rng, chunk_rows, shift):
+def kmeans_plusplus_rows(source, K, rng, chunk_rows, shift, weights=None):
     """:func:`kmeans_plusplus`, with the indices of the rows it chose.
 
     Returns
@@ -145,18 +148,23 @@ def kmeans_plusplus_rows(source, K, rng, chunk_rows, shift):
         The index of each centre's row.
     centres : ndarray of shape (K, D), data coordinates
     """
-    return kmeans_plusplus_row_passes(local_passes(source, None, chunk_rows), source.rows, source.n_samples, K,
-                                      rng, shift)
+    return kmeans_plusplus_row_passes(local_passes(source, weights, chunk_rows), source.rows, source.n_samples, K,
+                                      rng, shift, weights is not None)
 
 
-def kmeans_plusplus_passes(run_pass, read_rows, n_samples, K, rng, shift):
+def kmeans_plusplus_passes(run_pass, read_rows, n_samples, K, rng, shift, weighted=False):
     """:func:`kmeans_plusplus` over any row split (``run_pass`` as in :func:`local_passes`): the same bits."""
-    return kmeans_plusplus_row_passes(run_pass, read_rows, n_samples, K, rng, shift)[1]
+    return kmeans_plusplus_row_passes(run_pass, read_rows, n_samples, K, rng, shift, weighted)[1]
 
 
-def kmeans_plusplus_row_passes(run_pass, read_rows, n_samples, K, rng, shift):
-    """:func:`kmeans_plusplus_rows` over any row split (``run_pass`` as in :func:`local_passes`)."""
-    rows = [int(rng.integers(n_samples))]
+def kmeans_plusplus_row_passes(run_pass, read_rows, n_samples, K, rng, shift, weighted=False):
+    """:func:`kmeans_plusplus_rows` over any row split (``run_pass`` as in :func:`local_passes`, whose chunks come
+    with row weights when ``weighted``)."""
+    first = -1
+    if weighted:  # in proportion to the weights, as k-means||'s first candidate
+        seed = np.uint64(rng.integers(0, 2**63))
+        first = int(run_pass(first_candidate_chunk, (seed,), earliest_smallest_key, "k-means++ centre 1")[1])
+    rows = [first if first >= 0 else int(rng.integers(n_samples))]
     centres = [read_rows(rows)[0] - shift]
     for j in range(1, K):
         seed = np.uint64(rng.integers(0, 2**63))
@@ -189,7 +197,7 @@ def kmeans(source, weights, K, rng, chunk_rows, summary, max_iter=KMEANS_MAX_ITE
     from ._passes import lloyd_pass
 
     shift = summary.mean
-    seeds = kmeans_plusplus(source, K, rng, chunk_rows, shift)
+    seeds = kmeans_plusplus(source, K, rng, chunk_rows, shift, weights)
     workspace = None
 
     def one_pass(centres):
@@ -262,11 +270,25 @@ def lloyd(one_pass, row, centres, shift, tol, max_iter=KMEANS_MAX_ITER):
     return c + shift, it
 
 
+_NO_WEIGHTS_IN = np.ones(1)
+_NO_WEIGHTS_IN.flags.writeable = False
+
+
+def _read_only_weights(weights):
+    """The chunk's weights as a read-only float64 array (one compiled kernel type), or a placeholder."""
+    if weights is None:
+        return _NO_WEIGHTS_IN
+    w = np.ascontiguousarray(weights, dtype=np.float64).view()
+    w.flags.writeable = False
+    return w
+
+
 def kmeanspp_chunk(chunk, weights, row0, shift, centres, seed, j):
-    """One chunk's k-means++ draw: ``[key, row]`` (float64; row -1 when every row sits on a centre)."""
+    """One chunk's k-means++ draw (in proportion to ``w d**2``): ``[key, row]`` (float64; row -1 when every
+    row of positive weight sits on a centre)."""
     from ._kernels.seeding import kmeanspp_draw
 
-    key, row = kmeanspp_draw(chunk, shift, centres, seed, j, row0)
+    key, row = kmeanspp_draw(chunk, shift, centres, seed, j, row0, _read_only_weights(weights), weights is not None)
     return np.array([key, row], dtype=np.float64)
 
 
@@ -581,13 +603,13 @@ class HashedUniform:
         return np.ascontiguousarray(u / total[:, None])
 
 
-def start_responsibilities(start, source, K, rng, chunk_rows, shift):
+def start_responsibilities(start, source, K, rng, chunk_rows, shift, weights=None):
     """The ``given`` responsibilities of a :class:`ResponsibilityStart` (draws from ``rng``)."""
     if start.method == "random":
         return HashedUniform(rng.integers(0, 2**63), K)
     if start.method == "random_from_data":
         return OneHotRows(rng.choice(source.n_samples, size=K, replace=False), K)
-    return OneHotRows(kmeans_plusplus_rows(source, K, rng, chunk_rows, shift)[0], K)
+    return OneHotRows(kmeans_plusplus_rows(source, K, rng, chunk_rows, shift, weights)[0], K)
 
 
 def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary):
@@ -599,7 +621,7 @@ def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summa
         return model.update(engine.responsibility_stats(model, source, resp0, sample_weight=weights,
                                                         chunk_size=chunk_rows))
     if isinstance(init, ResponsibilityStart):  # the estimator's: an M-step from drawn responsibilities
-        given = start_responsibilities(init, source, K, rng, chunk_rows, summary.mean)
+        given = start_responsibilities(init, source, K, rng, chunk_rows, summary.mean, weights)
         if isinstance(given, OneHotRows):  # statistics of K rows: no pass over the others
             w = None if weights is None else weights.values_at(given.index)
             return model.update(given.stats(model, source.rows(given.index).astype(source.compute_dtype), w, summary))
@@ -628,4 +650,4 @@ def initial_means(init, source, K, rng, chunk_rows, summary, weights=None):
                                summary.mean, weights is not None)
     if init == "kmeans":
         return kmeans(source, weights, K, rng, chunk_rows, summary)[0]
-    return kmeans_plusplus(source, K, rng, chunk_rows, summary.mean)
+    return kmeans_plusplus(source, K, rng, chunk_rows, summary.mean, weights)

@@ -88,7 +88,8 @@ def fit(X: Any, n_components: int, *,
         scikit-learn's by O(reg_covar tr E[Lambda_k]).
     init : {"k-means++", "k-means||", "kmeans", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
         Initial means. ``"k-means++"``: the k-means++ seeds themselves (K rows, one streaming
-        pass per seed). ``"k-means||"``: k-means|| seeding (Bahmani et al. 2012: 11 passes
+        pass per seed; with ``sample_weight``, drawn in proportion to the weight times the squared
+        distance, as scikit-learn's ``kmeans_plusplus``, the first seed by weight in one more pass). ``"k-means||"``: k-means|| seeding (Bahmani et al. 2012: 11 passes
         whatever K, then k-means on the candidates in memory). ``"kmeans"``: k-means as
         scikit-learn's ``KMeans(n_init=1)`` runs it: k-means++ seeds, then Lloyd's iterations
         (one compiled streaming pass each, weighted by ``sample_weight``) until the centres'

@@ -642,7 +642,8 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
             if init.method == "random_from_data":
                 given = OneHotRows(rng.choice(N, size=K, replace=False), K)
             else:  # "k-means++": one-hot on the seed rows
-                given = OneHotRows(_init.kmeans_plusplus_row_passes(run_pass, read_rows, N, K, rng, summary.mean)[0], K)
+                given = OneHotRows(_init.kmeans_plusplus_row_passes(run_pass, read_rows, N, K, rng, summary.mean,
+                                                                    data.weights is not None)[0], K)
             # the statistics of the K rows alone, as the local fit's
             w = None if data.weights is None else np.asarray(_compute(data.weights[given.index], client), np.float64)
             return model.update(given.stats(model, read_rows(given.index).astype(data.dtype), w, summary))
@@ -658,7 +659,7 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
         elif init == "k-means||":
             means = _init.kmeans_parallel(run_pass, read_rows, N, K, rng, summary.mean, data.weights is not None)
         else:
-            means = _init.kmeans_plusplus_passes(run_pass, read_rows, N, K, rng, summary.mean)
+            means = _init.kmeans_plusplus_passes(run_pass, read_rows, N, K, rng, summary.mean, data.weights is not None)
             if init == "kmeans":  # Lloyd's iterations from the k-means++ seeds, as the local fit
                 means = lloyd_dask(data, means, summary.mean, kmeans_tolerance(summary), client, n_threads,
                                    chunk_size)[0]

@@ -199,15 +199,23 @@ def test_kmeanspp_draw_is_d2_weighted():
     # probability 1/5, row 1 with 4/5, never row 2. 4000 independent seeds: binomial sd ~ 0.0063.
     X = readonly(np.array([[1.0], [2.0], [0.0]]))
     centres = np.zeros((1, 1))
-    picks = np.array([kmeanspp_draw(X, np.zeros(1), centres, np.uint64(s), 1, 0)[1] for s in range(4000)])
+    none = readonly(np.ones(1))
+    picks = np.array([kmeanspp_draw(X, np.zeros(1), centres, np.uint64(s), 1, 0, none, False)[1] for s in range(4000)])
     assert set(picks.tolist()) <= {0, 1}
     assert abs(np.mean(picks == 1) - 0.8) < 0.03
+    # with row weights 3, 0.5, 7: in proportion to w d^2 = 3, 2, 0 (row 0 with 3/5); weight 0 never drawn
+    w = readonly(np.array([3.0, 0.5, 7.0]))
+    picks = np.array([kmeanspp_draw(X, np.zeros(1), centres, np.uint64(s), 1, 0, w, True)[1] for s in range(4000)])
+    assert set(picks.tolist()) <= {0, 1}
+    assert abs(np.mean(picks == 0) - 0.6) < 0.03
+    w0 = readonly(np.array([1.0, 0.0, 1.0]))
+    assert all(kmeanspp_draw(X, np.zeros(1), centres, np.uint64(s), 1, 0, w0, True)[1] == 0 for s in range(50))
     # chunking does not change the draw: row0 offsets the hash, so split calls agree with one call
     X2 = readonly(np.random.default_rng(0).normal(size=(3000, 2)))
     c = np.zeros((1, 2))
-    whole = kmeanspp_draw(X2, np.zeros(2), c, np.uint64(7), 3, 0)
-    a = kmeanspp_draw(readonly(X2[:1024]), np.zeros(2), c, np.uint64(7), 3, 0)
-    b = kmeanspp_draw(readonly(X2[1024:]), np.zeros(2), c, np.uint64(7), 3, 1024)
+    whole = kmeanspp_draw(X2, np.zeros(2), c, np.uint64(7), 3, 0, none, False)
+    a = kmeanspp_draw(readonly(X2[:1024]), np.zeros(2), c, np.uint64(7), 3, 0, none, False)
+    b = kmeanspp_draw(readonly(X2[1024:]), np.zeros(2), c, np.uint64(7), 3, 1024, none, False)
     assert min(a, b) == whole
 
 

@@ -77,29 +77,41 @@ def test_kmeans_parallel_does_not_depend_on_chunks_or_threads(weighted):
     assert np.max(np.abs(means[order] - truth)) < 0.15
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n_chunks_rows", [4096, 3 * 4096])
-def test_kmeanspp_draws_match_a_plain_reference(n_chunks_rows):
-    """Each k-means++ pass draws the row of smallest key -log(u_n) / d_n^2 (u_n hashed from the seed, the
-    round and the row; rows on a centre never): the compiled pass, which skips the log of rows whose
-    lower bound (1 - u_n) / d_n^2 already loses, draws the same rows as the plain reference, for every
-    round of a whole seeding."""
+def test_kmeanspp_draws_match_a_plain_reference(n_chunks_rows, weighted):
+    """Each k-means++ pass draws the row of smallest key -log(u_n) / (w_n d_n^2) (u_n hashed from the seed,
+    the round and the row; rows on a centre and rows of weight 0 never; w_n = 1 without weights): the
+    compiled pass, which skips the log of rows whose lower bound (1 - u_n) / (w_n d_n^2) already loses,
+    draws the same rows as the plain reference, for every round of a whole seeding. With weights the first
+    row is the smallest -log(u_n) / w_n of its own seed (in proportion to the weights)."""
     X = _data(3)
     X[17] = X[5]  # a duplicate row: once row 5 is a centre, row 17 sits on it (distance 0, never drawn)
+    w = np.random.default_rng(4).uniform(0.0, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
+    if weighted:
+        w[::3] = 0.0  # a third of the rows excluded
     shift = X.mean(axis=0)
     rng = np.random.default_rng(7)
+    weights = fastcavi._sources.WeightSource(w, X.shape[0]) if weighted else None
     rows, centres = _init.kmeans_plusplus_row_passes(
-        _init.local_passes(DataSource(X), None, n_chunks_rows), lambda r: X[r], X.shape[0], 6,
-        np.random.default_rng(7), shift)
+        _init.local_passes(DataSource(X), weights, n_chunks_rows), lambda r: X[r], X.shape[0], 6,
+        np.random.default_rng(7), shift, weighted)
     # the reference replays the same random draws: the first row, then one seed per round
-    first = int(rng.integers(X.shape[0]))
+    if weighted:
+        seed = int(rng.integers(0, 2**63))
+        first = int(np.argmin([-math.log(_uniform(seed, 0, n)) / w[n] if w[n] > 0 else math.inf
+                               for n in range(X.shape[0])]))
+    else:
+        first = int(rng.integers(X.shape[0]))
     expect = [first]
     for j in range(1, 6):
         seed = int(rng.integers(0, 2**63))
         C = X[expect] - shift
-        d2 = (((X - shift)[:, None, :] - C[None]) ** 2).sum(axis=2).min(axis=1)
+        d2 = w * (((X - shift)[:, None, :] - C[None]) ** 2).sum(axis=2).min(axis=1)
         keys = [-math.log(_uniform(seed, j, n)) / d2[n] if d2[n] > 0 else math.inf for n in range(X.shape[0])]
         expect.append(int(np.argmin(keys)))
     assert rows.tolist() == expect
+    assert np.all(w[rows] > 0)
     assert np.allclose(centres, X[expect], rtol=0, atol=1e-12)  # (x - shift) + shift: round-off only
 
 
@@ -114,7 +126,7 @@ def test_kmeanspp_draw_is_the_smallest_key_when_keys_are_close():
     shift, centre = np.zeros(2), np.zeros((1, 2))
     d2 = (X ** 2).sum(axis=1)
     for seed in range(60):
-        key, row = kmeanspp_draw(X, shift, centre, np.uint64(seed), 1, 1000)
+        key, row = kmeanspp_draw(X, shift, centre, np.uint64(seed), 1, 1000, np.ones(1), False)
         keys = [-math.log(_uniform(seed, 1, 1000 + n)) / d2[n] for n in range(X.shape[0])]
         assert row == 1000 + int(np.argmin(keys))
         assert key == pytest.approx(min(keys), rel=1e-14)
@@ -143,3 +155,19 @@ def test_nearest_centre_is_the_row_by_row_distance_bit_for_bit(D, m):
     nearest_centre(X, shift, np.ascontiguousarray(centres), d2, nearest)
     np.testing.assert_array_equal(nearest, np.argmin(ref, axis=1))
     np.testing.assert_array_equal(d2.view(np.uint64), ref.min(axis=1).view(np.uint64))
+
+
+def test_rows_of_weight_zero_are_never_kmeanspp_seeds():
+    """sample_weight 0 takes rows out of the seeding too (scikit-learn's kmeans_plusplus with sample_weight):
+    a far blob of weight 0 gets no seed in 20 seedings, where without weights it gets one nearly every time."""
+    rng = np.random.default_rng(11)
+    X = np.vstack([rng.normal(c, 0.5, size=(3000, 2)) for c in ([0.0, 0.0], [8.0, 0.0], [60.0, 60.0])])
+    w = np.r_[np.ones(6000), np.zeros(3000)]
+    source, weights = DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0])
+    far_with, far_without = 0, 0
+    for seed in range(20):
+        rows, _ = _init.kmeans_plusplus_rows(source, 3, np.random.default_rng(seed), 4096, X.mean(0), weights)
+        far_with += int(np.sum(rows >= 6000))
+        rows, _ = _init.kmeans_plusplus_rows(source, 3, np.random.default_rng(seed), 4096, X.mean(0))
+        far_without += int(np.sum(rows >= 6000))
+    assert far_with == 0 and far_without >= 15

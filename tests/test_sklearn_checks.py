@@ -9,9 +9,11 @@ from fastcavi import BayesianGaussianMixture  # noqa: E402
 #: Checks that cannot pass, each with its reason (strict: an unexpected pass fails the suite).
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
-        "the k-means start draws its k-means++ seeds among the rows (uniformly, then by distance, not by weight), "
-        "so 15 rows with integer weights (9 non-zero) and their 27 repeats start Lloyd from different seeds and "
-        "reach different local optima; the weighted statistics themselves are exact (tests/test_engine.py), and "
+        "the k-means start draws its k-means++ seeds in proportion to w d^2, as scikit-learn's kmeans_plusplus with "
+        "sample_weight, but each row's random key is a hash of its own index, so 15 rows with integer weights "
+        "(9 non-zero) and their 27 repeats draw different seeds (scikit-learn marks its own KMeans as failing this "
+        "check) and Lloyd reaches different local optima; the weighted statistics themselves are exact "
+        "(tests/test_engine.py), the seeding follows w d^2 (tests/test_kernels.py), and "
         "weighted Lloyd from the same seeds equals Lloyd on the repeats (tests/test_init_params.py)"),
 }
 

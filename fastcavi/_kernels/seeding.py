@@ -4,7 +4,7 @@ Classic k-means++ keeps every point's distance to its nearest centre (O(N)
 memory). Here each pass recomputes that distance against the centres chosen so
 far and draws the next centre with probability proportional to it using
 exponential keys (Efraimidis & Spirakis): point ``i`` gets the key
-``-log(u_i) / d_i**2`` and the smallest key wins. ``u_i`` comes from a counter-based
+``-log(u_i) / (w_i d_i**2)`` (``w_i = 1`` without weights) and the smallest key wins. ``u_i`` comes from a counter-based
 hash of (seed, round, row index), so the draw is the same for any chunking and
 thread count, and memory is O(K x D).
 """
@@ -35,7 +35,7 @@ def uniform_from_hash(seed, stream, index):
 
 
 @njit(**_JIT)
-def kmeanspp_draw(X, shift, centres, seed, stream, row0):
+def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     """Draw the row that becomes the next k-means++ centre, within one chunk.
 
     Parameters
@@ -52,11 +52,16 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0):
         Which draw this is (the round), so that rounds use independent numbers.
     row0 : int
         Global index of the chunk's first row.
+    weights : ndarray of shape (n,), float64
+        The rows' weights (read only when ``has_weights``; any 1-D array otherwise): a row is drawn
+        with probability proportional to ``w d**2`` (scikit-learn's ``kmeans_plusplus`` with
+        ``sample_weight``), so rows of weight 0 never are.
+    has_weights : bool
 
     Returns
     -------
     key : float
-        The smallest key in the chunk (``inf`` when every row sits on a centre).
+        The smallest key in the chunk (``inf`` when every row of positive weight sits on a centre).
     row : int
         The global index of the row with that key (the first such row on ties), or -1.
     """
@@ -79,6 +84,8 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0):
                     t = np.float64(X[i, d]) - shift[d] - centres[j, d]
                     d2 += t * t
                 d2min = min(d2min, d2)
+            if has_weights:
+                d2min *= weights[i]
             if d2min > 0.0:
                 u = uniform_from_hash(seed, stream, row0 + i)
                 # -log(u) >= 1 - u, so a row whose (1 - u) / d2 already reaches the best key cannot win:
