@@ -3,8 +3,8 @@
 For each case (N = 1e6, K = 8, float64: D = 2 spherical and D = 16 full) the group times one sweep
 (the public engine's, bench/_public.py, on ``T`` threads) and ``fastcavi.fit(X, K, init=...,
 max_iter=1, tol=0, n_threads=T)`` for every initialisation: "k-means++", "random",
-"random_from_data", given means ("given": K fixed rows of X) and, where this fastcavi has it,
-"kmeans" (skipped otherwise). ``fit(max_iter=1)`` is everything before the first sweep (the
+"random_from_data", given means ("given": K fixed rows of X) and, where this fastcavi has them,
+"k-means||" and "kmeans" (skipped otherwise). ``fit(max_iter=1)`` is everything before the first sweep (the
 validating summary pass, the initial means, the initial statistics pass of the Wishart
 families) plus one sweep (E-step pass, updates, ELBO: what the sweep benchmark times), so
 
@@ -22,7 +22,7 @@ from _machine import K, THREADS, measured, record, start_means, summary_line, th
 from conftest import N_ROWS
 
 CASES = [("spherical", 2), ("full", 16)]
-INITS = ["k-means++", "random", "random_from_data", "given", "kmeans"]
+INITS = ["k-means++", "k-means||", "random", "random_from_data", "given", "kmeans"]
 TABLE = f"setup: time to the end of the first sweep (N = {N_ROWS}, K = {K}, float64, {THREADS} threads)"
 
 
@@ -49,7 +49,7 @@ def test_setup_first_sweep(benchmark, blobs, covariance_type, D, init):
     try:
         _fit(X[:4 * 4096], covariance_type, init)  # compiles / loads every kernel this init needs
     except ValueError as error:
-        if init == "kmeans" and "init" in str(error):
+        if init in ("kmeans", "k-means||") and "init" in str(error):
             pytest.skip(f"this fastcavi has no init='kmeans' ({error})")
         raise
     benchmark.group = f"setup {covariance_type} D={D}"
