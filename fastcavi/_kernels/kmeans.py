@@ -16,7 +16,8 @@ move a row to another cluster.
 Speed: the distances and the nearest centre are found for a tile of ``TILE_ROWS`` rows at a
 time, the rows innermost (:func:`nearest_tile`), so the loops vectorise and the choice of the
 nearest centre is a select, not a branch (a branch on the nearest of 8 well-mixed clusters is
-mispredicted most of the time: the row-at-a-time loop took 60 cycles a row at D = 2). Each
+mispredicted most of the time: the row-at-a-time loop took about 10 ms per 1e6 rows on 2 threads
+at D = 2, some 60 cycles a row). Each
 row's distance is the same sequence of operations as one row at a time, so the bits are the
 same; only the accumulation then goes row by row, in row order.
 
