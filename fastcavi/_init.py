@@ -270,17 +270,11 @@ def lloyd(one_pass, row, centres, shift, tol, max_iter=KMEANS_MAX_ITER):
     return c + shift, it
 
 
-_NO_WEIGHTS_IN = np.ones(1)
-_NO_WEIGHTS_IN.flags.writeable = False
-
-
 def _read_only_weights(weights):
-    """The chunk's weights as a read-only float64 array (one compiled kernel type), or a placeholder."""
-    if weights is None:
-        return _NO_WEIGHTS_IN
-    w = np.ascontiguousarray(weights, dtype=np.float64).view()
-    w.flags.writeable = False
-    return w
+    """The chunk's weights as a read-only float64 array (one compiled kernel type), or the passes' placeholder."""
+    from ._passes import _NO_WEIGHTS_IN, _read_only
+
+    return _NO_WEIGHTS_IN if weights is None else _read_only(np.ascontiguousarray(weights, dtype=np.float64))
 
 
 def kmeanspp_chunk(chunk, weights, row0, shift, centres, seed, j):
