@@ -219,6 +219,56 @@ def test_kmeanspp_draw_is_d2_weighted():
     assert min(a, b) == whole
 
 
+def _hashed_uniforms(seed, stream, rows):
+    """``uniform_from_hash`` for each row, through the compiled k-means|| helper (tests/test_seeding_passes.py
+    checks it against Python integers)."""
+    from fastcavi._kernels.seeding import hashed_uniforms
+
+    out = np.empty(rows)
+    hashed_uniforms(np.uint64(seed), stream, 0, out)
+    return out
+
+
+@pytest.mark.parametrize("D", [1, 2, 3, 5, 16])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeanspp_draw_is_the_smallest_key_for_any_split_and_threads(D, weighted):
+    """The draw is the row of smallest key -log(u_n) / (w_n d_n^2) over the whole chunk, the plain reference,
+    on both distance paths (tiles for D <= 3, row by row above) and over several groups of blocks (whose best
+    key so far prunes the later blocks), with 1 and 2 threads, and for a split of the rows at a row that
+    starts no block, tile or group."""
+    import numba
+
+    rng = np.random.default_rng(D)
+    n = 21_000  # 5 groups of 16 blocks of 256 rows, the last one partial
+    X = rng.normal(size=(n, D)) + rng.integers(0, 5, size=(n, 1)) * 4.0
+    shift = X.mean(axis=0)
+    w = rng.uniform(0.0, 2.0, n) if weighted else np.ones(n)
+    if weighted:
+        w[rng.random(n) < 0.3] = 0.0
+    for J in (1, 3, 6):
+        centres = X[rng.choice(n, J, replace=False)] - shift
+        d2 = w * (((X - shift)[:, None, :] - centres[None]) ** 2).sum(axis=2).min(axis=1)
+        for seed in range(4):
+            u = _hashed_uniforms(seed, J, n)
+            with np.errstate(divide="ignore"):
+                keys = np.where(d2 > 0, -np.log(u) / d2, np.inf)
+            expect = int(np.argmin(keys))
+            args = (readonly(w), weighted) if weighted else (readonly(np.ones(1)), False)
+            for threads in (1, 2):
+                previous = numba.get_num_threads()
+                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+                try:
+                    key, row = kmeanspp_draw(readonly(X), shift, centres, np.uint64(seed), J, 0, *args)
+                finally:
+                    numba.set_num_threads(previous)
+                assert row == expect
+                assert key == pytest.approx(keys[expect], rel=1e-13)
+            cut = 4101
+            parts = [kmeanspp_draw(readonly(X[a:b]), shift, centres, np.uint64(seed), J, a,
+                                   *((readonly(w[a:b]), True) if weighted else args)) for a, b in ((0, cut), (cut, n))]
+            assert min(parts) == (key, row)
+
+
 @pytest.mark.parametrize("K", [4, 8])
 @pytest.mark.parametrize("layout", ["diag", "full", "linear"])
 def test_estep_weighted_and_given_match_reference(layout, K):

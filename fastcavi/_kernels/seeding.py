@@ -11,11 +11,14 @@ thread count, and memory is O(K x D).
 import numpy as np
 from numba import njit, prange
 
-from .._config import BLOCK_ROWS, CACHE, PARALLEL_JIT
+from .._config import BLOCK_ROWS, CACHE, FASTMATH
 from .exactsum import _insert_bits
 from .kmeans import TILE_ROWS, nearest_tile
 
-_JIT = PARALLEL_JIT
+# Every kernel here is compiled without fast-math flags: each row's result (a distance, a key, a uniform)
+# then depends on that row alone, with no reassociation and no vectorised maths library, so any split of
+# the rows into chunks, and a process that compiled the kernel or loaded it from the cache, give the same bits.
+_EXACT_JIT = dict(cache=CACHE, nogil=True, error_model="numpy")
 
 
 @njit(inline="always")
@@ -34,7 +37,32 @@ def uniform_from_hash(seed, stream, index):
     return (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
-@njit(**_JIT)
+#: Blocks of ``BLOCK_ROWS`` rows per parallel task of :func:`kmeanspp_draw` (one scratch allocation each).
+_BLOCKS_PER_GROUP = 16
+
+
+@njit(fastmath=FASTMATH)
+def _nearest_d2_rows(X, row0, m, shift, centres, d2):
+    """``d2[i]`` = the squared distance of row ``row0 + i`` of ``X`` (minus ``shift``) to its nearest centre.
+
+    Row by row, for rows too wide for :func:`~fastcavi._kernels.kmeans.nearest_tile`'s transpose to pay.
+    Compiled with the fast-math flags, unlike the kernel that calls it, so that each sum over the features
+    vectorises (at D = 16 a pass against 7 centres took 41 ms on 2 threads without them, 22 ms with);
+    a function of its own, not inlined as numba IR (which would take the caller's flags), and called once
+    per tile of rows. A row's distance still depends on that row alone.
+    """
+    for i in range(m):
+        d2min = np.inf
+        for j in range(centres.shape[0]):
+            s = 0.0
+            for d in range(X.shape[1]):
+                t = np.float64(X[row0 + i, d]) - shift[d] - centres[j, d]
+                s += t * t
+            d2min = min(d2min, s)
+        d2[i] = d2min
+
+
+@njit(parallel=True, **_EXACT_JIT)
 def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     """Draw the row that becomes the next k-means++ centre, within one chunk.
 
@@ -64,41 +92,83 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
         The smallest key in the chunk (``inf`` when every row of positive weight sits on a centre).
     row : int
         The global index of the row with that key (the first such row on ties), or -1.
+
+    Notes
+    -----
+    The rows are taken a tile of ``TILE_ROWS`` at a time, in three steps: each row's squared distance to
+    its nearest centre (for D <= 3 vectorised over the rows by
+    :func:`~fastcavi._kernels.kmeans.nearest_tile`, whose rows load as columns with a constant stride, and
+    added up from 0 in feature order; row by row for wider rows, :func:`_nearest_d2`, where that transpose
+    costs more than it saves); each row's uniform and the lower bound ``(1 - u) / (w d**2)`` of its key,
+    vectorised over the rows; then, row by row, the key ``-log(u) / (w d**2)``, correctly rounded, of only
+    the rows whose bound does not already lose to the best key so far. A row's key depends on that row
+    alone, and the draw is the smallest key (the first row on ties), so neither the split of the rows nor
+    the order in which the parallel tasks run can change it.
     """
     n, D = X.shape
-    J = centres.shape[0]
     B = BLOCK_ROWS
+    T = TILE_ROWS
     nblocks = (n + B - 1) // B
     keys = np.full(nblocks, np.inf)
     rows = np.full(nblocks, -1, dtype=np.int64)
-    for b in prange(nblocks):
-        start = b * B
-        stop = min(n, start + B)
-        best = np.inf
-        best_row = -1
-        for i in range(start, stop):
-            d2min = np.inf
-            for j in range(J):
-                d2 = 0.0
-                for d in range(D):
-                    t = np.float64(X[i, d]) - shift[d] - centres[j, d]
-                    d2 += t * t
-                d2min = min(d2min, d2)
-            if has_weights:
-                d2min *= weights[i]
-            if d2min > 0.0:
-                u = uniform_from_hash(seed, stream, row0 + i)
-                # -log(u) >= 1 - u, so a row whose (1 - u) / d2 already reaches the best key cannot win:
-                # skip its log (a scalar libm call, most of a pass). The margin covers the rounding of
-                # both sides, so the rows skipped are exactly rows that lose: the draw is unchanged.
-                if (1.0 - u) / d2min > best * (1.0 + 1e-9):
-                    continue
-                key = -np.log(u) / d2min
-                if key < best:
-                    best = key
-                    best_row = row0 + i
-        keys[b] = best
-        rows[b] = best_row
+    # Parallel over groups of blocks, so that the scratch is allocated once per group, not per block (an
+    # allocation per 256 rows was a third of a pass at D = 2), and a group's best key so far prunes its later
+    # blocks. A block records its best only where it beats the group's earlier blocks: the smallest key
+    # over the blocks, the first on ties, is then still the smallest key over the rows.
+    G = _BLOCKS_PER_GROUP
+    for g in prange((nblocks + G - 1) // G):
+        Y = np.empty((D, T))
+        A = np.empty((4, T))
+        d2 = np.empty(T)
+        arg = np.empty(T, dtype=np.int64)
+        u = np.empty(T)
+        bound = np.empty(T)
+        bound_bits = bound.view(np.int64)
+        lowest_bound = np.empty(1)
+        lowest_bits = lowest_bound.view(np.int64)
+        carried = np.inf  # the group's best key so far: a row that cannot beat it cannot be the draw
+        for b in range(g * G, min(nblocks, (g + 1) * G)):
+            best = carried
+            best_row = -1
+            threshold = best * (1.0 + 1e-9)
+            stop = min(n, (b + 1) * B)
+            for t0 in range(b * B, stop, T):
+                m = min(T, stop - t0)
+                if D <= 3:
+                    nearest_tile(X, t0, m, shift, centres, Y, A, d2, arg)
+                else:
+                    _nearest_d2_rows(X, t0, m, shift, centres, d2)
+                if has_weights:
+                    for i in range(m):
+                        d2[i] *= weights[t0 + i]
+                for i in range(m):
+                    ui = uniform_from_hash(seed, stream, row0 + t0 + i)
+                    u[i] = ui
+                    bound[i] = (1.0 - ui) / d2[i]  # +inf on a centre (or at weight 0)
+                # -log(u) >= 1 - u, so a row whose bound (1 - u) / d2 on its key already exceeds the best key
+                # cannot win: skip its log (a scalar libm call). The margin covers the rounding of both sides,
+                # so the rows skipped are exactly rows that lose: the draw is unchanged. Most tiles have no row
+                # left: the smallest bound, taken on the bits (a bound is >= 0, so its bits order as
+                # integers, and an integer minimum vectorises without fast-math flags), says so.
+                threshold = best * (1.0 + 1e-9)
+                if best < np.inf:
+                    lowest = bound_bits[0]
+                    for i in range(1, m):
+                        lowest = min(lowest, bound_bits[i])
+                    lowest_bits[0] = lowest
+                    if lowest_bound[0] > threshold:
+                        continue
+                for i in range(m):
+                    if d2[i] > 0.0 and bound[i] <= threshold:
+                        key = -np.log(u[i]) / d2[i]
+                        if key < best:
+                            best = key
+                            best_row = row0 + t0 + i
+                            threshold = best * (1.0 + 1e-9)
+            if best_row >= 0:  # the block's best beats every earlier block's of the group
+                keys[b] = best
+                rows[b] = best_row
+                carried = best
     best = np.inf
     best_row = -1
     for b in range(nblocks):
@@ -108,11 +178,7 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     return best, best_row
 
 
-# -- k-means|| (Bahmani et al., 2012): the per-row steps, without fast-math --------------------------
-# These kernels give each row a result that depends on that row alone (no reassociation, no
-# vectorised maths library), so any split of the rows into chunks gives the same bits.
-
-_EXACT_JIT = dict(cache=CACHE, nogil=True, error_model="numpy")
+# -- k-means|| (Bahmani et al., 2012): the per-row steps ----------------------------------------------
 
 
 @njit(parallel=True, **_EXACT_JIT)
