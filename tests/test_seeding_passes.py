@@ -132,7 +132,7 @@ def test_kmeanspp_draw_is_the_smallest_key_when_keys_are_close():
         assert key == pytest.approx(min(keys), rel=1e-14)
 
 
-@pytest.mark.parametrize("D", [1, 2, 5, 16])
+@pytest.mark.parametrize("D", [1, 2, 3, 5, 16])
 @pytest.mark.parametrize("m", [1, 6, 81])
 def test_nearest_centre_is_the_row_by_row_distance_bit_for_bit(D, m):
     """k-means||'s distance kernel (tiles of rows, 4 candidates x 4 features at a time) gives each row the
