@@ -104,7 +104,7 @@ def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
 
     The distances of 4 centres at a time are taken over 4 features at a time (then the remaining
     features one by one), rows innermost, so that the loops vectorise and each row's running
-    distances stay in registers; at D <= 3 all of a row's features at once (:func:`_narrow_group`). Past the last centre, a tile repeats it: the same distance is
+    distances stay in registers. (At D <= 3, :func:`nearest_tile_narrow` is faster.) Past the last centre, a tile repeats it: the same distance is
     never strictly smaller, so it never wins (and it carries the last centre's index, so every
     result is a valid index). ``Y`` is (>= D, >= m), ``A`` (>= 4, >= m), the others (>= m,): the
     caller's scratch.
@@ -118,9 +118,6 @@ def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
         arg[i] = 0
     for k0 in range(0, K, 4):
         ka, kb, kc, kd = k0, min(k0 + 1, K - 1), min(k0 + 2, K - 1), min(k0 + 3, K - 1)
-        if D <= 3:
-            _narrow_group(Y, m, D, centres, ka, kb, kc, kd, best, arg)
-            continue
         for j in range(4):  # the sums start from 0, as a row-at-a-time loop's do
             for i in range(m):
                 A[j, i] = 0.0
@@ -158,9 +155,38 @@ def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
                 A[1, i] += (y0 - b0) * (y0 - b0)
                 A[2, i] += (y0 - c0) * (y0 - c0)
                 A[3, i] += (y0 - e0) * (y0 - e0)
-        for i in range(m):
-            _take_nearest(best, arg, i, A[0, i], A[1, i], A[2, i], A[3, i], ka, kb, kc, kd)
+        for i in range(m):  # in centre order: strict < keeps the lowest index on ties
+            bi = best[i]
+            ai = arg[i]
+            closer = A[0, i] < bi
+            bi = A[0, i] if closer else bi
+            ai = ka if closer else ai
+            closer = A[1, i] < bi
+            bi = A[1, i] if closer else bi
+            ai = kb if closer else ai
+            closer = A[2, i] < bi
+            bi = A[2, i] if closer else bi
+            ai = kc if closer else ai
+            closer = A[3, i] < bi
+            best[i] = A[3, i] if closer else bi
+            arg[i] = kd if closer else ai  # a repeated centre keeps its own index: never out of range
 
+
+
+@njit(inline="always")
+def nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg):
+    """:func:`nearest_tile` for rows of D <= 3 features: the same results, bit for bit, with each group of 4
+    centres' distances in registers (:func:`_narrow_group`). A function of its own, which callers choose
+    in a parallel loop of its own: inside :func:`nearest_tile`, the extra path slowed the general one by
+    3-11% at D = 5 and 16."""
+    K = centres.shape[0]
+    load_columns(X, row0, m, shift, Y)
+    for i in range(m):
+        best[i] = np.inf
+        arg[i] = 0
+    for k0 in range(0, K, 4):
+        _narrow_group(Y, m, X.shape[1], centres, k0, min(k0 + 1, K - 1), min(k0 + 2, K - 1), min(k0 + 3, K - 1),
+                      best, arg)
 
 def stats_size(K, D):
     """Statistics per block: ``[sum w, sum w d2_min, sum w (K), sum w y (K, D)]``."""
@@ -218,7 +244,10 @@ def lloyd_assign(X, shift, centres, weights, has_weights, partials, far, far_row
         stop = min(n, (b + 1) * B)
         for row0 in range(b * B, stop, T):
             m = min(T, stop - row0)
-            nearest_tile(X, row0, m, shift, centres, Y, A, best, arg)
+            if D <= 3:
+                nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg)
+            else:
+                nearest_tile(X, row0, m, shift, centres, Y, A, best, arg)
             for i in range(m):  # row by row, in row order
                 r = row0 + i
                 nearest = arg[i]

@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from .._config import BLOCK_ROWS, CACHE, FASTMATH
 from .exactsum import _insert_bits
-from .kmeans import TILE_ROWS, nearest_tile
+from .kmeans import TILE_ROWS, nearest_tile, nearest_tile_narrow
 
 # Every kernel here is compiled without fast-math flags: each row's result (a distance, a key, a uniform)
 # then depends on that row alone, with no reassociation and no vectorised maths library, so any split of
@@ -97,7 +97,7 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     -----
     The rows are taken a tile of ``TILE_ROWS`` at a time, in three steps: each row's squared distance to
     its nearest centre (for D <= 3 vectorised over the rows by
-    :func:`~fastcavi._kernels.kmeans.nearest_tile`, whose rows load as columns with a constant stride, and
+    :func:`~fastcavi._kernels.kmeans.nearest_tile_narrow`, whose rows load as columns with a constant stride, and
     added up from 0 in feature order; row by row for wider rows, :func:`_nearest_d2`, where that transpose
     costs more than it saves); each row's uniform and the lower bound ``(1 - u) / (w d**2)`` of its key,
     vectorised over the rows; then, row by row, the key ``-log(u) / (w d**2)``, correctly rounded, of only
@@ -118,7 +118,6 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     G = _BLOCKS_PER_GROUP
     for g in prange((nblocks + G - 1) // G):
         Y = np.empty((D, T))
-        A = np.empty((4, T))
         d2 = np.empty(T)
         arg = np.empty(T, dtype=np.int64)
         u = np.empty(T)
@@ -135,7 +134,7 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
             for t0 in range(b * B, stop, T):
                 m = min(T, stop - t0)
                 if D <= 3:
-                    nearest_tile(X, t0, m, shift, centres, Y, A, d2, arg)
+                    nearest_tile_narrow(X, t0, m, shift, centres, Y, d2, arg)
                 else:
                     _nearest_d2_rows(X, t0, m, shift, centres, d2)
                 if has_weights:
@@ -199,13 +198,25 @@ def nearest_centre(X, shift, centres, d2, nearest):
     Notes
     -----
     Tiles of ``TILE_ROWS`` rows run in parallel through
-    :func:`~fastcavi._kernels.kmeans.nearest_tile` (vectorised over the rows, no branch per row
+    :func:`~fastcavi._kernels.kmeans.nearest_tile` (``nearest_tile_narrow`` at D <= 3; vectorised over the rows, no branch per row
     and centre); each row's distance is added up in feature order as one row at a time would, so
     the result is the same bits for any split of the rows.
     """
     n, D = X.shape
     T = TILE_ROWS
     ntiles = (n + T - 1) // T
+    if D <= 3:  # a parallel loop of its own (see nearest_tile_narrow)
+        for t in prange(ntiles):
+            Y = np.empty((D, T))
+            best = np.empty(T)
+            arg = np.empty(T, dtype=np.int64)
+            row0 = t * T
+            m = min(T, n - row0)
+            nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg)
+            for i in range(m):
+                d2[row0 + i] = best[i]
+                nearest[row0 + i] = arg[i]
+        return
     for t in prange(ntiles):
         Y = np.empty((D, T))
         A = np.empty((4, T))
