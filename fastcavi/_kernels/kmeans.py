@@ -104,10 +104,10 @@ def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
 
     The distances of 4 centres at a time are taken over 4 features at a time (then the remaining
     features one by one), rows innermost, so that the loops vectorise and each row's running
-    distances stay in registers. (At D <= 3, :func:`nearest_tile_narrow` is faster.) Past the last centre, a tile repeats it: the same distance is
-    never strictly smaller, so it never wins (and it carries the last centre's index, so every
-    result is a valid index). ``Y`` is (>= D, >= m), ``A`` (>= 4, >= m), the others (>= m,): the
-    caller's scratch.
+    distances stay in registers (at D <= 3, :func:`nearest_tile_narrow` is faster). Past the last
+    centre, a tile repeats it: the same distance is never strictly smaller, so it never wins (and it
+    carries the last centre's index, so every result is a valid index). ``Y`` is (>= D, >= m), ``A``
+    (>= 4, >= m), the others (>= m,): the caller's scratch.
     """
     D = X.shape[1]
     K = centres.shape[0]
@@ -172,7 +172,6 @@ def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
             arg[i] = kd if closer else ai  # a repeated centre keeps its own index: never out of range
 
 
-
 @njit(inline="always")
 def nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg):
     """:func:`nearest_tile` for rows of D <= 3 features: the same results, bit for bit, with each group of 4
@@ -187,6 +186,7 @@ def nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg):
     for k0 in range(0, K, 4):
         _narrow_group(Y, m, X.shape[1], centres, k0, min(k0 + 1, K - 1), min(k0 + 2, K - 1), min(k0 + 3, K - 1),
                       best, arg)
+
 
 def stats_size(K, D):
     """Statistics per block: ``[sum w, sum w d2_min, sum w (K), sum w y (K, D)]``."""
