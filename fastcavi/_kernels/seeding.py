@@ -198,9 +198,9 @@ def nearest_centre(X, shift, centres, d2, nearest):
     Notes
     -----
     Tiles of ``TILE_ROWS`` rows run in parallel through
-    :func:`~fastcavi._kernels.kmeans.nearest_tile` (``nearest_tile_narrow`` at D <= 3; vectorised over the rows, no branch per row
-    and centre); each row's distance is added up in feature order as one row at a time would, so
-    the result is the same bits for any split of the rows.
+    :func:`~fastcavi._kernels.kmeans.nearest_tile` (``nearest_tile_narrow`` at D <= 3): vectorised over
+    the rows, no branch per row and centre; each row's distance is added up in feature order as one row
+    at a time would, so the result is the same bits for any split of the rows.
     """
     n, D = X.shape
     T = TILE_ROWS
