@@ -76,3 +76,34 @@ def test_serialisation_is_exact():
     flat = accumulator_to_floats(acc)
     assert flat.dtype == np.float64
     assert np.array_equal(accumulator_from_floats(flat, 4), acc)
+
+
+def test_exact_add_at_is_one_row_at_a_time_for_any_parts_and_threads():
+    """k-means||'s per-row exact sums (``seeding.exact_add_at``: parts of rows in parallel, each into an
+    accumulator of its own, then merged) hold the same limbs as adding the rows one at a time in another
+    order, with 1 and 2 threads, and round to the correctly rounded sum of each statistic's values."""
+    import numba
+
+    from fastcavi._kernels.seeding import _ADD_PART_ROWS, exact_add_at
+
+    rng = np.random.default_rng(11)
+    n = 3 * _ADD_PART_ROWS + 123  # four parts, the last one short
+    values = _values(rng, n, 8)
+    index = rng.integers(0, 5, size=n)
+    serial = empty_accumulator(5)
+    for i in rng.permutation(n):
+        one = np.zeros(5)
+        one[index[i]] = values[i]
+        exactsum.insert_values(one, serial)
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            acc = empty_accumulator(5)
+            exact_add_at(values, index, acc)
+            assert np.array_equal(acc, serial)
+    finally:
+        numba.set_num_threads(previous)
+    total = np.empty(5)
+    exactsum.finalize(acc, total)
+    assert total.tolist() == [math.fsum(values[index == j]) for j in range(5)]

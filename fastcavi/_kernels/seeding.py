@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import BLOCK_ROWS, CACHE, FASTMATH
-from .exactsum import _insert_bits
+from .exactsum import EMPTY, _insert_bits, merge
 from .kmeans import TILE_ROWS, nearest_tile, nearest_tile_narrow
 
 # Every kernel here is compiled without fast-math flags: each row's result (a distance, a key, a uniform)
@@ -259,9 +259,28 @@ def weighted_key_draw(weights, seed, stream, row0):
     return best, best_row
 
 
-@njit(**_EXACT_JIT)
+#: Rows per part of :func:`exact_add_at` (each part fills an accumulator of its own).
+_ADD_PART_ROWS = 16384
+
+
+@njit(parallel=True, **_EXACT_JIT)
 def exact_add_at(values, index, acc):
-    """Add ``values[i]`` to statistic ``index[i]`` of the exact accumulator ``acc`` (:mod:`.exactsum`)."""
+    """Add ``values[i]`` to statistic ``index[i]`` of the exact accumulator ``acc`` (:mod:`.exactsum`).
+
+    The rows are cut into parts of ``_ADD_PART_ROWS`` that run in parallel, each into an accumulator of its
+    own, then merged into ``acc``: an exact accumulator's result does not depend on the order or the
+    grouping of its insertions and merges, so neither the parts nor the threads change it.
+    """
+    n = values.shape[0]
     bits = values.view(np.uint64)
-    for i in range(values.shape[0]):
-        _insert_bits(acc, index[i], bits[i])
+    P = _ADD_PART_ROWS
+    nparts = (n + P - 1) // P
+    parts = np.zeros((nparts, acc.shape[0], acc.shape[1]), dtype=np.int64)
+    for q in prange(nparts):
+        part = parts[q]
+        for j in range(acc.shape[0]):
+            part[j, 0] = EMPTY
+        for i in range(q * P, min(n, (q + 1) * P)):
+            _insert_bits(part, index[i], bits[i])
+    for q in range(nparts):
+        merge(acc, parts[q], acc)
