@@ -15,9 +15,10 @@ from .._config import BLOCK_ROWS, CACHE, FASTMATH
 from .exactsum import EMPTY, _insert_bits, merge
 from .kmeans import TILE_ROWS, nearest_tile, nearest_tile_narrow
 
-# Every kernel here is compiled without fast-math flags: each row's result (a distance, a key, a uniform)
-# then depends on that row alone, with no reassociation and no vectorised maths library, so any split of
-# the rows into chunks, and a process that compiled the kernel or loaded it from the cache, give the same bits.
+# The kernels here are compiled without fast-math flags (all but _nearest_d2_rows, see there): each row's
+# result (a distance, a key, a uniform) then depends on that row alone, with no reassociation and no
+# vectorised maths library, so any split of the rows into chunks, and a process that compiled the kernel or
+# loaded it from the cache, give the same bits.
 _EXACT_JIT = dict(cache=CACHE, nogil=True, error_model="numpy")
 
 
@@ -160,13 +161,14 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
 
     Notes
     -----
-    The rows are taken a tile of ``TILE_ROWS`` at a time, in three steps: each row's squared distance to
-    its nearest centre (for D <= 3 vectorised over the rows by
-    :func:`~fastcavi._kernels.kmeans.nearest_tile_narrow`, whose rows load as columns with a constant stride, and
-    added up from 0 in feature order; row by row for wider rows, :func:`_nearest_d2`, where that transpose
-    costs more than it saves); each row's uniform and the lower bound ``(1 - u) / (w d**2)`` of its key,
-    vectorised over the rows; then, row by row, the key ``-log(u) / (w d**2)``, correctly rounded, of only
-    the rows whose bound does not already lose to the best key so far. A row's key depends on that row
+    The rows are taken a tile of ``TILE_ROWS`` at a time (:func:`_draw_group`), in three steps: each row's
+    squared distance to its nearest centre (for D <= 3 vectorised over the rows by
+    :func:`~fastcavi._kernels.kmeans.nearest_tile_narrow`, whose rows load as columns with a constant
+    stride, and added up from 0 in feature order; row by row for wider rows, :func:`_nearest_d2_rows`,
+    where that transpose costs more than it saves); each row's uniform and the lower bound
+    ``(1 - u) / (w d**2)`` of its key, vectorised over the rows; then, row by row, the key
+    ``-log(u) / (w d**2)``, correctly rounded, of only the rows whose bound does not already lose to the
+    best key so far. A row's key depends on that row
     alone, and the draw is the smallest key (the first row on ties), so neither the split of the rows nor
     the order in which the parallel tasks run can change it.
     """
