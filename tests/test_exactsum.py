@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from numba import njit
 
 from fastcavi._kernels import exactsum
 from fastcavi._models.base import (accumulator_from_floats, accumulator_to_floats, empty_accumulator,
@@ -78,6 +79,14 @@ def test_serialisation_is_exact():
     assert np.array_equal(accumulator_from_floats(flat, 4), acc)
 
 
+@njit
+def _insert_one_at_a_time(values, index, order, acc):
+    """The reference: each value into ``acc`` on its own, in the given order."""
+    bits = values.view(np.uint64)
+    for i in order:
+        exactsum._insert_bits(acc, index[i], bits[i])
+
+
 def test_exact_add_at_is_one_row_at_a_time_for_any_parts_and_threads():
     """k-means||'s per-row exact sums (``seeding.exact_add_at``: parts of rows in parallel, each into an
     accumulator of its own, then merged) hold the same limbs as adding the rows one at a time in another
@@ -91,10 +100,7 @@ def test_exact_add_at_is_one_row_at_a_time_for_any_parts_and_threads():
     values = _values(rng, n, 8)
     index = rng.integers(0, 5, size=n)
     serial = empty_accumulator(5)
-    for i in rng.permutation(n):
-        one = np.zeros(5)
-        one[index[i]] = values[i]
-        exactsum.insert_values(one, serial)
+    _insert_one_at_a_time(values, index, rng.permutation(n), serial)
     previous = numba.get_num_threads()
     try:
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
