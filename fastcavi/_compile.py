@@ -64,6 +64,48 @@ def _kmeanspp_signature(dtype):
     return (ro(dtype, 2), f64v, f64m, T.uint64, T.int64, T.int64, ro(T.float64, 1), T.boolean)
 
 
+def _lloyd_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # X, shift, centres, weights, has_weights, partials, far, far_row, block_rows
+    return (ro(dtype, 2), f64v, f64m, ro(T.float64, 1), T.boolean, f64m, f64m, T.int64[::1], T.int64)
+
+
+def _nearest_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # X, shift, centres, d2, nearest
+    return (ro(dtype, 2), f64v, f64m, f64v, T.int64[::1])
+
+
+def _hashed_uniforms_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # seed, stream, row0, out
+    return (T.uint64, T.int64, T.int64, f64v)
+
+
+def _weighted_key_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # weights, seed, stream, row0
+    return (ro(T.float64, 1), T.uint64, T.int64, T.int64)
+
+
+def _exact_add_at_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # values, index, acc
+    return (ro(T.float64, 1), T.int64[::1], i64m)
+
+
+def _assignment_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # X, row0, seed_hash, K, block_rows, sums, counts
+    return (ro(dtype, 2), T.int64, T.uint64, T.int64, T.int64, f64t, f64m)
+
+
+def _add_blocks_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # sums, counts, nblocks, total_sums, total_counts
+    return (f64t, f64m, T.int64, f64m, f64v)
+
+
 def _fold_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
     # partials, nblocks, segment_blocks, segsums, acc
@@ -94,11 +136,18 @@ KERNELS: Tuple[Tuple[str, str, bool, Callable], ...] = (
     ("summary", "summarize", True, _summarize_signature),
     ("summary", "first_non_finite", True, _first_non_finite_signature),
     ("seeding", "kmeanspp_draw", True, _kmeanspp_signature),
+    ("seeding", "nearest_centre", True, _nearest_signature),
+    ("seeding", "hashed_uniforms", False, _hashed_uniforms_signature),
+    ("seeding", "weighted_key_draw", False, _weighted_key_signature),
+    ("kmeans", "lloyd_assign", True, _lloyd_signature),
+    ("assignment", "assignment_sums", True, _assignment_signature),
+    ("assignment", "add_blocks", False, _add_blocks_signature),
     ("estep", "estep", True, _estep_signature),
     ("exactsum", "fold_segments", False, _fold_signature),
     ("exactsum", "insert_values", False, _insert_signature),
     ("exactsum", "merge", False, _merge_signature),
     ("exactsum", "finalize", False, _finalize_signature),
+    ("seeding", "exact_add_at", False, _exact_add_at_signature),  # after merge, which it calls
 )
 
 

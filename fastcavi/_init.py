@@ -77,12 +77,13 @@ def random_assignment_chunk(chunk, weights, row0, seed, K):
     added in row order from 0.0, so chunks of whole blocks give the same bits.
     """
     from ._kernels.assignment import assignment_sums
+    from ._passes import _read_only
 
     n, D = chunk.shape
     nb = -(-n // BLOCK_ROWS)
     part, cnt = np.empty((nb, K, D)), np.empty((nb, K))
     seed_hash = _splitmix64(np.array([seed], dtype=np.uint64))[0]
-    assignment_sums(np.ascontiguousarray(chunk), row0, seed_hash, K, BLOCK_ROWS, part, cnt)
+    assignment_sums(_read_only(np.ascontiguousarray(chunk)), row0, seed_hash, K, BLOCK_ROWS, part, cnt)
     out = np.empty((nb, K, D + 1))
     out[:, :, :D] = part
     out[:, :, D] = cnt
@@ -281,8 +282,11 @@ def kmeanspp_chunk(chunk, weights, row0, shift, centres, seed, j):
     """One chunk's k-means++ draw (in proportion to ``w d**2``): ``[key, row]`` (float64; row -1 when every
     row of positive weight sits on a centre)."""
     from ._kernels.seeding import kmeanspp_draw
+    from ._passes import _read_only
 
-    key, row = kmeanspp_draw(chunk, shift, centres, seed, j, row0, _read_only_weights(weights), weights is not None)
+    key, row = kmeanspp_draw(_read_only(np.ascontiguousarray(chunk)), np.array(shift, dtype=np.float64),
+                             np.array(centres, dtype=np.float64), seed, j, row0, _read_only_weights(weights),
+                             weights is not None)
     return np.array([key, row], dtype=np.float64)
 
 
@@ -360,20 +364,25 @@ def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rou
 
 def _nearest(chunk, shift, centres):
     from ._kernels.seeding import nearest_centre
+    from ._passes import _read_only
 
     n = chunk.shape[0]
     d2, nearest = np.empty(n), np.empty(n, dtype=np.int64)
-    nearest_centre(np.ascontiguousarray(chunk), shift, np.ascontiguousarray(centres), d2, nearest)
+    # read-only inputs, as in the passes: one compiled variant per float width (see fastcavi._compile)
+    nearest_centre(_read_only(np.ascontiguousarray(chunk)), np.array(shift, dtype=np.float64),
+                   np.array(centres, dtype=np.float64), d2, nearest)
     return d2, nearest
 
 
 def _exact(values, index, size):
     from ._kernels.exactsum import EMPTY, WINDOW
     from ._kernels.seeding import exact_add_at
+    from ._passes import _read_only
 
     acc = np.zeros((size, 1 + WINDOW), dtype=np.int64)
     acc[:, 0] = EMPTY
-    exact_add_at(np.ascontiguousarray(values, dtype=np.float64), index, acc)
+    exact_add_at(_read_only(np.ascontiguousarray(values, dtype=np.float64)),
+                 np.ascontiguousarray(index, dtype=np.int64), acc)
     return acc
 
 
@@ -397,7 +406,10 @@ def exact_total(acc):
 
 
 def _weights_of(weights, n):
-    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    """The chunk's row weights (ones without weights), read-only float64: one compiled kernel type."""
+    from ._passes import _read_only
+
+    return _read_only(np.ones(n) if weights is None else np.ascontiguousarray(weights, dtype=np.float64))
 
 
 def first_candidate_chunk(chunk, weights, row0, seed):

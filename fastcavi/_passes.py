@@ -384,7 +384,7 @@ def lloyd_pass(source, weights, centres, shift, chunk_rows, workspace=None):
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
     with kernel_guard():
         for row0, chunk in source.chunks(chunk_rows):
-            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS
+            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
             n = chunk.shape[0]
             lloyd_assign(chunk, shift, centres, w, wchunks is not None, workspace.partials, far_blocks, far_row,
                          BLOCK_ROWS)

@@ -25,6 +25,7 @@ FITS = textwrap.dedent("""
     rng = np.random.default_rng(3)
     X64 = np.concatenate([rng.normal(size=(5000, 3)) + c for c in ([0, 0, 0], [5, 1, -2], [-3, 5, 1])])
     h = hashlib.sha256()
+    w = rng.uniform(0.5, 1.5, len(X64))
     for dt in DTYPES:
         X = X64.astype(dt)
         for cov in ("identity", "spherical", "diag", "full", "tied"):
@@ -34,8 +35,9 @@ FITS = textwrap.dedent("""
         h.update(r.means.tobytes())
         r = fastcavi.fit(X, 3, max_iter=4, init_responsibilities=np.full((len(X), 3), 1 / 3), covariance_type="diag")
         h.update(r.means.tobytes())
-        for init in ("random", "random_from_data"):
+        for init in ("random", "random_from_data", "kmeans", "k-means||"):
             h.update(fastcavi.fit(X, 3, max_iter=3, init=init, random_state=2).means.tobytes())
+            h.update(fastcavi.fit(X, 3, max_iter=2, init=init, random_state=3, sample_weight=w).means.tobytes())
         h.update(r.predict_proba(X).tobytes()); h.update(r.score_samples(X).tobytes())
         h.update(fastcavi.BayesianGaussianMixture(n_components=3, max_iter=3, random_state=0).fit(X).predict(X).tobytes())
     misses = hits = 0
@@ -58,6 +60,7 @@ def _run(args, env, timeout=900, cwd=REPO):
     return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.filterwarnings("ignore:Best performing initialization")
 def test_the_registry_holds_the_exact_types_fits_hand_the_kernels():
     # in this process (kernels loaded from the test session's cache): every signature a fit, a
     # weighted fit, a fit from given responsibilities and predictions compile is in the registry
@@ -73,17 +76,56 @@ def test_the_registry_holds_the_exact_types_fits_hand_the_kernels():
     before = {key: {tuple(s) for s in d.signatures} for key, d in dispatchers.items()}
     rng = np.random.default_rng(0)
     for dt in ("float64", "float32"):
-        X = rng.normal(size=(3000, 2)).astype(dt)
+        X = (rng.normal(size=(3000, 2)) + rng.integers(0, 2, (3000, 1)) * 4).astype(dt)
+        w = rng.uniform(0.5, 1.5, len(X))
         r = fastcavi.fit(X, 2, max_iter=2, sample_weight=np.ones(len(X)), covariance_type="full")
         fastcavi.fit(X, 2, max_iter=2, init_responsibilities=np.full((len(X), 2), 0.5))
         fastcavi.fit(np.asfortranarray(X), 2, max_iter=2)
+        for init in ("kmeans", "k-means||", "random", "random_from_data"):
+            for sw in (None, w):  # every start, with and without row weights
+                fastcavi.fit(X, 2, max_iter=1, init=init, random_state=1, sample_weight=sw)
         r.predict(X)
-    seen = 0
+    seen = set()
     for key, sigs in registered.items():
         for used in {tuple(s) for s in dispatchers[key].signatures} - before[key]:
             assert used in sigs, f"{key[0]}.{key[1]} compiled for {used}, not in the registry"
-        seen += len(sigs & {tuple(s) for s in dispatchers[key].signatures})
-    assert seen >= 8  # estep, summarize, first_non_finite, kmeanspp_draw, fold_segments, finalize (x dtypes)
+        if sigs & {tuple(s) for s in dispatchers[key].signatures}:
+            seen.add(key)
+    # every registered kernel but the exact-sum merge (several parts only) and insert (streaming) ran
+    assert set(registered) - seen <= {("exactsum", "merge"), ("exactsum", "insert_values")}, set(registered) - seen
+
+
+def test_every_kernel_the_package_calls_is_in_the_registry():
+    # the kernels called from outside fastcavi._kernels (the entry points; the others are compiled into
+    # their callers) must all be in the registry, or ``fastcavi compile`` would leave them to the first fit
+    import ast
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import fastcavi._kernels as kernels
+
+    dispatchers = set()
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"fastcavi._kernels.{info.name}")
+        dispatchers |= {(info.name, name) for name, obj in vars(module).items()
+                        if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__}
+    called = set()
+    for path in (REPO / "fastcavi").rglob("*.py"):
+        if "_kernels" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and "_kernels." in f"{node.module}.":
+                module = node.module.split("_kernels")[-1].lstrip(".")
+                called |= {(module, a.name) for a in node.names if (module, a.name) in dispatchers}
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call) \
+                    and getattr(node.value.func, "id", None) == "_exactsum":  # _models.base's lazy module
+                called |= {("exactsum", node.attr)} & dispatchers
+    registered = {(m, f) for m, f, _, _ in _compile.KERNELS}
+    assert len(called) >= 12, called  # the parse found the imports
+    assert called <= registered, f"called but not registered: {sorted(called - registered)}"
+    assert registered <= dispatchers
 
 
 @pytest.mark.slow
