@@ -18,6 +18,8 @@ combos
     layouts; the summary pass's block partials), for float32 and float64 data; then fits of every
     family, float32 and float64, weighted and unweighted, from a fixed start and from given
     responsibilities (the initial statistics pass), with predictions.
+all
+    ``fits`` then ``combos``, in one process.
 concurrent
     Eight fits on different data sets run by four Python threads at once (keys ``conc/``), then the
     same fits one after the other (keys ``serial/``).
@@ -175,9 +177,16 @@ def mode_concurrent(out):
         out[f"serial/{j}-{cov}/predict_proba"] = ps
 
 
+def mode_all(out):
+    mode_fits(out)
+    mode_combos(out)
+
+
 def main(mode, path):
     out = {}
-    {"fits": mode_fits, "threads": mode_threads, "combos": mode_combos, "concurrent": mode_concurrent}[mode](out)
+    modes = {"fits": mode_fits, "threads": mode_threads, "combos": mode_combos, "all": mode_all,
+             "concurrent": mode_concurrent}
+    modes[mode](out)
     np.savez(path, **out)
 
 
