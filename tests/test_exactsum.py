@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+from conftest import readonly
 from fastcavi._kernels import exactsum
 from fastcavi._models.base import (accumulator_from_floats, accumulator_to_floats, empty_accumulator,
                                    merge_accumulators, round_accumulator)
@@ -106,7 +107,7 @@ def test_exact_add_at_is_one_row_at_a_time_for_any_parts_and_threads():
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(threads)
             acc = empty_accumulator(5)
-            exact_add_at(values, index, acc)
+            exact_add_at(readonly(values), index, acc)
             assert np.array_equal(acc, serial)
     finally:
         numba.set_num_threads(previous)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastcavi
-from conftest import fit_recording
+from conftest import fit_recording, readonly
 from fastcavi import _init, engine, options
 from fastcavi._passes import numba_threads
 from fastcavi._sources import DataSource
@@ -152,8 +152,8 @@ def test_lloyd_kernel_is_the_row_by_row_assignment_bit_for_bit(D, K_centres):
             nblocks = -(-n // BLOCK_ROWS)
             partials = np.empty((nblocks, stats_size(K_centres, D)))
             far, far_row = np.empty((nblocks, 3)), np.empty(nblocks, dtype=np.int64)
-            lloyd_assign(Xd, shift, centres, w if weighted else np.empty(1), weighted, partials, far, far_row,
-                         BLOCK_ROWS)
+            lloyd_assign(readonly(Xd), shift, centres, readonly(w if weighted else np.empty(1)), weighted, partials,
+                         far, far_row, BLOCK_ROWS)
             for b, (sums, far_ref, row_ref) in enumerate(_lloyd_block_reference(Xd, w, shift, centres, BLOCK_ROWS)):
                 np.testing.assert_array_equal(partials[b].view(np.uint64), sums.view(np.uint64))
                 np.testing.assert_array_equal(far[b], np.array(far_ref, dtype=np.float64))

@@ -36,8 +36,10 @@ def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3, off
     scratch[...] = np.nan
     resp = np.empty((n, K))
     lse = np.empty(n)
-    estep(readonly(X), shift, bias, W, kernel == "full", np.ones(1) if weights is None else weights,
-          weights is not None, given is not None, False, np.zeros((1, 1)) if given is None else given, True, resp, lse,
+    # read-only inputs, as a fit hands them (a writable one is another numba type: one more compile)
+    estep(readonly(X), shift, bias, W, kernel == "full", readonly(np.ones(1) if weights is None else weights),
+          weights is not None, given is not None, False, readonly(np.zeros((1, 1)) if given is None else given), True,
+          resp, lse,
           partials, scratch, BLOCK)
     return resp, lse, _folded(partials, nblocks)
 
@@ -139,7 +141,7 @@ def _run_summary(X, shift, full, weights=None):
     nblocks = -(-n // BLOCK)
     partials = np.full((nblocks, summary_size(D, full)), np.nan)
     scratch = np.full((2, D, BLOCK), np.nan)
-    bad = summarize(readonly(X), shift, full, np.ones(1) if weights is None else weights, weights is not None,
+    bad = summarize(readonly(X), shift, full, readonly(np.ones(1) if weights is None else weights), weights is not None,
                     partials, scratch, BLOCK)
     return bad, (_folded(partials, nblocks) if bad < 0 else None)
 

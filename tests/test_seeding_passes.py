@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import fastcavi
+from conftest import readonly
 from fastcavi import _init
 from fastcavi._sources import DataSource
 
@@ -126,7 +127,7 @@ def test_kmeanspp_draw_is_the_smallest_key_when_keys_are_close():
     shift, centre = np.zeros(2), np.zeros((1, 2))
     d2 = (X ** 2).sum(axis=1)
     for seed in range(60):
-        key, row = kmeanspp_draw(X, shift, centre, np.uint64(seed), 1, 1000, np.ones(1), False)
+        key, row = kmeanspp_draw(readonly(X), shift, centre, np.uint64(seed), 1, 1000, readonly(np.ones(1)), False)
         keys = [-math.log(_uniform(seed, 1, 1000 + n)) / d2[n] for n in range(X.shape[0])]
         assert row == 1000 + int(np.argmin(keys))
         assert key == pytest.approx(min(keys), rel=1e-14)
@@ -152,7 +153,7 @@ def test_nearest_centre_is_the_row_by_row_distance_bit_for_bit(D, m):
             t = (X[:, d] - shift[d]) - centres[k, d]
             ref[:, k] = ref[:, k] + t * t
     d2, nearest = np.empty(X.shape[0]), np.empty(X.shape[0], dtype=np.int64)
-    nearest_centre(X, shift, np.ascontiguousarray(centres), d2, nearest)
+    nearest_centre(readonly(X), shift, np.ascontiguousarray(centres), d2, nearest)
     np.testing.assert_array_equal(nearest, np.argmin(ref, axis=1))
     np.testing.assert_array_equal(d2.view(np.uint64), ref.min(axis=1).view(np.uint64))
 

@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("numba")
 
+from conftest import readonly  # noqa: E402
 from fastcavi._kernels._sums import lane_sum  # noqa: E402
 from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows  # noqa: E402
 from fastcavi._kernels.summary import summarize, summary_size  # noqa: E402
@@ -64,7 +65,7 @@ def test_block_weight_sums_of_estep_and_summarize(weights, dtype):
         expect_estep.append(p)
 
     part = np.zeros((nb, summary_size(D, True)))
-    summarize(X, shift, True, weights, True, part, np.zeros((2, D, B)), B)
+    summarize(X, shift, True, readonly(weights), True, part, np.zeros((2, D, B)), B)
     assert part[:, 0].tolist() == expect_summary
 
     F = D + D * (D + 1) // 2
@@ -72,6 +73,6 @@ def test_block_weight_sums_of_estep_and_summarize(weights, dtype):
     part = np.zeros((nb, 3 + K + K * F))
     resp_in = np.zeros((1, 1))
     resp_in.flags.writeable = False
-    estep(X, shift, np.zeros(K), W, True, weights, True, False, False, resp_in, False, np.zeros((1, 1)), np.zeros(1),
+    estep(X, shift, np.zeros(K), W, True, readonly(weights), True, False, False, resp_in, False, np.zeros((1, 1)), np.zeros(1),
           part, np.zeros((2, scratch_rows(K, F), SUB_ROWS)), B)
     assert part[:, 0].tolist() == expect_estep
