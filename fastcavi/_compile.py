@@ -12,6 +12,7 @@ array over read-only (data chunks, weights, given responsibilities), so each of 
 numba type. To add a kernel, append an entry to :data:`KERNELS`; ``tests/test_compile.py``
 checks that a fit after :func:`compile_kernels` compiles nothing.
 """
+import numbers
 import os
 import time
 from dataclasses import dataclass
@@ -222,48 +223,17 @@ def _load_module(module):
         raise
 
 
-def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False) -> List[CompiledKernel]:
-    """Compile every kernel variant a fit can use, and keep it in numba's on-disk cache.
+#: Modules whose kernels take longest to build (``bench/cold_start.py --only kernels``): with ``jobs > 1``
+#: they are started first, so that the longest build does not start last.
+_SLOWEST_FIRST = ("estep", "kmeans", "seeding")
 
-    Run it once where the package is installed (a container image, each Dask worker's image, or on
-    running workers with ``client.run(fastcavi.compile_kernels)``): later processes load the kernels
-    from the cache instead of compiling them on their first fit. Kernels already in the cache are
-    loaded, not rebuilt. The cache is numba's: ``NUMBA_CACHE_DIR`` when it is set, otherwise
-    ``__pycache__`` beside the kernel sources, or numba's user-wide cache directory when the install
-    is read-only. Compiled code is specific to the CPU model (numba keys its cache on it).
 
-    Parameters
-    ----------
-    dtypes : sequence of {"float64", "float32"}, default ("float64", "float32")
-        The data float widths to compile the data kernels for (other input types are converted to
-        float64 by a fit).
-    verbose : bool, default False
-        Print one line per kernel variant (what was done, CPU seconds) and the cache directory.
-
-    Returns
-    -------
-    list of CompiledKernel
-        One record per kernel variant, in the order they were built.
-
-    Raises
-    ------
-    ValueError
-        An unknown dtype.
-    CacheNotWritable
-        (an ``OSError``) when the cache directory cannot be written, or caching is switched off
-        (``FASTCAVI_NO_CACHE``); raised before anything is compiled.
-    """
-    if isinstance(dtypes, str):
-        dtypes = (dtypes,)
-    dtypes = tuple(dtypes)
-    bad = [d for d in dtypes if d not in DTYPES]
-    if bad or not dtypes:
-        raise ValueError(f"dtypes must be a non-empty selection of {DTYPES}, got {dtypes!r}")
-    _check_cache_possible()
+def _compile_variants(variants, verbose):
+    """Build ``variants`` (``(module, function, dtype, signature)``) in this process, in order: their records."""
     from numba import types as T
 
     records = []
-    for module, function, dtype, signature in _variants(dtypes):
+    for module, function, dtype, signature in variants:
         dispatcher = getattr(_load_module(module), function)
         sig = signature(getattr(T, dtype) if dtype != "any" else None)
         before_misses = sum(dispatcher.stats.cache_misses.values())
@@ -281,6 +251,96 @@ def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False) ->
         records.append(CompiledKernel(f"{module}.{function}", dtype, action, seconds, cache_dir))
         if verbose:
             print(f"{action:>9}  {module}.{function}[{dtype}]  {seconds:6.2f} s CPU", flush=True)
+    return records
+
+
+#: Kernels built in the child of another module: the registered kernels they call (``exact_add_at``
+#: calls ``exactsum.merge``, which must be built first, in the same process, to be built once).
+_BUILD_WITH = {("seeding", "exact_add_at"): "exactsum"}
+
+
+def _compile_in_processes(variants, jobs, verbose):
+    """Build ``variants`` in ``jobs`` child processes, one module's kernels in one child, in registry order.
+
+    numba keeps one cache index per function: two processes saving variants of one function at once
+    could each drop the other's entry, so a function never spans two children, nor does a registered
+    kernel and one that calls it (:data:`_BUILD_WITH`). Children are spawned (a forked copy of a process
+    whose numba threads have started is not safe).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    groups = {}
+    for v in variants:
+        groups.setdefault(_BUILD_WITH.get(v[:2], v[0]), []).append(v)
+    order = sorted(groups, key=lambda m: _SLOWEST_FIRST.index(m) if m in _SLOWEST_FIRST
+                   else len(_SLOWEST_FIRST))  # a stable sort: registry order otherwise
+    done = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(order)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_compile_variants, groups[key], False): key for key in order}
+        for future in as_completed(futures):
+            done[futures[future]] = future.result()
+            if verbose:
+                for r in done[futures[future]]:
+                    print(f"{r.action:>9}  {r.name}[{r.dtype}]  {r.seconds:6.2f} s CPU", flush=True)
+    built = {(r.name, r.dtype): r for records in done.values() for r in records}
+    return [built[(f"{m}.{f}", d)] for m, f, d, _ in variants]  # registry order
+
+
+def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False, jobs: int = 1) -> List[CompiledKernel]:
+    """Compile every kernel variant a fit can use, and keep it in numba's on-disk cache.
+
+    Run it once where the package is installed (a container image, each Dask worker's image, or on
+    running workers with ``client.run(fastcavi.compile_kernels)``): later processes load the kernels
+    from the cache instead of compiling them on their first fit. Kernels already in the cache are
+    loaded, not rebuilt. The cache is numba's: ``NUMBA_CACHE_DIR`` when it is set, otherwise
+    ``__pycache__`` beside the kernel sources, or numba's user-wide cache directory when the install
+    is read-only. Compiled code is specific to the CPU model (numba keys its cache on it).
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float64", "float32"}, default ("float64", "float32")
+        The data float widths to compile the data kernels for (other input types are converted to
+        float64 by a fit).
+    verbose : bool, default False
+        Print one line per kernel variant (what was done, CPU seconds) and the cache directory.
+    jobs : int, default 1
+        Processes to build in. numba compiles on one core, so ``jobs > 1`` builds kernels side by
+        side in child processes (one module's kernels in each); ``-1`` means one per CPU. The
+        cached kernels are the same. Keep 1 where a process cannot start children (a daemonic Dask
+        worker process).
+
+    Returns
+    -------
+    list of CompiledKernel
+        One record per kernel variant, in the order of :data:`KERNELS`.
+
+    Raises
+    ------
+    ValueError
+        An unknown dtype, or ``jobs`` neither -1 nor a positive integer.
+    CacheNotWritable
+        (an ``OSError``) when the cache directory cannot be written, or caching is switched off
+        (``FASTCAVI_NO_CACHE``); raised before anything is compiled.
+    """
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+    dtypes = tuple(dtypes)
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad or not dtypes:
+        raise ValueError(f"dtypes must be a non-empty selection of {DTYPES}, got {dtypes!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or not (jobs == -1 or jobs >= 1):
+        raise ValueError(f"jobs must be -1 or a positive integer, got {jobs!r}")
+    if jobs == -1:
+        jobs = os.cpu_count() or 1
+    jobs = int(jobs)
+    _check_cache_possible()
+    if jobs == 1:
+        records = _compile_variants(list(_variants(dtypes)), verbose)
+    else:
+        _load_module("summary")  # the stale-cache check of fastcavi._kernels, once, before the children
+        records = _compile_in_processes(list(_variants(dtypes)), jobs, verbose)
     if verbose:
         for d in sorted({r.cache_dir for r in records}):
             print(f"kernel cache: {d}")

@@ -247,7 +247,7 @@ def _cmd_compile(args):
         os.environ["NUMBA_CACHE_DIR"] = os.path.abspath(args.cache_dir)
     from ._compile import compile_kernels
 
-    records = compile_kernels(tuple(args.dtype or ("float64", "float32")), verbose=not args.quiet)
+    records = compile_kernels(tuple(args.dtype or ("float64", "float32")), verbose=not args.quiet, jobs=args.jobs)
     built = sum(r.action == "compiled" for r in records)
     print(f"{len(records)} kernel variants ready ({built} compiled, {len(records) - built} already cached) in "
           + ", ".join(sorted({r.cache_dir for r in records})))
@@ -371,6 +371,9 @@ def build_parser():
                    help="the cache directory (sets NUMBA_CACHE_DIR; every process that should use the cache "
                         "needs the same NUMBA_CACHE_DIR). Default: NUMBA_CACHE_DIR, else __pycache__ beside "
                         "the kernels, else numba's user-wide cache directory")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="processes to compile in, side by side (numba compiles on one core); -1: one per CPU. "
+                        "Default: 1")
     p.add_argument("--quiet", action="store_true", help="only the summary line")
     p.set_defaults(func=_cmd_compile)
     return parser
