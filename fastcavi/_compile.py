@@ -308,8 +308,9 @@ def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False, jo
     jobs : int, default 1
         Processes to build in. numba compiles on one core, so ``jobs > 1`` builds kernels side by
         side in child processes (one module's kernels in each); ``-1`` means one per CPU. The
-        cached kernels are the same. Keep 1 where a process cannot start children (a daemonic Dask
-        worker process).
+        cached kernels are the same. The children are spawned, so a script that calls this with
+        ``jobs > 1`` needs the usual ``if __name__ == "__main__":`` guard. Keep 1 where a process cannot
+        start children (a daemonic Dask worker process).
 
     Returns
     -------
