@@ -186,6 +186,24 @@ def test_compile_kernels_rejects_bad_jobs(jobs):
         fastcavi.compile_kernels(jobs=jobs)
 
 
+def test_a_kernel_that_calls_another_modules_kernel_is_built_in_its_child():
+    # with --jobs, each module's kernels build in one child; a registered kernel that calls a registered
+    # kernel of another module would build (and save) that callee in a second process at the same time
+    import ast
+    import importlib
+    import inspect
+    import textwrap as tw
+
+    registered = {(m, f) for m, f, _, _ in _compile.KERNELS}
+    by_name = {f: m for m, f in registered}
+    crossing = set()
+    for m, f in registered:
+        tree = ast.parse(tw.dedent(inspect.getsource(getattr(importlib.import_module(f"fastcavi._kernels.{m}"), f).py_func)))
+        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        crossing |= {((m, f), by_name[c]) for c in calls if c in by_name and by_name[c] != m}
+    assert crossing == {(key, module) for key, module in _compile._BUILD_WITH.items()}, crossing
+
+
 def test_compile_jobs_builds_in_child_processes(tmp_path):
     # two modules' kernels (the cheapest: ~2 s) built by two spawned children into a fresh cache; the
     # records come back in registry order, and a second run finds them all in the cache
