@@ -250,8 +250,12 @@ def _compile_variants(variants, verbose):
         cache_dir = dispatcher.stats.cache_path or ""
         records.append(CompiledKernel(f"{module}.{function}", dtype, action, seconds, cache_dir))
         if verbose:
-            print(f"{action:>9}  {module}.{function}[{dtype}]  {seconds:6.2f} s CPU", flush=True)
+            _print_record(records[-1])
     return records
+
+
+def _print_record(r):
+    print(f"{r.action:>9}  {r.name}[{r.dtype}]  {r.seconds:6.2f} s CPU", flush=True)
 
 
 #: Kernels built in the child of another module: the registered kernels they call (``exact_add_at``
@@ -283,7 +287,7 @@ def _compile_in_processes(variants, jobs, verbose):
             done[futures[future]] = future.result()
             if verbose:
                 for r in done[futures[future]]:
-                    print(f"{r.action:>9}  {r.name}[{r.dtype}]  {r.seconds:6.2f} s CPU", flush=True)
+                    _print_record(r)
     built = {(r.name, r.dtype): r for records in done.values() for r in records}
     return [built[(f"{m}.{f}", d)] for m, f, d, _ in variants]  # registry order
 
