@@ -17,20 +17,23 @@ BLOCK = 256
 SHAPES = [(1, 1), (1, 5), (2, 8), (3, 1), (7, 32), (16, 4), (64, 3), (33, 17)]
 
 
-def _folded(partials, nblocks):
-    """Block partials -> statistics through the exact accumulator (what the passes do)."""
-    acc = empty_accumulator(partials.shape[1])
-    segsums = np.empty((nblocks, partials.shape[1]))
+def _folded(partials, nblocks, size=None):
+    """Block partials (their first ``size`` columns) -> statistics through the exact accumulator (what the
+    passes do)."""
+    size = partials.shape[1] if size is None else size
+    acc = empty_accumulator(size)
+    segsums = np.empty((nblocks, size))
     exactsum.fold_segments(partials, nblocks, 16, segsums, acc)
-    out = np.empty(partials.shape[1])
+    out = np.empty(size)
     exactsum.finalize(acc, out)
     return out
 
 
-def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3, offset=0):
+def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3, offset=0, pad=0):
     n, K = X.shape[0], bias.shape[0]
     nblocks = -(-n // BLOCK)
-    partials = np.full((nblocks, 3 + K + K * W.shape[1]), np.nan)  # stale work space must not leak into sums
+    size = 3 + K + K * W.shape[1]
+    partials = np.full((nblocks, size + pad), np.nan)  # stale work space must not leak into sums
     shape = (slots, scratch_rows(K, W.shape[1]), SUB_ROWS)
     scratch = aligned_empty((int(np.prod(shape)) + 8,))[offset:offset + int(np.prod(shape))].reshape(shape)
     scratch[...] = np.nan
@@ -41,7 +44,7 @@ def _run_estep(X, shift, bias, W, kernel, weights=None, given=None, slots=3, off
           weights is not None, given is not None, False, readonly(np.zeros((1, 1)) if given is None else given), True,
           resp, lse,
           partials, scratch, BLOCK)
-    return resp, lse, _folded(partials, nblocks)
+    return resp, lse, _folded(partials, nblocks, size)
 
 
 def _check_row_outputs_and_totals(resp, lse, totals, r_ref, lse_ref, Nk):
@@ -312,13 +315,32 @@ def test_estep_slots_do_not_change_bits(slots):
 
 
 def test_workspace_scratch_is_aligned():
-    # the kernels' scratch starts on a cache line (full-width vector loads never split), for any slot shape
+    # the kernels' scratch starts on a cache line (full-width vector loads never split), for any slot shape;
+    # each block's row of partials starts on a line of its own (threads writing adjacent blocks never share one)
     for slot_shape in [(14, SUB_ROWS), (3, BLOCK), (1,)]:
         ws = Workspace(10, 4096, slot_shape)
         assert ws.scratch.ctypes.data % SCRATCH_ALIGN == 0
         assert ws.scratch.shape[1:] == slot_shape and ws.scratch.flags.c_contiguous
+    for size in [1, 8, 9, 43, 1227]:
+        ws = Workspace(size, 8192, (1,))
+        assert ws.partials.shape == (8192 // BLOCK, -(-size // 8) * 8) and ws.partials.flags.c_contiguous
+        assert ws.partials.ctypes.data % SCRATCH_ALIGN == 0 and ws.partials.strides[0] % SCRATCH_ALIGN == 0
     a = aligned_empty((3, 5, 7), align=256)
     assert a.ctypes.data % 256 == 0 and a.shape == (3, 5, 7) and a.dtype == np.float64
+
+
+def test_estep_padded_partials_give_the_same_bits():
+    # rows of partials wider than the statistics (the passes pad them to cache lines): the extra columns,
+    # NaN here, are neither written nor folded
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(2500, 3))
+    bias, W = rng.normal(size=5), -np.abs(rng.normal(size=(5, 6)))
+    ref = _run_estep(X, np.zeros(3), bias, W, "diag")
+    for pad in (1, 5, 13):
+        out = _run_estep(X, np.zeros(3), bias, W, "diag", pad=pad)
+        for r, o in zip(ref, out):
+            assert r.tobytes() == o.tobytes()
+    assert np.isfinite(ref[2]).all()
 
 
 @pytest.mark.parametrize("offset", [1, 2, 5])

@@ -353,9 +353,10 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_
         Output responsibilities (unweighted) when ``want_out``.
     lse_out : ndarray of shape (n,), float64
         Output log-sum-exp of the logits when ``want_out``.
-    partials : ndarray of shape (>= n_blocks, 3 + K + K F), float64
+    partials : ndarray of shape (>= n_blocks, >= 3 + K + K F), float64
         Output: row b holds block b's sums ``[sum w, sum w lse, sum w entropy, sum w r_k (K),
-        sum w r_k phi (K, F)]``, each added up in row order within the block.
+        sum w r_k phi (K, F)]``, each added up in row order within the block. Columns past those are
+        left alone (the passes pad each row to a cache line of its own).
     scratch : ndarray of shape (n_slots, >= scratch_rows(K, F), SUB_ROWS), float64
         Work space: slot g serves blocks g, g + n_slots, g + 2 n_slots, ... A slot is
         rewritten for every sub-block, so the number of slots (any number >= 1, normally the

@@ -110,8 +110,8 @@ def fold_segments(partials, nblocks, segment_blocks, segsums, acc):
 
     Parameters
     ----------
-    partials : ndarray of shape (>= nblocks, S), float64
-        Per-block partial sums of a chunk that starts on a segment boundary.
+    partials : ndarray of shape (>= nblocks, >= S), float64
+        Per-block partial sums of a chunk that starts on a segment boundary (columns past S are not read).
     nblocks : int
         Blocks in the chunk.
     segment_blocks : int

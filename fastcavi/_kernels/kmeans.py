@@ -209,7 +209,7 @@ def lloyd_assign(X, shift, centres, weights, has_weights, partials, far, far_row
     weights : ndarray of shape (n,), float64
         Row weights (read only when ``has_weights``; any 1-D array otherwise).
     has_weights : bool
-    partials : ndarray of shape (>= n_blocks, stats_size(K, D)), float64
+    partials : ndarray of shape (>= n_blocks, >= stats_size(K, D)), float64
         Output: row b holds block b's ``[sum w, sum w d2_min, sum w per cluster (K),
         sum w y per cluster (K, D)]``, each added up in row order within the block.
     far : ndarray of shape (>= n_blocks, 3), float64

@@ -34,7 +34,7 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, b
     weights : ndarray of shape (n,), float64
         Row weights, read when ``has_weights``.
     has_weights : bool
-    partials : ndarray of shape (>= n_blocks, summary_size(D, full_scatter)), float64
+    partials : ndarray of shape (>= n_blocks, >= summary_size(D, full_scatter)), float64
         Output: block b's sums ``[sum w, sum w y, second moments]``, in row order.
     scratch : ndarray of shape (n_slots, D, >= block_rows), float64
         Work space; slot g serves blocks g, g + n_slots, ... (any number of slots >= 1).
