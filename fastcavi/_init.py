@@ -305,17 +305,19 @@ KMEANS_PARALLEL_OVERSAMPLING = 2.0
 
 
 def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rounds=None, oversampling=None):
-    """k-means|| seeding (Bahmani, Moseley, Vattani, Kumar and Vassilvitskii, 2012): ``2 * rounds + 1`` passes
+    """k-means|| seeding (Bahmani, Moseley, Vattani, Kumar and Vassilvitskii, 2012): ``rounds + 1`` passes
     (one more with weights).
 
     One row starts the candidate set (uniformly random; with weights, drawn in proportion to its
     weight, one pass). Each round takes the weighted cost ``phi = sum_n w_n d_n^2`` (``d_n``: the
     distance to the nearest candidate; summed exactly, so in any grouping) and adds every row
-    independently with probability ``min(1, l w_n d_n^2 / phi)`` (``l = oversampling * K``). A last
-    pass weighs each candidate by the weight of the rows nearest to it; weighted k-means++ and
-    Lloyd's iterations on the candidates (in memory) give the K means. Every random number of a
-    pass is a hash of (seed, round, global row), so the local fit and any Dask chunking agree bit
-    for bit.
+    independently with probability ``min(1, l w_n d_n^2 / phi)`` (``l = oversampling * K``), in one
+    pass: the pass keeps, besides the cost, each chunk's few rows that the round could draw
+    (:func:`cost_and_candidates_chunk`), and the draw among them follows once ``phi`` is known
+    (:func:`draw_candidates`). A last pass weighs each candidate by the weight of the rows nearest
+    to it; weighted k-means++ and Lloyd's iterations on the candidates (in memory) give the K
+    means. Every random number of a pass is a hash of (seed, round, global row), so the local fit
+    and any Dask chunking agree bit for bit.
 
     Parameters
     ----------
@@ -346,12 +348,10 @@ def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rou
         first = int(rng.integers(n_samples))
     centres = read_rows([first]) - shift
     for rnd in range(1, rounds + 1):
-        phi = exact_total(run_pass(cost_chunk, (shift, centres), merge_exact,
-                                   f"k-means|| round {rnd}/{rounds} cost"))[0]
+        phi, drawn = draw_candidates(run_pass(cost_and_candidates_chunk, (shift, centres, ell, seed, rnd),
+                                              merge_candidates, f"k-means|| round {rnd}/{rounds}"), ell)
         if not phi > 0:
             break  # every row of positive weight sits on a candidate
-        drawn = run_pass(sample_chunk, (shift, centres, ell / phi, seed, rnd), np.concatenate,
-                         f"k-means|| round {rnd}/{rounds} draw")
         centres = np.concatenate((centres, drawn), axis=0)
     mass = exact_total(run_pass(assign_chunk, (shift, centres), merge_exact, "k-means|| candidate weights"))
     keep = mass > 0
@@ -420,21 +420,53 @@ def first_candidate_chunk(chunk, weights, row0, seed):
     return np.array([key, row], dtype=np.float64)
 
 
-def cost_chunk(chunk, weights, row0, shift, centres):
-    """A chunk's ``sum w d^2`` (to the nearest candidate) as an exact accumulator."""
-    d2, _ = _nearest(chunk, shift, centres)
-    return _exact(_weights_of(weights, d2.size) * d2, np.zeros(d2.size, dtype=np.int64), 1)
+def cost_and_candidates_chunk(chunk, weights, row0, shift, centres, ell, seed, rnd):
+    """One k-means|| round over a chunk: its cost ``sum w d^2`` (to the nearest candidate) and the rows the round
+    could draw.
 
+    The round draws row n when its hashed uniform ``u_n < (ell / phi) w_n d_n^2``, with ``phi`` the cost
+    of all rows, known only after the pass. The chunk's own cost is at most ``phi`` (a sum of some of
+    its non-negative terms, and rounding is monotone), so the rows under ``(ell / own cost) w_n d_n^2``,
+    computed in the same order of operations, include every row the round draws: about ``ell`` a
+    chunk, whatever its size. :func:`draw_candidates` then draws among them exactly, so the draw is the
+    one a second pass with ``phi`` would make.
 
-def sample_chunk(chunk, weights, row0, shift, centres, scale, seed, rnd):
-    """A chunk's rows drawn with probability ``min(1, scale w d^2)``, shifted, in row order."""
+    Returns
+    -------
+    tuple
+        ``(cost, rows - shift, u, w, d^2)``: the chunk's cost as an exact accumulator, then the kept
+        rows (shifted, in row order), their uniforms, weights and squared distances.
+    """
     from ._kernels.seeding import hashed_uniforms
 
     d2, _ = _nearest(chunk, shift, centres)
+    w = _weights_of(weights, d2.size)
+    cost = _exact(w * d2, np.zeros(d2.size, dtype=np.int64), 1)
+    own = exact_total(cost)[0]
     u = np.empty(d2.size)
     hashed_uniforms(seed, rnd, row0, u)
-    picked = np.flatnonzero(u < scale * _weights_of(weights, d2.size) * d2)
-    return np.asarray(chunk[picked], dtype=np.float64) - shift
+    with np.errstate(over="ignore", invalid="ignore"):  # ell / a tiny cost: inf (inf * 0 is NaN: not kept)
+        keep = np.flatnonzero(u < (ell / own) * w * d2) if own > 0 else np.empty(0, dtype=np.int64)
+    return cost, np.asarray(chunk[keep], dtype=np.float64) - shift, u[keep], w[keep], d2[keep]
+
+
+def merge_candidates(parts):
+    """:func:`cost_and_candidates_chunk`'s parts in order: the costs added exactly, the kept rows concatenated
+    (associative: any tree agrees)."""
+    return (merge_exact([p[0] for p in parts]),) + tuple(np.concatenate([p[i] for p in parts]) for i in range(1, 5))
+
+
+def draw_candidates(candidates, ell):
+    """A round's draw from its pass (:func:`merge_candidates`'s result): ``(phi, drawn rows - shift)``.
+
+    ``phi`` is the total cost; row n is drawn when ``u_n < (ell / phi) w_n d_n^2`` (probability
+    ``min(1, ell w_n d_n^2 / phi)``), in row order; none when ``phi`` is 0.
+    """
+    cost, rows, u, w, d2 = candidates
+    phi = exact_total(cost)[0]
+    if not phi > 0:
+        return phi, rows[:0]
+    return phi, rows[u < (ell / phi) * w * d2]
 
 
 def assign_chunk(chunk, weights, row0, shift, centres):

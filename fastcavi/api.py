@@ -89,8 +89,9 @@ def fit(X: Any, n_components: int, *,
     init : {"k-means++", "k-means||", "kmeans", "random", "random_from_data"}, ndarray of shape (K, D), or FitResult
         Initial means. ``"k-means++"``: the k-means++ seeds themselves (K rows, one streaming
         pass per seed; with ``sample_weight``, drawn in proportion to the weight times the squared
-        distance, as scikit-learn's ``kmeans_plusplus``, the first seed by weight in one more pass). ``"k-means||"``: k-means|| seeding (Bahmani et al. 2012: 11 passes
-        whatever K, then k-means on the candidates in memory). ``"kmeans"``: k-means as
+        distance, as scikit-learn's ``kmeans_plusplus``, the first seed by weight in one more pass). ``"k-means||"``: k-means|| seeding (Bahmani et al. 2012: 6 passes
+        whatever K, one per round and one to weigh the candidates, then k-means on the candidates
+        in memory). ``"kmeans"``: k-means as
         scikit-learn's ``KMeans(n_init=1)`` runs it: k-means++ seeds, then Lloyd's iterations
         (one compiled streaming pass each, weighted by ``sample_weight``) until the centres'
         total squared move is at most 1e-4 times the mean per-feature variance, or 300

@@ -172,8 +172,8 @@ def test_kmeans_parallel_weights_and_candidates(sync):
 
     def recording(fn, args, combine, name=None):
         out = run_pass(fn, args, combine, name)
-        if fn is _init.sample_chunk:
-            seen.append(out + args[0])
+        if fn is _init.cost_and_candidates_chunk:  # (shift, centres, ell, seed, round)
+            seen.append(_init.draw_candidates(out, args[2])[1] + args[0])
         return out
 
     _init.kmeans_parallel(recording, fastcavi._sources.DataSource(Xo).rows, Xo.shape[0], K,

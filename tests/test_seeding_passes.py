@@ -32,23 +32,26 @@ def _data(seed=0):
     return centres[rng.integers(4, size=10_000)] + rng.normal(size=(10_000, 2))
 
 
-def test_cost_sample_and_assign_passes_match_plain_references():
+def test_cost_draw_and_assign_passes_match_plain_references():
     X = _data()
     w = np.random.default_rng(1).uniform(0, 2, size=X.shape[0])
     shift = X.mean(axis=0)
     centres = X[[3, 500, 7000]] - shift
     d2_all = ((X[:, None, :] - shift - centres[None]) ** 2).sum(axis=2)
     d2, nearest = d2_all.min(axis=1), d2_all.argmin(axis=1)
-    # the cost: an exact sum, so the correctly rounded sum (math.fsum) to within one unit in the last place
-    # (the per-row distances differ from numpy's by round-off of the sums over 2 features)
+    # one pass per round: its cost, an exact sum, so the correctly rounded sum (math.fsum) to within one unit in
+    # the last place (the per-row distances differ from numpy's by round-off of the sums over 2 features)
     run = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0]), 4096)
-    phi = _init.exact_total(run(_init.cost_chunk, (shift, centres), _init.merge_exact))[0]
+    seed, rnd, ell = 12345, 2, 24.0
+    candidates = run(_init.cost_and_candidates_chunk, (shift, centres, ell, np.uint64(seed), rnd),
+                     _init.merge_candidates)
+    phi, drawn = _init.draw_candidates(candidates, ell)
     assert phi == pytest.approx(math.fsum(w * d2), rel=1e-14)
-    # the draw: row n is taken when its hashed uniform of (seed, round, n) is below scale * w_n * d_n^2
-    seed, rnd, scale = 12345, 2, 3.0 / phi * 8
-    drawn = run(_init.sample_chunk, (shift, centres, scale, np.uint64(seed), rnd), np.concatenate)
-    expect = [n for n in range(X.shape[0]) if _uniform(seed, rnd, n) < scale * w[n] * d2[n]]
+    # the draw: row n is taken when its hashed uniform of (seed, round, n) is below (ell / phi) * w_n * d_n^2
+    expect = [n for n in range(X.shape[0]) if _uniform(seed, rnd, n) < ell / phi * w[n] * d2[n]]
     assert 0 < len(expect) < 100 and np.allclose(drawn + shift, X[expect], rtol=0, atol=1e-12)
+    # the pass kept few rows: those under each chunk's own threshold, about ell per chunk (3 chunks here)
+    assert len(expect) <= candidates[1].shape[0] <= 3 * 4 * ell
     # the candidates' weights: per nearest candidate, exact
     mass = _init.exact_total(run(_init.assign_chunk, (shift, centres), _init.merge_exact))
     for k in range(3):
@@ -60,6 +63,46 @@ def test_cost_sample_and_assign_passes_match_plain_references():
     key, row = run0(_init.first_candidate_chunk, (np.uint64(seed),), _init.earliest_smallest_key)
     keys = [-math.log(_uniform(seed, 0, n)) / w0[n] if w0[n] > 0 else math.inf for n in range(X.shape[0])]
     assert int(row) == int(np.argmin(keys)) and row % 2 == 1
+
+
+@pytest.mark.parametrize("chunk_rows", [4096, 3 * 4096])
+def test_kmeans_parallel_round_draws_as_with_the_total_cost(chunk_rows):
+    """A round's one pass draws exactly the rows that a second pass, knowing the total cost phi, would draw:
+    ``u_n < (ell / phi) w_n d_n^2`` over all rows (here with the compiled distances and uniforms over the
+    whole data at once). Chunks of very different costs: the second chunk's rows sit on a candidate but
+    one, 1e-160 away (a cost of about 1e-320, whose threshold ell / cost overflows to inf), and the third's
+    all do (cost 0); zero weights too."""
+    from fastcavi._kernels.seeding import hashed_uniforms
+
+    X = _data(4)
+    X[4096:8192] = 0.0
+    X[5001, 0] = 1e-160
+    X[8192:] = X[9000]
+    w = np.random.default_rng(5).uniform(0, 2, size=X.shape[0])
+    w[::5] = 0.0
+    shift = np.zeros(2)  # (no shift: the 1e-160 survives)
+    centres = X[[4100, 9000, 17]]
+    d2, _ = _init._nearest(X, shift, centres)
+    assert 0.0 < w[5001] * d2[5001] < 1e-300
+    u = np.empty(X.shape[0])
+    run = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0]), chunk_rows)
+    for seed, rnd, ell in [(1, 1, 8.0), (2, 3, 16.0), (3, 5, 200.0)]:
+        # no floating-point warning from the overflowing threshold (underflow is numpy's silent default)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            candidates = run(_init.cost_and_candidates_chunk, (shift, centres, ell, np.uint64(seed), rnd),
+                             _init.merge_candidates)
+            phi, drawn = _init.draw_candidates(candidates, ell)
+        hashed_uniforms(np.uint64(seed), rnd, 0, u)
+        expect = np.flatnonzero(u < (ell / phi) * w * d2)
+        assert 0 < expect.size and np.array_equal(drawn, X[expect])
+        kept = candidates[1]
+        assert any(np.array_equal(row, X[5001]) for row in kept) == (chunk_rows == 4096)  # alone: threshold inf
+    # every row on a candidate: cost 0, nothing drawn
+    on = X[[4100, 9000]]
+    run_on = _init.local_passes(DataSource(np.repeat(on, 6000, axis=0)), None, chunk_rows)
+    phi, drawn = _init.draw_candidates(run_on(_init.cost_and_candidates_chunk, (shift, on, 8.0, np.uint64(1), 1),
+                                              _init.merge_candidates), 8.0)
+    assert phi == 0.0 and drawn.shape == (0, 2)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
