@@ -440,14 +440,19 @@ def cost_and_candidates_chunk(chunk, weights, row0, shift, centres, ell, seed, r
     from ._kernels.seeding import hashed_uniforms
 
     d2, _ = _nearest(chunk, shift, centres)
-    w = _weights_of(weights, d2.size)
-    cost = _exact(w * d2, np.zeros(d2.size, dtype=np.int64), 1)
+    # without weights, w = 1 changes no bits: 1 * d2 is d2, and (s * 1) * d2 is s * d2
+    w = None if weights is None else _weights_of(weights, d2.size)
+    cost = _exact(d2 if w is None else w * d2, np.zeros(d2.size, dtype=np.int64), 1)
     own = exact_total(cost)[0]
     u = np.empty(d2.size)
     hashed_uniforms(seed, rnd, row0, u)
-    with np.errstate(over="ignore", invalid="ignore"):  # ell / a tiny cost: inf (inf * 0 is NaN: not kept)
-        keep = np.flatnonzero(u < (ell / own) * w * d2) if own > 0 else np.empty(0, dtype=np.int64)
-    return cost, np.asarray(chunk[keep], dtype=np.float64) - shift, u[keep], w[keep], d2[keep]
+    keep = np.empty(0, dtype=np.int64)  # a cost of 0: no row can be drawn
+    if own > 0:
+        with np.errstate(over="ignore", invalid="ignore"):  # ell / a tiny cost: inf (inf * 0 is NaN: not kept)
+            scale = ell / own
+            keep = np.flatnonzero(u < (scale * d2 if w is None else scale * w * d2))
+    w_keep = np.ones(keep.size) if w is None else w[keep]
+    return cost, np.asarray(chunk[keep], dtype=np.float64) - shift, u[keep], w_keep, d2[keep]
 
 
 def merge_candidates(parts):

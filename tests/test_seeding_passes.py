@@ -65,27 +65,31 @@ def test_cost_draw_and_assign_passes_match_plain_references():
     assert int(row) == int(np.argmin(keys)) and row % 2 == 1
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("chunk_rows", [4096, 3 * 4096])
-def test_kmeans_parallel_round_draws_as_with_the_total_cost(chunk_rows):
+def test_kmeans_parallel_round_draws_as_with_the_total_cost(chunk_rows, weighted):
     """A round's one pass draws exactly the rows that a second pass, knowing the total cost phi, would draw:
     ``u_n < (ell / phi) w_n d_n^2`` over all rows (here with the compiled distances and uniforms over the
     whole data at once). Chunks of very different costs: the second chunk's rows sit on a candidate but
     one, 1e-160 away (a cost of about 1e-320, whose threshold ell / cost overflows to inf), and the third's
-    all do (cost 0); zero weights too."""
+    all do (cost 0); with and without weights (zero weights among them)."""
     from fastcavi._kernels.seeding import hashed_uniforms
 
     X = _data(4)
     X[4096:8192] = 0.0
     X[5001, 0] = 1e-160
     X[8192:] = X[9000]
-    w = np.random.default_rng(5).uniform(0, 2, size=X.shape[0])
-    w[::5] = 0.0
+    w = np.ones(X.shape[0])
+    if weighted:
+        w = np.random.default_rng(5).uniform(0, 2, size=X.shape[0])
+        w[::5] = 0.0
     shift = np.zeros(2)  # (no shift: the 1e-160 survives)
     centres = X[[4100, 9000, 17]]
     d2, _ = _init._nearest(X, shift, centres)
     assert 0.0 < w[5001] * d2[5001] < 1e-300
     u = np.empty(X.shape[0])
-    run = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0]), chunk_rows)
+    run = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0]) if weighted else None,
+                             chunk_rows)
     for seed, rnd, ell in [(1, 1, 8.0), (2, 3, 16.0), (3, 5, 200.0)]:
         # no floating-point warning from the overflowing threshold (underflow is numpy's silent default)
         with np.errstate(over="raise", invalid="raise", divide="raise"):
