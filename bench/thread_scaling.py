@@ -32,6 +32,7 @@ import sys
 import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", str(os.cpu_count()))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/'s helpers (_machine, _public)
 
 import numpy as np  # noqa: E402
 
@@ -57,7 +58,6 @@ def machine_info():
 
 def median_ms(fn, rounds=7):
     """Median milliseconds of ``rounds`` calls after a warm-up (bench/_machine.py's timer)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _machine import median_seconds
 
     return median_seconds(fn, rounds) * 1e3
@@ -135,7 +135,6 @@ def machine_references(counts, rounds, parts):
 
 def case_data(cov, D, rows, K):
     """Rows from K well separated blobs, and a model and state to sweep from."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _public import model_and_state
 
     rng = np.random.default_rng(D)
@@ -164,7 +163,6 @@ def main():
 
     import numba
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from _public import sweep
 
     from fastcavi import engine
