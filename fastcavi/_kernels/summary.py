@@ -37,7 +37,8 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, b
     partials : ndarray of shape (>= n_blocks, >= summary_size(D, full_scatter)), float64
         Output: block b's sums ``[sum w, sum w y, second moments]``, in row order.
     scratch : ndarray of shape (n_slots, D, >= block_rows), float64
-        Work space; slot g serves blocks g, g + n_slots, ... (any number of slots >= 1).
+        Work space; slot g serves the contiguous run of blocks ``g * nblocks // n_slots`` up to
+        ``(g + 1) * nblocks // n_slots`` (any number of slots >= 1).
     block_rows : int
         Rows per block, passed at run time (nothing frozen into a cached kernel sizes or indexes
         a buffer the caller allocated).
@@ -55,7 +56,7 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, b
     bad = np.full(nblocks, -1, dtype=np.int64)
     for g in prange(n_slots):
         y = scratch[g]
-        for b in range(g, nblocks, n_slots):
+        for b in range(g * nblocks // n_slots, (g + 1) * nblocks // n_slots):  # one stretch per thread
             start = b * B
             m = min(B, n - start)
             p = partials[b]
