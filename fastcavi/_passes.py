@@ -128,10 +128,12 @@ class Workspace:
         nblocks = -(-chunk_rows // BLOCK_ROWS)
         self.key = (size, chunk_rows, tuple(slot_shape))
         # Each block's row of partial sums starts on a cache line of its own (the kernels read only
-        # its first ``size`` values). Adjacent blocks run on different threads, so unpadded rows that
-        # share a line make the threads' writes contend for it (false sharing). At 16 threads (16-vCPU
-        # Xeon, N = 1e7, padded and unpadded alternating) padding gained 5-7% in one run and 0-1% in
-        # another; nothing measurable at 2 or 8 threads.
+        # its first ``size`` values), so no two threads ever write one line (false sharing). Measured
+        # when blocks were dealt to the threads round-robin, every row next to another thread's: at 16
+        # threads (16-vCPU Xeon, N = 1e7, padded and unpadded alternating) padding gained 5-7% in one
+        # run and 0-1% in another; nothing at 2 or 8 threads. Now each thread takes a contiguous run of
+        # blocks and only the rows at the runs' ends neighbour another thread's; the padding stays
+        # (at most 7 values per block) so that the layout never depends on that.
         self.partials = aligned_empty((nblocks, padded_row(size)))
         self.segsums = np.empty((-(-nblocks // _SEGMENT_BLOCKS), size))
         # one slot per thread that can run (the slots' number cannot change a result)
