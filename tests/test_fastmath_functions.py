@@ -1,4 +1,4 @@
-"""Accuracy of the vectorisable ``exp_nonpos`` and ``log_ge1`` (fastcavi._kernels._fastexp).
+"""Accuracy of the vectorisable ``exp_nonpos``, ``exp_normal_range`` and ``log_ge1`` (fastcavi._kernels._fastexp).
 
 The kernels are compiled with ``fastmath=FASTMATH``, as in the package, and
 once without fastmath: the two must agree bit for bit (the intrinsics carry
@@ -12,7 +12,7 @@ import pytest
 from numba import njit
 
 from fastcavi._config import FASTMATH
-from fastcavi._kernels._fastexp import exp_nonpos, log_ge1
+from fastcavi._kernels._fastexp import exp_nonpos, exp_normal_range, log_ge1
 
 EPS = np.finfo(np.float64).eps  # 2.22e-16
 # An extended-precision log reference exists where long double is wider than
@@ -33,6 +33,18 @@ def _exp_plain(a, out):
 
 
 @njit(fastmath=FASTMATH)
+def _expn_fm(a, out):
+    for i in range(a.shape[0]):
+        out[i] = exp_normal_range(a[i])
+
+
+@njit
+def _expn_plain(a, out):
+    for i in range(a.shape[0]):
+        out[i] = exp_normal_range(a[i])
+
+
+@njit(fastmath=FASTMATH)
 def _log_fm(a, out):
     for i in range(a.shape[0]):
         out[i] = log_ge1(a[i])
@@ -44,8 +56,8 @@ def _log_plain(a, out):
         out[i] = log_ge1(a[i])
 
 
-def _run(fm, plain, x):
-    x = np.ascontiguousarray(x, dtype=np.float64)
+def _run(fm, plain, x, dtype=np.float64):
+    x = np.ascontiguousarray(x, dtype=dtype)
     y, y2 = np.empty_like(x), np.empty_like(x)
     fm(x, y)
     plain(x, y2)
@@ -71,6 +83,26 @@ def test_exp_nonpos_special_values():
     assert np.isnan(y[3])
     assert y[4] == 0.0
     assert y[5] == 1.0 and y[6] == 1.0  # x > 0 is clamped to 0
+
+
+@pytest.mark.parametrize("dtype, lowest", [(np.float64, -708.39), (np.float32, -87.33)])
+def test_exp_normal_range_is_exp_nonpos_bit_for_bit(dtype, lowest):
+    """Without the clamps and the subnormal detour, the same bits wherever the result is normal."""
+    rng = np.random.default_rng(3)
+    ends = np.array([0.0, -0.0, lowest, -460.0, -1e-300, -5e-324, -1.0, -np.log(2.0) / 2], dtype=dtype)
+    x = np.concatenate([
+        rng.uniform(lowest, 0.0, 1_000_000).astype(dtype),
+        np.linspace(lowest, 0.0, 200_001, dtype=dtype),
+        -np.exp(rng.uniform(-700.0, np.log(-lowest), 100_000)).astype(dtype),  # tiny to large
+        ends, np.nextafter(ends, dtype(0.0)), np.nextafter(ends, dtype(-1.0)),
+    ])
+    x = x[(x >= lowest) & (x <= 0.0)]
+    y = _run(_expn_fm, _expn_plain, x, dtype)
+    ref = _run(_exp_fm, _exp_plain, x, dtype)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y.view(np.uint64 if dtype == np.float64 else np.uint32),
+                                  ref.view(np.uint64 if dtype == np.float64 else np.uint32))
+    assert np.all(y >= np.finfo(dtype).tiny)  # every result normal
 
 
 # ----------------------------------------------------------------------- log
@@ -131,7 +163,7 @@ def test_loops_vectorise():
 
     if not ll.get_host_cpu_features().get("avx2", False):
         pytest.skip("host has no AVX2")
-    for fn in (_log_fm, _exp_fm):
+    for fn in (_log_fm, _exp_fm, _expn_fm):
         x = np.ones(64)
         fn(x, np.empty_like(x))
         asm = fn.inspect_asm(fn.signatures[0])

@@ -18,7 +18,7 @@ logit (the nearest-mean start, ``hard``).
 
 The two products (logits ``W phi`` and statistics ``r phi^T``) run as register-tiled
 loops over tiles of 4 components x 4 features, the rows innermost so they vectorise,
-the exponential included (:func:`~fastcavi._kernels._fastexp.exp_nonpos`).
+the exponential included (:func:`~fastcavi._kernels._fastexp.exp_normal_range`).
 
 Per sub-block of rows the kernel makes these passes over its scratch slot: the features (for
 narrow rows, D < 4, with squares as the quadratic terms: ``y`` and ``y**2`` in one pass over
@@ -51,7 +51,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import FASTMATH, PARALLEL_JIT
-from ._fastexp import exp_nonpos, log_ge1
+from ._fastexp import exp_normal_range, log_ge1
 from ._sums import lane_sum
 
 _JIT = PARALLEL_JIT
@@ -168,8 +168,9 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
             # Responsibilities below e**-460 (1e-200) are set to 0: their products with the
             # features would be subnormal, and subnormal arithmetic is slow (it cost a quarter
             # of a sweep on well-separated data). No statistic can see them: sums are taken
-            # against N_k + 10 eps (scikit-learn's floor) and O(1) entries.
-            e = exp_nonpos(d) if d > -460.0 else 0.0
+            # against N_k + 10 eps (scikit-learn's floor) and O(1) entries. Above -460 every
+            # result is a normal number, so the exponential needs no clamps or subnormal path.
+            e = exp_normal_range(d) if d > -460.0 else 0.0
             L[k, i] = e
             s[i] += e
     for k in range(K, L.shape[0]):  # padding components: zero
