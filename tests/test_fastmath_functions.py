@@ -20,40 +20,18 @@ EPS = np.finfo(np.float64).eps  # 2.22e-16
 HAVE_LONGDOUBLE = np.finfo(np.longdouble).eps < 1e-18
 
 
-@njit(fastmath=FASTMATH)
-def _exp_fm(a, out):
-    for i in range(a.shape[0]):
-        out[i] = exp_nonpos(a[i])
+def _elementwise(fn, fastmath):
+    """A compiled loop ``out[i] = fn(a[i])``, with the package's fast-math flags or with none."""
+    def loop(a, out):
+        for i in range(a.shape[0]):
+            out[i] = fn(a[i])
+
+    return njit(fastmath=FASTMATH)(loop) if fastmath else njit(loop)
 
 
-@njit
-def _exp_plain(a, out):
-    for i in range(a.shape[0]):
-        out[i] = exp_nonpos(a[i])
-
-
-@njit(fastmath=FASTMATH)
-def _expn_fm(a, out):
-    for i in range(a.shape[0]):
-        out[i] = exp_normal_range(a[i])
-
-
-@njit
-def _expn_plain(a, out):
-    for i in range(a.shape[0]):
-        out[i] = exp_normal_range(a[i])
-
-
-@njit(fastmath=FASTMATH)
-def _log_fm(a, out):
-    for i in range(a.shape[0]):
-        out[i] = log_ge1(a[i])
-
-
-@njit
-def _log_plain(a, out):
-    for i in range(a.shape[0]):
-        out[i] = log_ge1(a[i])
+_exp_fm, _exp_plain = _elementwise(exp_nonpos, True), _elementwise(exp_nonpos, False)
+_expn_fm, _expn_plain = _elementwise(exp_normal_range, True), _elementwise(exp_normal_range, False)
+_log_fm, _log_plain = _elementwise(log_ge1, True), _elementwise(log_ge1, False)
 
 
 def _run(fm, plain, x, dtype=np.float64):

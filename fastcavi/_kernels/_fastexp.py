@@ -127,17 +127,25 @@ def _emit_exp_nonpos(builder, x, s, clamped=True):
     return mul(mul(q, scale), c(s["two_m_k"]))
 
 
-@intrinsic
-def _exp_nonpos_ir(typingctx, x):
-    """LLVM-level body of :func:`exp_nonpos` (float64 or float32)."""
-    spec = _SPECS.get(x)
-    if spec is None:
-        return None
+def _exp_intrinsic(name, clamped, doc):
+    """The ``@intrinsic`` ``name`` that emits :func:`_emit_exp_nonpos` (float64 or float32)."""
+    def typer(typingctx, x):
+        spec = _SPECS.get(x)
+        if spec is None:
+            return None
 
-    def codegen(context, builder, sig, args):
-        return _emit_exp_nonpos(builder, args[0], spec)
+        def codegen(context, builder, sig, args):
+            return _emit_exp_nonpos(builder, args[0], spec, clamped=clamped)
 
-    return x(x), codegen
+        return x(x), codegen
+
+    typer.__name__ = typer.__qualname__ = name  # numba names the intrinsic after the function
+    typer.__doc__ = doc
+    return intrinsic(typer)
+
+
+_exp_nonpos_ir = _exp_intrinsic("_exp_nonpos_ir", True, "LLVM-level body of :func:`exp_nonpos`.")
+_exp_normal_range_ir = _exp_intrinsic("_exp_normal_range_ir", False, "LLVM-level body of :func:`exp_normal_range`.")
 
 
 @njit(inline="always", nogil=True)
@@ -181,19 +189,6 @@ def exp_nonpos(x):
     ``fastmath=FASTMATH`` in calling kernels to get packed FMA code elsewhere.
     """
     return _exp_nonpos_ir(x)
-
-
-@intrinsic
-def _exp_normal_range_ir(typingctx, x):
-    """LLVM-level body of :func:`exp_normal_range` (float64 or float32)."""
-    spec = _SPECS.get(x)
-    if spec is None:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return _emit_exp_nonpos(builder, args[0], spec, clamped=False)
-
-    return x(x), codegen
 
 
 @njit(inline="always", nogil=True)
