@@ -139,11 +139,11 @@ def test_estep_handles_extreme_logits():
     assert np.all(resp[:, 1] == 0.0)
 
 
-def _run_summary(X, shift, full, weights=None):
+def _run_summary(X, shift, full, weights=None, slots=2):
     n, D = X.shape
     nblocks = -(-n // BLOCK)
     partials = np.full((nblocks, summary_size(D, full)), np.nan)
-    scratch = np.full((2, D, BLOCK), np.nan)
+    scratch = np.full((slots, D, BLOCK), np.nan)
     bad = summarize(readonly(X), shift, full, readonly(np.ones(1) if weights is None else weights), weights is not None,
                     partials, scratch, BLOCK)
     return bad, (_folded(partials, nblocks) if bad < 0 else None)
@@ -161,6 +161,23 @@ def test_summarize_matches_numpy(D, dtype):
     a, b = np.triu_indices(D)
     np.testing.assert_allclose(totals[1:1 + D], y.sum(0), rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(totals[1 + D:], (y.T @ y)[a, b], rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("slots", [1, 3, 7, 40])
+def test_summarize_slots_do_not_change_bits_or_the_first_bad_row(slots):
+    # each slot takes a contiguous run of blocks (26 blocks here, fewer than some slot counts): the block sums and
+    # the first bad row are the same for any number of slots, with bad rows in several slots' runs
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(26 * BLOCK - 5, 3)) + 4.0
+    bad_ref, ref = _run_summary(X, np.full(3, 4.0), True, slots=1)
+    bad, out = _run_summary(X, np.full(3, 4.0), True, slots=slots)
+    assert bad_ref == bad == -1 and ref.tobytes() == out.tobytes()
+    y = X - 4.0  # every block counted: the sums against NumPy's
+    np.testing.assert_allclose(out[:4], np.hstack((X.shape[0], y.sum(0))), rtol=1e-10, atol=1e-9)
+    X[25 * BLOCK + 3, 0] = np.inf  # in the last block only
+    assert _run_summary(X, np.full(3, 4.0), True, slots=slots)[0] == 25 * BLOCK + 3
+    X[[9 * BLOCK + 17, 20 * BLOCK], [2, 1]] = np.nan
+    assert _run_summary(X, np.full(3, 4.0), True, slots=slots)[0] == 9 * BLOCK + 17
 
 
 @pytest.mark.parametrize("D", [1, 4])
@@ -302,9 +319,10 @@ def test_estep_weighted_and_given_match_reference(layout, K):
     np.testing.assert_allclose(given, expected, rtol=1e-10, atol=1e-9)
 
 
-@pytest.mark.parametrize("slots", [1, 2, 5])
+@pytest.mark.parametrize("slots", [1, 2, 5, 13])
 def test_estep_slots_do_not_change_bits(slots):
-    # the scratch slots (normally one per thread) serve fixed sets of blocks: any number gives the same bits
+    # the scratch slots (normally one per thread) serve fixed runs of blocks: any number gives the same bits,
+    # more slots than blocks (12 here) included
     rng = np.random.default_rng(9)
     X = rng.normal(size=(3000, 2))
     bias, W = rng.normal(size=3), -np.abs(rng.normal(size=(3, 4)))

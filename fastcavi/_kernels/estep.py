@@ -360,8 +360,8 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_
         left alone (the passes pad each row to a cache line of its own).
     scratch : ndarray of shape (n_slots, >= scratch_rows(K, F), SUB_ROWS), float64
         Work space: slot g serves the contiguous run of blocks ``g * nblocks // n_slots`` up to
-        ``(g + 1) * nblocks // n_slots``. A slot is rewritten for every sub-block, so the number of slots (any number >= 1, normally the
-        thread count) cannot change any result. Its size is read here at run time. Best 64-byte
+        ``(g + 1) * nblocks // n_slots``. A slot is rewritten for every sub-block, so the number
+        of slots (any number >= 1, normally the thread count) cannot change any result. Its size is read here at run time. Best 64-byte
         aligned (:func:`fastcavi._passes.aligned_empty`, as the passes allocate it): vector loads
         along unaligned rows split across cache lines; the results do not depend on it.
     block_rows : int
