@@ -361,9 +361,10 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_
     scratch : ndarray of shape (n_slots, >= scratch_rows(K, F), SUB_ROWS), float64
         Work space: slot g serves the contiguous run of blocks ``g * nblocks // n_slots`` up to
         ``(g + 1) * nblocks // n_slots``. A slot is rewritten for every sub-block, so the number
-        of slots (any number >= 1, normally the thread count) cannot change any result. Its size is read here at run time. Best 64-byte
-        aligned (:func:`fastcavi._passes.aligned_empty`, as the passes allocate it): vector loads
-        along unaligned rows split across cache lines; the results do not depend on it.
+        of slots (any number >= 1, normally the thread count) cannot change any result. Its size
+        is read here at run time. Best 64-byte aligned (:func:`fastcavi._passes.aligned_empty`, as
+        the passes allocate it): vector loads along unaligned rows split across cache lines; the
+        results do not depend on it.
     block_rows : int
         Rows per block (``BLOCK_ROWS``, a multiple of ``SUB_ROWS``), passed at run time like every
         size that indexes a buffer the caller allocated: nothing frozen into a cached kernel sizes
