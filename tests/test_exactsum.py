@@ -89,15 +89,15 @@ def _insert_one_at_a_time(values, index, order, acc):
 
 
 def test_exact_add_at_is_one_row_at_a_time_for_any_parts_and_threads():
-    """k-means||'s per-row exact sums (``seeding.exact_add_at``: parts of rows in parallel, each into an
-    accumulator of its own, then merged) hold the same limbs as adding the rows one at a time in another
-    order, with 1 and 2 threads, and round to the correctly rounded sum of each statistic's values."""
+    """k-means||'s per-row exact sums (``seeding.exact_add_at``) hold the same limbs as adding the rows one at
+    a time in another order, with 1 and 2 threads, and round to the correctly rounded sum of each statistic's
+    values."""
     import numba
 
-    from fastcavi._kernels.seeding import _ADD_PART_ROWS, exact_add_at
+    from fastcavi._kernels.seeding import exact_add_at
 
     rng = np.random.default_rng(11)
-    n = 3 * _ADD_PART_ROWS + 123  # four parts, the last one short
+    n = 3 * 16384 + 123
     values = _values(rng, n, 8)
     index = rng.integers(0, 5, size=n)
     serial = empty_accumulator(5)

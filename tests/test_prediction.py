@@ -41,15 +41,15 @@ def test_score_samples_with_a_known_covariance():
 
 
 def test_predict_after_fit_compiles_nothing_new():
-    from fastcavi._kernels.estep import estep
+    from fastcavi._kernels.estep import estep_blocks
 
     X = _blobs()
     r = fastcavi.fit(X, 3, covariance_type="full", random_state=0, max_iter=3, tol=0)
-    before = len(estep.signatures)
+    before = len(estep_blocks.signatures)
     r.predict(X)
     back = fastcavi.load(r.save(__import__("tempfile").mkdtemp() + "/m"))
     back.predict_proba(X)
-    assert len(estep.signatures) == before  # read-only coefficients would be a new numba type
+    assert len(estep_blocks.signatures) == before  # read-only coefficients would be a new numba type
 
 
 def test_save_load_roundtrip(tmp_path):

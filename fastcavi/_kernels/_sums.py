@@ -13,8 +13,10 @@ instruction, so once inlined into the fast-math kernel its additions still run a
 """
 from numba import njit
 
+from .._config import CACHE
 
-@njit(fastmath=False)
+
+@njit(fastmath=False, cache=CACHE, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def lane_sum(v, start, m):
     """Sum of ``v[start:start + m]``: lane ``j`` adds the terms ``j, j + 4, j + 8, ...`` in order, from 0.0,
     and the result is ``(lane0 + lane1) + (lane2 + lane3)`` (four lanes keep most of a vector sum's speed).

@@ -48,13 +48,18 @@ neither the number of slots nor which thread runs which block can change a resul
 The kernel validates nothing: shapes, dtypes and finiteness are the caller's job.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .._config import FASTMATH, PARALLEL_JIT
+from .._config import CACHE, FASTMATH
 from ._fastexp import exp_normal_range, log_ge1
 from ._sums import lane_sum
+from ._threads import run_slots
 
-_JIT = PARALLEL_JIT
+#: The kernel's options (it releases the GIL: :func:`~fastcavi._kernels._threads.run_slots` runs one call
+#: per thread), and its phases': the same, cached, with no Python entry point (only the kernel calls them;
+#: building one for each took as long as compiling the phase itself).
+_KERNEL = dict(fastmath=FASTMATH, nogil=True, cache=CACHE, error_model="numpy")
+_HELPER = dict(_KERNEL, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 #: Rows computed together inside a block: the features of SUB_ROWS rows stay in cache.
 SUB_ROWS = 128
@@ -65,11 +70,12 @@ def scratch_rows(K, F):
     return (K + 3) // 4 * 4 + (F + 3) // 4 * 4 + 2
 
 
-# The helpers below are inlined into numba's IR (inline="always"). As plain njit functions they cost the
-# parallel kernel's compile about 5 s of CPU less (a first fit 15 s instead of 20 s, bench/cold_start.py), but
-# the sweeps at small D and in float32 ran about 10% slower (bench/compare_revisions.py, 7 and 9 rounds, 2-core
-# machine): a compile is paid once per install (or ahead of time, `fastcavi compile`), a sweep every time.
-@njit(inline="always", fastmath=FASTMATH)
+# Compile cost: each phase below is a function compiled on its own (and cached on its own), called once
+# per sub-block, not numba IR inlined into the parallel loop. Inlined, every phase went through numba's
+# front end and LLVM once per mode and again inside the parfor's generated gufunc: the kernel took 25 s
+# of CPU to compile per float width. Separately, the phases take 0.2-1 s each and, apart from the
+# feature loader, which reads the data, are compiled once for both float widths.
+@njit(**_HELPER)
 def _features(X, row0, m, shift, full_quad, F, phi):
     """phi[:, :m] = features of rows row0 .. row0+m of X (minus shift), transposed (quadratic ones when F > D)."""
     D = X.shape[1]
@@ -110,7 +116,7 @@ def _features(X, row0, m, shift, full_quad, F, phi):
             phi[g, i] = 0.0
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**_HELPER)
 def _logits(Wp, biasp, phi, L, mx, m):
     """L[:K4, :m] = biasp + Wp phi, in tiles of 4 components x 4 features; mx[:m] = the row maxima.
 
@@ -152,7 +158,7 @@ def _logits(Wp, biasp, phi, L, mx, m):
                 mx[i] = max(mx[i], max(max(L[k0, i], L[k0 + 1, i]), max(L[k0 + 2, i], L[k0 + 3, i])))
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**_HELPER)
 def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place; padding rows zeroed.
 
@@ -192,7 +198,7 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     p[1] += lse_sum
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**_HELPER)
 def _weigh(L, phi, s, m, K, F, weights, has_weights, row0):
     """Fold the row factors ``s`` (times the row weights) into the features or the exponentials.
 
@@ -214,7 +220,7 @@ def _weigh(L, phi, s, m, K, F, weights, has_weights, row0):
             s[i] = 1.0
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**_HELPER)
 def _given(R, L, s, m, K, weights, has_weights, row0, p):
     """Load given responsibilities R[row0:row0+m] into L (s = 1, padding rows 0); their weighted entropy to
     ``p[2]``."""
@@ -235,7 +241,7 @@ def _given(R, L, s, m, K, weights, has_weights, row0, p):
     p[2] += ent
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**_HELPER)
 def _hard(L, mx, s, m, K):
     """Logits L[:K, :m] -> 1 at each row's largest logit (the lowest k on ties), 0 elsewhere (padding rows too); s = 1.
 
@@ -256,7 +262,7 @@ def _hard(L, mx, s, m, K):
         s[i] = 1.0
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**_HELPER)
 def _statistics(L, phi, s, m, K, F, p):
     """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x 4
     features."""
@@ -316,7 +322,76 @@ def _statistics(L, phi, s, m, K, F, p):
                             p[base + k * F + f] += row[c]
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
+def _block_entropy(bias, W, p):
+    """Block entropy of q(z), ``-sum r log r = sum_n lse_n - sum_nk r_nk logit_nk``, into ``p[2]``.
+
+    The second sum is the coefficients' dot product with the block's own statistics (the logits are
+    linear in the features): O(K F) per block instead of work per row and component, and a
+    cancellation only within one block.
+    """
+    K, F = W.shape
+    dot = 0.0
+    for k in range(K):
+        dot += bias[k] * p[3 + k]
+        for f in range(F):
+            dot += W[k, f] * p[3 + K + k * F + f]
+    p[2] = p[1] - dot
+
+
+@njit(**_KERNEL)
+def estep_blocks(X, shift, bias, W, Wp, biasp, full_quad, weights, has_weights, given, hard, resp_in, want_out,
+                 resp_out, lse_out, partials, slot, block_rows, b0, b1):
+    """:func:`estep` for blocks ``b0 .. b1 - 1`` of the chunk, in scratch slot ``slot`` (one call per thread,
+    :func:`~fastcavi._kernels._threads.run_slots`). ``Wp`` and ``biasp`` are ``W`` and ``bias`` padded to
+    whole tiles of 4 (zero weights; padding components' bias ``-1e300``, never a row's maximum)."""
+    n = X.shape[0]
+    K, F = W.shape
+    K4, F4 = Wp.shape
+    B = block_rows
+    S = 3 + K + K * F
+    L = slot[:K4]
+    phi = slot[K4:K4 + F4]
+    mx = slot[K4 + F4]
+    s = slot[K4 + F4 + 1]
+    for b in range(b0, b1):
+        start = b * B
+        stop = min(n, start + B)
+        p = partials[b]
+        for j in range(S):
+            p[j] = 0.0
+        for row0 in range(start, stop, SUB_ROWS):
+            m = min(SUB_ROWS, stop - row0)
+            if has_weights:
+                p[0] += lane_sum(weights, row0, m)  # in a fixed order (see _sums)
+            else:
+                p[0] += m
+            _features(X, row0, m, shift, full_quad, F, phi)
+            if given:
+                _given(resp_in, L, s, m, K, weights, has_weights, row0, p)
+            else:
+                _logits(Wp, biasp, phi, L, mx, m)
+                if hard:
+                    _hard(L, mx, s, m, K)
+                else:
+                    _normalise(L, mx, s, m, K, weights, has_weights, row0, p)
+                    if want_out:
+                        _write_out(L, mx, s, m, K, row0, resp_out, lse_out)
+            _weigh(L, phi, s, m, K, F, weights, has_weights, row0)
+            _statistics(L, phi, s, m, K, F, p)
+        if not (given or hard):
+            _block_entropy(bias, W, p)
+
+
+@njit(**_HELPER)
+def _write_out(L, mx, s, m, K, row0, resp_out, lse_out):
+    """Each row's log-sum-exp and responsibilities ``L * s``, to the caller's output arrays."""
+    for i in range(m):
+        lse_out[row0 + i] = mx[i]
+        for k in range(K):
+            resp_out[row0 + i, k] = L[k, i] * s[i]
+
+
 def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_in, want_out, resp_out, lse_out,
           partials, scratch, block_rows):
     """One pass over a chunk: responsibilities and per-block sufficient statistics.
@@ -374,62 +449,15 @@ def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_
     K, F = W.shape
     K4 = (K + 3) // 4 * 4
     F4 = (F + 3) // 4 * 4
-    Wp = np.empty((K4, F4))  # W padded with zeros; plain loops (numba makes np.zeros a parallel loop of its own)
-    for k in range(K4):
-        for f in range(F4):
-            Wp[k, f] = W[k, f] if k < K and f < F else 0.0
-    biasp = np.empty(K4)  # padding components: never the row maximum
-    for k in range(K4):
-        biasp[k] = bias[k] if k < K else -1e300
-    B = block_rows
-    nblocks = (n + B - 1) // B
-    S = 3 + K + K * F
-    n_slots = scratch.shape[0]
-    for g in prange(n_slots):
-        slot = scratch[g]
-        L = slot[:K4]
-        phi = slot[K4:K4 + F4]
-        mx = slot[K4 + F4]
-        s = slot[K4 + F4 + 1]
-        # A contiguous run of blocks per slot, so that each thread streams one stretch of the chunk
-        # (blocks dealt round-robin interleave the threads' reads 4 KB apart at D = 2: 2-7% slower
-        # on 2 threads). Which slot computes a block changes none of its bits.
-        for b in range(g * nblocks // n_slots, (g + 1) * nblocks // n_slots):
-            start = b * B
-            stop = min(n, start + B)
-            p = partials[b]
-            for j in range(S):
-                p[j] = 0.0
-            for row0 in range(start, stop, SUB_ROWS):
-                m = min(SUB_ROWS, stop - row0)
-                if has_weights:
-                    p[0] += lane_sum(weights, row0, m)  # in a fixed order (see _sums)
-                else:
-                    p[0] += m
-                _features(X, row0, m, shift, full_quad, F, phi)
-                if given:
-                    _given(resp_in, L, s, m, K, weights, has_weights, row0, p)
-                elif hard:
-                    _logits(Wp, biasp, phi, L, mx, m)
-                    _hard(L, mx, s, m, K)
-                else:
-                    _logits(Wp, biasp, phi, L, mx, m)
-                    _normalise(L, mx, s, m, K, weights, has_weights, row0, p)
-                    if want_out:
-                        for i in range(m):
-                            lse_out[row0 + i] = mx[i]
-                            for k in range(K):
-                                resp_out[row0 + i, k] = L[k, i] * s[i]
-                _weigh(L, phi, s, m, K, F, weights, has_weights, row0)
-                _statistics(L, phi, s, m, K, F, p)
-            if not (given or hard):
-                # The block's entropy of q(z), -sum r log r = sum_n lse_n - sum_nk r_nk logit_nk, where
-                # the second sum is the coefficients' dot product with the block's own statistics
-                # (the logits are linear in the features): O(K F) per block instead of work per row
-                # and component, and a cancellation only within one block.
-                dot = 0.0
-                for k in range(K):
-                    dot += bias[k] * p[3 + k]
-                    for f in range(F):
-                        dot += W[k, f] * p[3 + K + k * F + f]
-                p[2] = p[1] - dot
+    Wp = np.zeros((K4, F4))  # W padded with zeros
+    Wp[:K, :F] = W
+    biasp = np.full(K4, -1e300)  # padding components: never the row maximum
+    biasp[:K] = bias
+    nblocks = (n + block_rows - 1) // block_rows
+    block_rows = np.int64(block_rows)
+    # One contiguous run of blocks per slot, so that each thread streams one stretch of the chunk
+    # (blocks dealt round-robin interleave the threads' reads 4 KB apart at D = 2: 2-7% slower
+    # on 2 threads). Which slot computes a block changes none of its bits.
+    run_slots(estep_blocks, nblocks, scratch.shape[0],
+              lambda g: (X, shift, bias, W, Wp, biasp, full_quad, weights, has_weights, given, hard, resp_in,
+                         want_out, resp_out, lse_out, partials, scratch[g], block_rows))

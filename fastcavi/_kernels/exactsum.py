@@ -37,7 +37,7 @@ never from a fast-math kernel: the ``reassoc`` flag would regroup the sequential
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import CACHE
 
@@ -47,7 +47,6 @@ NONFINITE = 1 << 20
 _BINS = 66
 
 _PLAIN = dict(cache=CACHE, nogil=True, error_model="numpy")
-_PARALLEL = dict(parallel=True, **_PLAIN)
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -61,7 +60,9 @@ def _shift_window(acc, j, new_top):
     acc[j, 0] = new_top
 
 
-@njit(inline="always")
+# Compiled once and called (not inlined) by the three kernels that insert values: inlined, its
+# branches and tuple loop went through numba and LLVM three times (0.5-0.8 s of CPU each).
+@njit(cache=CACHE, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _insert_bits(acc, j, bits):
     """Add the double whose IEEE bits are ``bits`` (uint64) to statistic j of ``acc``."""
     top = acc[j, 0]
@@ -104,7 +105,29 @@ def _insert_bits(acc, j, bits):
                 acc[j, 1 + i] += piece
 
 
-@njit(**_PARALLEL)
+@njit(**_PLAIN)
+def fold_blocks(partials, nblocks, segment_blocks, segsums, s0, s1):
+    """Segments ``s0 .. s1 - 1`` of :func:`fold_segments`' first step: each segment's blocks, left to right."""
+    S = segsums.shape[1]
+    for s in range(s0, s1):
+        # each statistic's blocks are added left to right from 0.0; the loop over statistics
+        # is innermost so that it reads whole rows of partials (element-wise, not a reduction)
+        for j in range(S):
+            segsums[s, j] = 0.0
+        for b in range(s * segment_blocks, min(nblocks, (s + 1) * segment_blocks)):
+            for j in range(S):
+                segsums[s, j] += partials[b, j]
+
+
+@njit(**_PLAIN)
+def insert_segments(segsums, nseg, acc, j0, j1):
+    """Statistics ``j0 .. j1 - 1`` of :func:`fold_segments`' second step: the segment sums into ``acc``."""
+    bits = segsums.view(np.uint64)
+    for j in range(j0, j1):
+        for s in range(nseg):
+            _insert_bits(acc, j, bits[s, j])
+
+
 def fold_segments(partials, nblocks, segment_blocks, segsums, acc):
     """Fold block partials into segment sums and add those to ``acc``.
 
@@ -121,21 +144,20 @@ def fold_segments(partials, nblocks, segment_blocks, segsums, acc):
         Work space.
     acc : ndarray of shape (S, 1 + WINDOW), int64
         The accumulator, updated in place.
+
+    Notes
+    -----
+    Both steps run on :func:`~fastcavi._kernels._threads.run_slots`' threads, the first split by segments,
+    the second by statistics: each result depends on its own segment's blocks or its own statistic alone.
     """
+    from ._threads import n_slots, run_slots
+
     S = acc.shape[0]
     nseg = (nblocks + segment_blocks - 1) // segment_blocks
-    for s in prange(nseg):
-        # each statistic's blocks are added left to right from 0.0; the loop over statistics
-        # is innermost so that it reads whole rows of partials (element-wise, not a reduction)
-        for j in range(S):
-            segsums[s, j] = 0.0
-        for b in range(s * segment_blocks, min(nblocks, (s + 1) * segment_blocks)):
-            for j in range(S):
-                segsums[s, j] += partials[b, j]
-    bits = segsums.view(np.uint64)
-    for j in prange(S):
-        for s in range(nseg):
-            _insert_bits(acc, j, bits[s, j])
+    slots = n_slots()
+    run_slots(fold_blocks, nseg, min(slots, nseg),
+              lambda g: (partials, np.int64(nblocks), np.int64(segment_blocks), segsums))
+    run_slots(insert_segments, S, min(slots, S), lambda g: (segsums, np.int64(nseg), acc))
 
 
 @njit(**_PLAIN)
@@ -149,6 +171,7 @@ def insert_values(values, acc):
 @njit(**_PLAIN)
 def merge(a, b, out):
     """``out = a + b`` (accumulators of the same shape; ``out`` may be ``a``)."""
+    limbs = np.empty(WINDOW, dtype=np.int64)  # np.empty, not np.zeros: numba compiles np.zeros for 0.3 s
     for j in range(a.shape[0]):
         ta, tb = a[j, 0], b[j, 0]
         if ta == NONFINITE or tb == NONFINITE:
@@ -163,7 +186,8 @@ def merge(a, b, out):
                 out[j, c] = b[j, c]
             continue
         top = max(ta, tb)
-        limbs = np.zeros(WINDOW, dtype=np.int64)
+        for i in range(WINDOW):
+            limbs[i] = 0
         for i in range(WINDOW):
             ia = i - (top - ta)  # limb i of the new window is limb ia of a's
             if ia >= 0:
@@ -179,7 +203,7 @@ def merge(a, b, out):
 @njit(**_PLAIN)
 def finalize(acc, out):
     """Round each statistic of ``acc`` to float64 into ``out`` (shape (S,))."""
-    limbs = np.zeros(WINDOW, dtype=np.int64)
+    limbs = np.empty(WINDOW, dtype=np.int64)  # every limb is written before it is read
     for j in range(acc.shape[0]):
         top = acc[j, 0]
         if top == NONFINITE:

@@ -6,12 +6,13 @@ shifted first and second moments that the priors' defaults (data mean, empirical
 covariance) and the tied model's constant scatter need.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .._config import BLOCK_ROWS, PARALLEL_JIT
+from .._config import BLOCK_ROWS, CACHE, FASTMATH
 from ._sums import lane_sum
+from ._threads import run_slots
 
-_JIT = PARALLEL_JIT
+_JIT = dict(fastmath=FASTMATH, nogil=True, cache=CACHE, error_model="numpy")
 
 
 def summary_size(D, full_scatter):
@@ -20,6 +21,63 @@ def summary_size(D, full_scatter):
 
 
 @njit(**_JIT)
+def summarize_blocks(X, shift, full_scatter, weights, has_weights, partials, y, block_rows, b0, b1):
+    """:func:`summarize` for blocks ``b0 .. b1 - 1`` (one call per thread), with ``y`` of shape
+    ``(D, >= block_rows)`` as scratch: the first bad row of those blocks, or -1."""
+    n, D = X.shape
+    B = block_rows
+    first_bad = -1
+    for b in range(b0, b1):
+        start = b * B
+        m = min(B, n - start)
+        p = partials[b]
+        bad = -1
+        for i in range(m):
+            ok = True
+            for d in range(D):
+                v = np.float64(X[start + i, d])
+                if not np.isfinite(v):
+                    ok = False
+                y[d, i] = v - shift[d]
+            if has_weights:
+                w = weights[start + i]
+                if not (np.isfinite(w) and w >= 0.0):
+                    ok = False
+            if not ok and bad < 0:
+                bad = start + i
+        if bad >= 0:
+            if first_bad < 0:
+                first_bad = bad
+            continue
+        if has_weights:
+            p[0] = lane_sum(weights, start, m)  # in a fixed order (see _sums)
+            for a in range(D):
+                acc = 0.0
+                for i in range(m):
+                    acc += weights[start + i] * y[a, i]
+                p[1 + a] = acc
+        else:
+            p[0] = m
+            for a in range(D):
+                acc = 0.0
+                for i in range(m):
+                    acc += y[a, i]
+                p[1 + a] = acc
+        f = 1 + D
+        for a in range(D):
+            for e in range(a, D if full_scatter else a + 1):
+                acc = 0.0
+                if has_weights:
+                    for i in range(m):
+                        acc += weights[start + i] * y[a, i] * y[e, i]
+                else:
+                    for i in range(m):
+                        acc += y[a, i] * y[e, i]
+                p[f] = acc
+                f += 1
+    return first_bad
+
+
 def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, block_rows):
     """Weighted moments of a chunk about ``shift``, per block, and the first bad row.
 
@@ -49,67 +107,29 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, b
         Index (within the chunk) of the first row with a NaN or infinite value, or a
         negative or non-finite weight; -1 when there is none (``partials`` is then complete).
     """
-    n, D = X.shape
-    B = block_rows
-    nblocks = (n + B - 1) // B
-    n_slots = scratch.shape[0]
-    bad = np.full(nblocks, -1, dtype=np.int64)
-    for g in prange(n_slots):
-        y = scratch[g]
-        for b in range(g * nblocks // n_slots, (g + 1) * nblocks // n_slots):  # one stretch per thread
-            start = b * B
-            m = min(B, n - start)
-            p = partials[b]
-            for i in range(m):
-                ok = True
-                for d in range(D):
-                    v = np.float64(X[start + i, d])
-                    if not np.isfinite(v):
-                        ok = False
-                    y[d, i] = v - shift[d]
-                if has_weights:
-                    w = weights[start + i]
-                    if not (np.isfinite(w) and w >= 0.0):
-                        ok = False
-                if not ok and bad[b] < 0:
-                    bad[b] = start + i
-            if bad[b] >= 0:
-                continue
-            if has_weights:
-                p[0] = lane_sum(weights, start, m)  # in a fixed order (see _sums)
-                for a in range(D):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += weights[start + i] * y[a, i]
-                    p[1 + a] = acc
-            else:
-                p[0] = m
-                for a in range(D):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += y[a, i]
-                    p[1 + a] = acc
-            f = 1 + D
-            for a in range(D):
-                for e in range(a, D if full_scatter else a + 1):
-                    acc = 0.0
-                    if has_weights:
-                        for i in range(m):
-                            acc += weights[start + i] * y[a, i] * y[e, i]
-                    else:
-                        for i in range(m):
-                            acc += y[a, i] * y[e, i]
-                    p[f] = acc
-                    f += 1
-    for b in range(nblocks):
-        if bad[b] >= 0:
-            return bad[b]
+    nblocks = (X.shape[0] + block_rows - 1) // block_rows
+    firsts = run_slots(summarize_blocks, nblocks, scratch.shape[0],
+                       lambda g: (X, shift, full_scatter, weights, has_weights, partials, scratch[g],
+                                  np.int64(block_rows)))
+    for bad in firsts:  # slot g's blocks all come before slot g + 1's
+        if bad is not None and bad >= 0:
+            return bad
     return -1
 
 
 @njit(**_JIT)
+def first_non_finite_blocks(X, block_rows, b0, b1):
+    """The first row of blocks ``b0 .. b1 - 1`` of X holding a NaN or an infinity, or -1."""
+    n, D = X.shape
+    for i in range(b0 * block_rows, min(n, b1 * block_rows)):
+        for d in range(D):
+            if not np.isfinite(np.float64(X[i, d])):
+                return i
+    return -1
+
+
 def first_non_finite(X):
-    """Index of the first row of X holding a NaN or an infinity, or -1 (no allocation beyond one int per block).
+    """Index of the first row of X holding a NaN or an infinity, or -1 (no allocation).
 
     Parameters
     ----------
@@ -119,20 +139,10 @@ def first_non_finite(X):
     -------
     int
     """
-    n, D = X.shape
-    B = BLOCK_ROWS
-    nblocks = (n + B - 1) // B
-    bad = np.full(nblocks, -1, dtype=np.int64)
-    for b in prange(nblocks):
-        for i in range(b * B, min(n, b * B + B)):
-            ok = True
-            for d in range(D):
-                if not np.isfinite(np.float64(X[i, d])):
-                    ok = False
-            if not ok:
-                bad[b] = i
-                break
-    for b in range(nblocks):
-        if bad[b] >= 0:
-            return bad[b]
+    from ._threads import n_slots
+
+    nblocks = (X.shape[0] + BLOCK_ROWS - 1) // BLOCK_ROWS
+    for bad in run_slots(first_non_finite_blocks, nblocks, n_slots(), lambda g: (X, np.int64(BLOCK_ROWS))):
+        if bad is not None and bad >= 0:
+            return bad
     return -1
