@@ -42,39 +42,42 @@ def _types():
 
 def _estep_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_in, want_out, resp_out, lse_out,
-    # partials, scratch, block_rows
-    return (ro(dtype, 2), f64v, f64v, f64m, T.boolean, ro(T.float64, 1), T.boolean, T.boolean, T.boolean,
-            ro(T.float64, 2), T.boolean, f64m, f64v, f64m, f64t, T.int64)
+    # X, shift, bias, W, Wp, biasp, full_quad, weights, has_weights, given, hard, resp_in, want_out, resp_out,
+    # lse_out, partials, slot, block_rows, b0, b1
+    return (ro(dtype, 2), f64v, f64v, f64m, f64m, f64v, T.boolean, ro(T.float64, 1), T.boolean, T.boolean, T.boolean,
+            ro(T.float64, 2), T.boolean, f64m, f64v, f64m, f64m, T.int64, T.int64, T.int64)
 
 
 def _summarize_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, full_scatter, weights, has_weights, partials, scratch, block_rows
-    return (ro(dtype, 2), f64v, T.boolean, ro(T.float64, 1), T.boolean, f64m, f64t, T.int64)
+    # X, shift, full_scatter, weights, has_weights, partials, y, block_rows, b0, b1
+    return (ro(dtype, 2), f64v, T.boolean, ro(T.float64, 1), T.boolean, f64m, f64m, T.int64, T.int64, T.int64)
 
 
 def _first_non_finite_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    return (ro(dtype, 2),)
+    # X, block_rows, b0, b1
+    return (ro(dtype, 2), T.int64, T.int64, T.int64)
 
 
 def _kmeanspp_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, centres, seed, stream, row0, weights, has_weights
-    return (ro(dtype, 2), f64v, f64m, T.uint64, T.int64, T.int64, ro(T.float64, 1), T.boolean)
+    # X, shift, centres, seed, stream, row0, weights, has_weights, keys, rows, b0, b1
+    return (ro(dtype, 2), f64v, f64m, T.uint64, T.int64, T.int64, ro(T.float64, 1), T.boolean, f64v, T.int64[::1],
+            T.int64, T.int64)
 
 
 def _lloyd_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, centres, weights, has_weights, partials, far, far_row, block_rows
-    return (ro(dtype, 2), f64v, f64m, ro(T.float64, 1), T.boolean, f64m, f64m, T.int64[::1], T.int64)
+    # X, shift, centres, weights, has_weights, partials, far, far_row, block_rows, b0, b1
+    return (ro(dtype, 2), f64v, f64m, ro(T.float64, 1), T.boolean, f64m, f64m, T.int64[::1], T.int64, T.int64,
+            T.int64)
 
 
 def _nearest_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, centres, d2, nearest
-    return (ro(dtype, 2), f64v, f64m, f64v, T.int64[::1])
+    # X, shift, centres, d2, nearest, t0, t1
+    return (ro(dtype, 2), f64v, f64m, f64v, T.int64[::1], T.int64, T.int64)
 
 
 def _hashed_uniforms_signature(dtype):
@@ -109,8 +112,14 @@ def _add_blocks_signature(dtype):
 
 def _fold_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # partials, nblocks, segment_blocks, segsums, acc
-    return (f64m, T.int64, T.int64, f64m, i64m)
+    # partials, nblocks, segment_blocks, segsums, s0, s1
+    return (f64m, T.int64, T.int64, f64m, T.int64, T.int64)
+
+
+def _insert_segments_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # segsums, nseg, acc, j0, j1
+    return (f64m, T.int64, i64m, T.int64, T.int64)
 
 
 def _insert_signature(dtype):
@@ -134,21 +143,22 @@ def _finalize_signature(dtype):
 #: C-contiguous buffers): a mismatch would compile one more variant at fit time, which
 #: ``tests/test_compile.py`` catches.
 KERNELS: Tuple[Tuple[str, str, bool, Callable], ...] = (
-    ("summary", "summarize", True, _summarize_signature),
-    ("summary", "first_non_finite", True, _first_non_finite_signature),
-    ("seeding", "kmeanspp_draw", True, _kmeanspp_signature),
-    ("seeding", "nearest_centre", True, _nearest_signature),
+    ("summary", "summarize_blocks", True, _summarize_signature),
+    ("summary", "first_non_finite_blocks", True, _first_non_finite_signature),
+    ("seeding", "draw_blocks", True, _kmeanspp_signature),
+    ("seeding", "nearest_tiles", True, _nearest_signature),
     ("seeding", "hashed_uniforms", False, _hashed_uniforms_signature),
     ("seeding", "weighted_key_draw", False, _weighted_key_signature),
-    ("kmeans", "lloyd_assign", True, _lloyd_signature),
+    ("kmeans", "lloyd_blocks", True, _lloyd_signature),
     ("assignment", "assignment_sums", True, _assignment_signature),
     ("assignment", "add_blocks", False, _add_blocks_signature),
-    ("estep", "estep", True, _estep_signature),
-    ("exactsum", "fold_segments", False, _fold_signature),
+    ("estep", "estep_blocks", True, _estep_signature),
+    ("exactsum", "fold_blocks", False, _fold_signature),
+    ("exactsum", "insert_segments", False, _insert_segments_signature),
     ("exactsum", "insert_values", False, _insert_signature),
     ("exactsum", "merge", False, _merge_signature),
     ("exactsum", "finalize", False, _finalize_signature),
-    ("seeding", "exact_add_at", False, _exact_add_at_signature),  # after merge, which it calls
+    ("seeding", "exact_add_at", False, _exact_add_at_signature),
 )
 
 
@@ -258,9 +268,9 @@ def _print_record(r):
     print(f"{r.action:>9}  {r.name}[{r.dtype}]  {r.seconds:6.2f} s CPU", flush=True)
 
 
-#: Kernels built in the child of another module: the registered kernels they call (``exact_add_at``
-#: calls ``exactsum.merge``, which must be built first, in the same process, to be built once).
-_BUILD_WITH = {("seeding", "exact_add_at"): "exactsum"}
+#: Kernels built in the child of another module: the registered kernels they call, which must be built
+#: first, in the same process, to be built once (none today).
+_BUILD_WITH = {}
 
 
 def _compile_in_processes(variants, jobs, verbose):
@@ -341,11 +351,17 @@ def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False, jo
         jobs = os.cpu_count() or 1
     jobs = int(jobs)
     _check_cache_possible()
-    if jobs == 1:
-        records = _compile_variants(list(_variants(dtypes)), verbose)
-    else:
-        _load_module("summary")  # the stale-cache check of fastcavi._kernels, once, before the children
-        records = _compile_in_processes(list(_variants(dtypes)), jobs, verbose)
+    from ._kernels import _compiling
+
+    previous = _compiling.set_handler(lambda text: None)  # no first-compile notice: compiling is the point here
+    try:
+        if jobs == 1:
+            records = _compile_variants(list(_variants(dtypes)), verbose)
+        else:
+            _load_module("summary")  # the stale-cache check of fastcavi._kernels, once, before the children
+            records = _compile_in_processes(list(_variants(dtypes)), jobs, verbose)
+    finally:
+        _compiling.set_handler(previous)
     if verbose:
         for d in sorted({r.cache_dir for r in records}):
             print(f"kernel cache: {d}")

@@ -96,8 +96,10 @@ def test_the_registry_holds_the_exact_types_fits_hand_the_kernels():
 
 
 def test_every_kernel_the_package_calls_is_in_the_registry():
-    # the kernels called from outside fastcavi._kernels (the entry points; the others are compiled into
-    # their callers) must all be in the registry, or ``fastcavi compile`` would leave them to the first fit
+    # the kernels called from Python (the entry points; the others are compiled into their callers) must all
+    # be in the registry, or ``fastcavi compile`` would leave them to the first fit. Entry points are the
+    # kernels imported from outside fastcavi._kernels, and those that the plain Python functions of the
+    # kernel modules call (the runners that hand each thread its run of blocks).
     import ast
     import importlib
     import pkgutil
@@ -113,9 +115,14 @@ def test_every_kernel_the_package_calls_is_in_the_registry():
                         if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__}
     called = set()
     for path in (REPO / "fastcavi").rglob("*.py"):
+        tree = ast.parse(path.read_text())
         if "_kernels" in path.parts:
+            module = path.stem
+            for fn in tree.body:
+                if isinstance(fn, ast.FunctionDef) and not fn.decorator_list:  # plain Python: calls from Python
+                    called |= {(module, n.id) for n in ast.walk(fn) if isinstance(n, ast.Name)} & dispatchers
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and "_kernels." in f"{node.module}.":
                 module = node.module.split("_kernels")[-1].lstrip(".")
                 called |= {(module, a.name) for a in node.names if (module, a.name) in dispatchers}
@@ -137,7 +144,7 @@ def test_after_fastcavi_compile_a_fit_compiles_nothing_and_gives_the_same_bits(t
     assert built.returncode == 0, built.stderr[-3000:]
     n_variants = 2 * sum(per for _, _, per, _ in _compile.KERNELS) + sum(not per for _, _, per, _ in _compile.KERNELS)
     assert f"{n_variants} kernel variants ready ({n_variants} compiled, 0 already cached)" in built.stdout
-    assert str(aot) in built.stdout and "estep.estep[float32]" in built.stdout
+    assert str(aot) in built.stdout and "estep.estep_blocks[float32]" in built.stdout
     script = FITS.replace("DTYPES", "('float64', 'float32')")
     warm = _run([sys.executable, "-c", script], _env(aot))
     assert warm.returncode == 0, warm.stderr[-3000:]
@@ -231,7 +238,7 @@ def test_compile_kernels_reports_each_variant(capsys):
     assert names == [(f"{m}.{f}", "float64" if per else "any") for m, f, per, _ in _compile.KERNELS]
     assert all(r.action in ("compiled", "cached", "in memory") and r.seconds >= 0 and r.cache_dir for r in records)
     out = capsys.readouterr().out
-    assert "estep.estep[float64]" in out and "kernel cache: " in out
+    assert "estep.estep_blocks[float64]" in out and "kernel cache: " in out
     again = fastcavi.compile_kernels(dtypes="float64")
     assert all(r.action == "in memory" for r in again)
 

@@ -14,8 +14,12 @@ The values are those of ``np.float64(X[row0 + i, d]) - shift[d]``, bit for bit.
 import numpy as np
 from numba import njit
 
+from .._config import CACHE
 
-@njit(inline="always")
+
+# Compiled on its own (per float width) and called once per tile, not inlined: its strided loops are
+# the costliest code to vectorise in the nearest-centre kernels, and each kernel inlined it twice.
+@njit(cache=CACHE, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def load_columns(X, row0, m, shift, Y):
     """``Y[d, i] = float64(X[row0 + i, d]) - shift[d]`` for ``d < D``, ``i < m``.
 

@@ -9,12 +9,12 @@ followed by a left-to-right sum of the blocks gives, which this kernel replaced.
 Compiled without fast-math flags: ``reassoc`` could regroup the sequential sums.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import CACHE
 from .seeding import splitmix64
 
-_JIT = dict(parallel=True, cache=CACHE, nogil=True, error_model="numpy")
+_JIT = dict(cache=CACHE, nogil=True, error_model="numpy")
 
 
 @njit(**_JIT)
@@ -40,7 +40,7 @@ def assignment_sums(X, row0, seed_hash, K, block_rows, sums, counts):
     n, D = X.shape
     nblocks = (n + block_rows - 1) // block_rows
     k_u = np.uint64(K)
-    for b in prange(nblocks):
+    for b in range(nblocks):  # serial: a start-up pass of integer hashes and row sums, at memory speed
         s = sums[b]
         c = counts[b]
         for k in range(K):

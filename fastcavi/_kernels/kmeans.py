@@ -5,7 +5,8 @@ A Lloyd iteration is then one pass over the data with O(chunk + K x D) memory: t
 folds each chunk's block partials into an exact accumulator
 (:func:`fastcavi._kernels.exactsum.fold_segments`) and divides the sums by the counts.
 
-Determinism: the chunk is cut into blocks of ``block_rows`` rows that run in parallel; each
+Determinism: the chunk is cut into blocks of ``block_rows`` rows, contiguous runs of them on each
+thread (:mod:`fastcavi._kernels._threads`); each
 block writes its own float64 partials, added in row order, so a block's partials depend on
 its rows alone, and the exact fold makes every split of the rows into whole segments give
 the same bits. The kernel is compiled without fast-math flags: a reassociated sum could be
@@ -24,79 +25,37 @@ same; only the accumulation then goes row by row, in row order.
 The kernel validates nothing: shapes, dtypes and finiteness are the caller's job.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import CACHE
 from ._rows import load_columns
 
-_JIT = dict(parallel=True, cache=CACHE, nogil=True, error_model="numpy")
+_JIT = dict(cache=CACHE, nogil=True, error_model="numpy")
 
 #: Rows per tile of :func:`nearest_tile` (a multiple of the widest vector, 8 float64).
 TILE_ROWS = 64
 
 
-@njit(inline="always")
-def _take_nearest(best, arg, i, sa, sb, sc, se, ka, kb, kc, kd):
-    """Row i's nearest so far against the distances sa .. se of centres ka .. kd, in centre order: a select,
-    not a branch; strict < keeps the lowest index on ties (a repeated centre keeps its own index: never out
-    of range)."""
-    bi = best[i]
-    ai = arg[i]
-    closer = sa < bi
-    bi = sa if closer else bi
-    ai = ka if closer else ai
-    closer = sb < bi
-    bi = sb if closer else bi
-    ai = kb if closer else ai
-    closer = sc < bi
-    bi = sc if closer else bi
-    ai = kc if closer else ai
-    closer = se < bi
-    best[i] = se if closer else bi
-    arg[i] = kd if closer else ai
-
-
-@njit(inline="always")
-def _narrow_group(Y, m, D, centres, ka, kb, kc, kd, best, arg):
-    """:func:`nearest_tile` for one group of 4 centres at D <= 3: each distance in registers, no round trip
-    through the scratch sums. The sums are those of the general loop, ((0 + t_0**2) + t_1**2) + t_2**2, written
-    without the leading 0 + (adding a square to +0 gives the square, bit for bit). At D = 2 against 81
-    centres this halves the work per row and centre."""
-    a0, b0, c0, e0 = centres[ka, 0], centres[kb, 0], centres[kc, 0], centres[kd, 0]
-    if D == 1:
-        for i in range(m):
-            y0 = Y[0, i]
-            _take_nearest(best, arg, i, (y0 - a0) * (y0 - a0), (y0 - b0) * (y0 - b0), (y0 - c0) * (y0 - c0),
-                          (y0 - e0) * (y0 - e0), ka, kb, kc, kd)
-        return
-    a1, b1, c1, e1 = centres[ka, 1], centres[kb, 1], centres[kc, 1], centres[kd, 1]
-    if D == 2:
-        for i in range(m):
-            y0 = Y[0, i]
-            y1 = Y[1, i]
-            _take_nearest(best, arg, i,
-                          (y0 - a0) * (y0 - a0) + (y1 - a1) * (y1 - a1), (y0 - b0) * (y0 - b0) + (y1 - b1) * (y1 - b1),
-                          (y0 - c0) * (y0 - c0) + (y1 - c1) * (y1 - c1), (y0 - e0) * (y0 - e0) + (y1 - e1) * (y1 - e1),
-                          ka, kb, kc, kd)
-        return
-    a2, b2, c2, e2 = centres[ka, 2], centres[kb, 2], centres[kc, 2], centres[kd, 2]
-    for i in range(m):
-        y0 = Y[0, i]
-        y1 = Y[1, i]
-        y2 = Y[2, i]
-        _take_nearest(best, arg, i,
-                      (y0 - a0) * (y0 - a0) + (y1 - a1) * (y1 - a1) + (y2 - a2) * (y2 - a2),
-                      (y0 - b0) * (y0 - b0) + (y1 - b1) * (y1 - b1) + (y2 - b2) * (y2 - b2),
-                      (y0 - c0) * (y0 - c0) + (y1 - c1) * (y1 - c1) + (y2 - c2) * (y2 - c2),
-                      (y0 - e0) * (y0 - e0) + (y1 - e1) * (y1 - e1) + (y2 - e2) * (y2 - e2),
-                      ka, kb, kc, kd)
+#: Options of the helpers that every nearest-centre kernel calls: each compiled once (float64 tiles, for
+#: either data width), not inlined into each kernel, and with no Python entry point (nothing to build for
+#: calls from Python). Inlined, the tile code went through numba and LLVM in each of the three kernels that
+#: use it, per float width: 4-7 s of CPU per kernel.
+_HELPER = dict(cache=CACHE, nogil=True, error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
 @njit(inline="always")
 def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
-    """The nearest centre of rows ``row0 .. row0 + m - 1`` of ``X``, vectorised over the rows.
+    """:func:`nearest_of_columns` of rows ``row0 .. row0 + m - 1`` of ``X`` (minus ``shift``), loaded into ``Y``."""
+    load_columns(X, row0, m, shift, Y)
+    nearest_of_columns(Y, m, X.shape[1], centres, A, best, arg)
 
-    ``Y[d, i]`` receives ``X[row0 + i, d] - shift[d]`` (float64), ``best[i]`` the smallest squared
+
+@njit(**_HELPER)
+def nearest_of_columns(Y, m, D, centres, A, best, arg):
+    """The nearest centre of the ``m`` rows of the tile ``Y[:D, :m]`` (columns: a row's D values), vectorised
+    over the rows.
+
+    ``best[i]`` gets the smallest squared
     distance ``sum_d (Y[d, i] - centres[k, d])**2`` and ``arg[i]`` its centre ``k`` (the lowest on
     ties; 0 and ``inf`` when every distance is NaN). Each distance is added up from 0 in ``d`` order,
     the sequence of operations of a row-at-a-time loop, so it has the same bits (in a kernel
@@ -104,15 +63,13 @@ def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
 
     The distances of 4 centres at a time are taken over 4 features at a time (then the remaining
     features one by one), rows innermost, so that the loops vectorise and each row's running
-    distances stay in registers (at D <= 3, :func:`nearest_tile_narrow` is faster). Past the last
+    distances stay in registers. Past the last
     centre, a tile repeats it: the same distance is never strictly smaller, so it never wins (and it
     carries the last centre's index, so every result is a valid index). ``Y`` is (>= D, >= m), ``A``
     (>= 4, >= m), the others (>= m,): the caller's scratch.
     """
-    D = X.shape[1]
     K = centres.shape[0]
     D4 = D // 4 * 4
-    load_columns(X, row0, m, shift, Y)
     for i in range(m):
         best[i] = np.inf
         arg[i] = 0
@@ -172,28 +129,61 @@ def nearest_tile(X, row0, m, shift, centres, Y, A, best, arg):
             arg[i] = kd if closer else ai  # a repeated centre keeps its own index: never out of range
 
 
-@njit(inline="always")
-def nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg):
-    """:func:`nearest_tile` for rows of D <= 3 features: the same results, bit for bit, with each group of 4
-    centres' distances in registers (:func:`_narrow_group`). A function of its own, which callers choose
-    in a parallel loop of its own: inside :func:`nearest_tile`, the extra path slowed the general one by
-    3-11% at D = 5 and 16."""
-    K = centres.shape[0]
-    load_columns(X, row0, m, shift, Y)
-    for i in range(m):
-        best[i] = np.inf
-        arg[i] = 0
-    for k0 in range(0, K, 4):
-        _narrow_group(Y, m, X.shape[1], centres, k0, min(k0 + 1, K - 1), min(k0 + 2, K - 1), min(k0 + 3, K - 1),
-                      best, arg)
-
-
 def stats_size(K, D):
     """Statistics per block: ``[sum w, sum w d2_min, sum w (K), sum w y (K, D)]``."""
     return 2 + K + K * D
 
 
 @njit(**_JIT)
+def lloyd_blocks(X, shift, centres, weights, has_weights, partials, far, far_row, block_rows, b0, b1):
+    """:func:`lloyd_assign` for blocks ``b0 .. b1 - 1`` (one call per thread)."""
+    n, D = X.shape
+    K = centres.shape[0]
+    B = block_rows
+    S = 2 + K + K * D
+    T = TILE_ROWS
+    Y = np.empty((D, T))
+    A = np.empty((4, T))
+    best = np.empty(T)
+    arg = np.empty(T, dtype=np.int64)
+    for b in range(b0, b1):
+        p = partials[b]
+        for j in range(S):
+            p[j] = 0.0
+        total_w = 0.0
+        total_wd2 = 0.0
+        best_far = -1.0
+        best_far_row = -1
+        best_far_w = 0.0
+        best_far_k = -1
+        stop = min(n, (b + 1) * B)
+        for row0 in range(b * B, stop, T):
+            m = min(T, stop - row0)
+            nearest_tile(X, row0, m, shift, centres, Y, A, best, arg)
+            for i in range(m):  # row by row, in row order
+                r = row0 + i
+                nearest = arg[i]
+                d2min = best[i]
+                w = weights[r] if has_weights else 1.0
+                total_w += w
+                total_wd2 += w * d2min
+                p[2 + nearest] += w
+                base = 2 + K + nearest * D
+                for d in range(D):  # y again from the row (contiguous), the same bits as Y[d, i]
+                    p[base + d] += w * (np.float64(X[r, d]) - shift[d])
+                if w > 0.0 and d2min > best_far:
+                    best_far = d2min
+                    best_far_row = r
+                    best_far_w = w
+                    best_far_k = nearest
+        p[0] = total_w
+        p[1] = total_wd2
+        far[b, 0] = best_far
+        far[b, 1] = best_far_w
+        far[b, 2] = best_far_k
+        far_row[b] = best_far_row
+
+
 def lloyd_assign(X, shift, centres, weights, has_weights, partials, far, far_row, block_rows):
     """Assign each row of a chunk to its nearest centre; per-block weighted counts and sums.
 
@@ -221,52 +211,8 @@ def lloyd_assign(X, shift, centres, weights, has_weights, partials, far, far_row
     block_rows : int
         Rows per block (``BLOCK_ROWS``), passed at run time.
     """
-    n, D = X.shape
-    K = centres.shape[0]
-    B = block_rows
-    nblocks = (n + B - 1) // B
-    S = 2 + K + K * D
-    T = TILE_ROWS
-    for b in prange(nblocks):
-        p = partials[b]
-        for j in range(S):
-            p[j] = 0.0
-        Y = np.empty((D, T))
-        A = np.empty((4, T))
-        best = np.empty(T)
-        arg = np.empty(T, dtype=np.int64)
-        total_w = 0.0
-        total_wd2 = 0.0
-        best_far = -1.0
-        best_far_row = -1
-        best_far_w = 0.0
-        best_far_k = -1
-        stop = min(n, (b + 1) * B)
-        for row0 in range(b * B, stop, T):
-            m = min(T, stop - row0)
-            if D <= 3:
-                nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg)
-            else:
-                nearest_tile(X, row0, m, shift, centres, Y, A, best, arg)
-            for i in range(m):  # row by row, in row order
-                r = row0 + i
-                nearest = arg[i]
-                d2min = best[i]
-                w = weights[r] if has_weights else 1.0
-                total_w += w
-                total_wd2 += w * d2min
-                p[2 + nearest] += w
-                base = 2 + K + nearest * D
-                for d in range(D):  # y again from the row (contiguous), the same bits as Y[d, i]
-                    p[base + d] += w * (np.float64(X[r, d]) - shift[d])
-                if w > 0.0 and d2min > best_far:
-                    best_far = d2min
-                    best_far_row = r
-                    best_far_w = w
-                    best_far_k = nearest
-        p[0] = total_w
-        p[1] = total_wd2
-        far[b, 0] = best_far
-        far[b, 1] = best_far_w
-        far[b, 2] = best_far_k
-        far_row[b] = best_far_row
+    from ._threads import n_slots, run_slots
+
+    nblocks = (X.shape[0] + block_rows - 1) // block_rows
+    run_slots(lloyd_blocks, nblocks, n_slots(),
+              lambda g: (X, shift, centres, weights, has_weights, partials, far, far_row, np.int64(block_rows)))

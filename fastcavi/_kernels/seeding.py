@@ -9,11 +9,12 @@ hash of (seed, round, row index), so the draw is the same for any chunking and
 thread count, and memory is O(K x D).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._config import BLOCK_ROWS, CACHE, FASTMATH
-from .exactsum import EMPTY, _insert_bits, merge
-from .kmeans import TILE_ROWS, nearest_tile, nearest_tile_narrow
+from ._threads import n_slots, run_slots
+from .exactsum import _insert_bits
+from .kmeans import TILE_ROWS, nearest_tile
 
 # The kernels here are compiled without fast-math flags (all but _nearest_d2_rows, see there): each row's
 # result (a distance, a key, a uniform) then depends on that row alone, with no reassociation and no
@@ -38,11 +39,8 @@ def uniform_from_hash(seed, stream, index):
     return (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
-#: Blocks of ``BLOCK_ROWS`` rows per parallel task of :func:`kmeanspp_draw` (one scratch allocation each).
-_BLOCKS_PER_GROUP = 16
-
-
-@njit(fastmath=FASTMATH)
+@njit(fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy", no_cpython_wrapper=True,
+      no_cfunc_wrapper=True)
 def _nearest_d2_rows(X, row0, m, shift, centres, d2):
     """``d2[i]`` = the squared distance of row ``row0 + i`` of ``X`` (minus ``shift``) to its nearest centre.
 
@@ -64,18 +62,20 @@ def _nearest_d2_rows(X, row0, m, shift, centres, d2):
 
 
 @njit(**_EXACT_JIT)
-def _draw_group(X, shift, centres, seed, stream, row0, weights, has_weights, b0, b1, keys, rows):
-    """:func:`kmeanspp_draw` for blocks ``b0 .. b1 - 1``: ``keys[b]`` and ``rows[b]`` get block b's best key
-    and its row where it beats the earlier blocks of the group (they stay ``inf`` and -1 otherwise).
+def draw_blocks(X, shift, centres, seed, stream, row0, weights, has_weights, keys, rows, b0, b1):
+    """:func:`kmeanspp_draw` for blocks ``b0 .. b1 - 1`` (one call per thread): ``keys[b]`` and ``rows[b]`` get
+    block b's best key and its row where it beats the earlier blocks of the run (they stay ``inf`` and -1
+    otherwise).
 
-    The scratch is allocated once per group, not per block (an allocation per 256 rows was a third of a
-    pass at D = 2), and the group's best key so far prunes its later blocks: the smallest key over the
+    The scratch is allocated once per run, not per block (an allocation per 256 rows was a third of a
+    pass at D = 2), and the run's best key so far prunes its later blocks: the smallest key over the
     blocks, the first on ties, is still the smallest key over the rows.
     """
     n, D = X.shape
     B = BLOCK_ROWS
     T = TILE_ROWS
     Y = np.empty((D, T))
+    A = np.empty((4, T))
     d2 = np.empty(T)
     arg = np.empty(T, dtype=np.int64)
     u = np.empty(T)
@@ -83,7 +83,7 @@ def _draw_group(X, shift, centres, seed, stream, row0, weights, has_weights, b0,
     bound_bits = bound.view(np.int64)
     lowest_bound = np.empty(1)
     lowest_bits = lowest_bound.view(np.int64)
-    carried = np.inf  # the group's best key so far: a row that cannot beat it cannot be the draw
+    carried = np.inf  # the run's best key so far: a row that cannot beat it cannot be the draw
     for b in range(b0, b1):
         best = carried
         best_row = -1
@@ -92,7 +92,7 @@ def _draw_group(X, shift, centres, seed, stream, row0, weights, has_weights, b0,
         for t0 in range(b * B, stop, T):
             m = min(T, stop - t0)
             if D <= 3:
-                nearest_tile_narrow(X, t0, m, shift, centres, Y, d2, arg)
+                nearest_tile(X, t0, m, shift, centres, Y, A, d2, arg)
             else:
                 _nearest_d2_rows(X, t0, m, shift, centres, d2)
             if has_weights:
@@ -122,13 +122,12 @@ def _draw_group(X, shift, centres, seed, stream, row0, weights, has_weights, b0,
                         best = key
                         best_row = row0 + t0 + i
                         threshold = best * (1.0 + 1e-9)
-        if best_row >= 0:  # the block's best beats every earlier block's of the group
+        if best_row >= 0:  # the block's best beats every earlier block's of the run
             keys[b] = best
             rows[b] = best_row
             carried = best
 
 
-@njit(parallel=True, **_EXACT_JIT)
 def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     """Draw the row that becomes the next k-means++ centre, within one chunk.
 
@@ -161,10 +160,10 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
 
     Notes
     -----
-    The rows are taken a tile of ``TILE_ROWS`` at a time (:func:`_draw_group`), in three steps: each row's
-    squared distance to its nearest centre (for D <= 3 vectorised over the rows by
-    :func:`~fastcavi._kernels.kmeans.nearest_tile_narrow`, whose rows load as columns with a constant
-    stride, and added up from 0 in feature order; row by row for wider rows, :func:`_nearest_d2_rows`,
+    The rows are taken a tile of ``TILE_ROWS`` at a time (:func:`draw_blocks`, one contiguous run of blocks
+    per thread), in three steps: each row's squared distance to its nearest centre (for D <= 3 vectorised
+    over the rows by :func:`~fastcavi._kernels.kmeans.nearest_tile`, whose rows load as columns with a
+    constant stride, and added up from 0 in feature order; row by row for wider rows, :func:`_nearest_d2_rows`,
     where that transpose costs more than it saves); each row's uniform and the lower bound
     ``(1 - u) / (w d**2)`` of its key, vectorised over the rows; then, row by row, the key
     ``-log(u) / (w d**2)``, correctly rounded, of only the rows whose bound does not already lose to the
@@ -173,29 +172,39 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     the order in which the parallel tasks run can change it.
     """
     n = X.shape[0]
-    B = BLOCK_ROWS
-    nblocks = (n + B - 1) // B
+    nblocks = (n + BLOCK_ROWS - 1) // BLOCK_ROWS
     keys = np.full(nblocks, np.inf)
     rows = np.full(nblocks, -1, dtype=np.int64)
-    # Parallel over groups of blocks, each a call of _draw_group, a function compiled on its own: its loops
-    # inlined into this parallel loop took 10.2 s of CPU to compile instead of 7.1, for a pass 10-16% faster.
-    G = _BLOCKS_PER_GROUP
-    for g in prange((nblocks + G - 1) // G):
-        _draw_group(X, shift, centres, seed, stream, row0, weights, has_weights, g * G, min(nblocks, (g + 1) * G),
-                    keys, rows)
-    best = np.inf
-    best_row = -1
-    for b in range(nblocks):
-        if keys[b] < best:
-            best = keys[b]
-            best_row = rows[b]
-    return best, best_row
+    seed, stream, row0 = np.uint64(seed), np.int64(stream), np.int64(row0)
+    run_slots(draw_blocks, nblocks, n_slots(),
+              lambda g: (X, shift, centres, seed, stream, row0, weights, has_weights, keys, rows))
+    if nblocks == 0:
+        return np.inf, -1
+    b = int(np.argmin(keys))  # the first block of the smallest key
+    return float(keys[b]), int(rows[b])
 
 
 # -- k-means|| (Bahmani et al., 2012): the per-row steps ----------------------------------------------
 
 
-@njit(parallel=True, **_EXACT_JIT)
+@njit(**_EXACT_JIT)
+def nearest_tiles(X, shift, centres, d2, nearest, t0, t1):
+    """:func:`nearest_centre` for tiles ``t0 .. t1 - 1`` of ``TILE_ROWS`` rows (one call per thread)."""
+    n, D = X.shape
+    T = TILE_ROWS
+    Y = np.empty((D, T))
+    A = np.empty((4, T))
+    best = np.empty(T)
+    arg = np.empty(T, dtype=np.int64)
+    for t in range(t0, t1):
+        row0 = t * T
+        m = min(T, n - row0)
+        nearest_tile(X, row0, m, shift, centres, Y, A, best, arg)
+        for i in range(m):
+            d2[row0 + i] = best[i]
+            nearest[row0 + i] = arg[i]
+
+
 def nearest_centre(X, shift, centres, d2, nearest):
     """Squared distance of each row to its nearest centre, and that centre's index (the first on ties).
 
@@ -212,43 +221,19 @@ def nearest_centre(X, shift, centres, d2, nearest):
 
     Notes
     -----
-    Tiles of ``TILE_ROWS`` rows run in parallel through
-    :func:`~fastcavi._kernels.kmeans.nearest_tile` (``nearest_tile_narrow`` at D <= 3): vectorised over
+    Tiles of ``TILE_ROWS`` rows, contiguous runs of them on each thread (:func:`nearest_tiles`), go through
+    :func:`~fastcavi._kernels.kmeans.nearest_tile`: vectorised over
     the rows, no branch per row and centre; each row's distance is added up in feature order as one row
     at a time would, so the result is the same bits for any split of the rows.
     """
-    n, D = X.shape
-    T = TILE_ROWS
-    ntiles = (n + T - 1) // T
-    if D <= 3:  # a parallel loop of its own (see nearest_tile_narrow)
-        for t in prange(ntiles):
-            Y = np.empty((D, T))
-            best = np.empty(T)
-            arg = np.empty(T, dtype=np.int64)
-            row0 = t * T
-            m = min(T, n - row0)
-            nearest_tile_narrow(X, row0, m, shift, centres, Y, best, arg)
-            for i in range(m):
-                d2[row0 + i] = best[i]
-                nearest[row0 + i] = arg[i]
-        return
-    for t in prange(ntiles):
-        Y = np.empty((D, T))
-        A = np.empty((4, T))
-        best = np.empty(T)
-        arg = np.empty(T, dtype=np.int64)
-        row0 = t * T
-        m = min(T, n - row0)
-        nearest_tile(X, row0, m, shift, centres, Y, A, best, arg)
-        for i in range(m):
-            d2[row0 + i] = best[i]
-            nearest[row0 + i] = arg[i]
+    ntiles = (X.shape[0] + TILE_ROWS - 1) // TILE_ROWS
+    run_slots(nearest_tiles, ntiles, n_slots(), lambda g: (X, shift, centres, d2, nearest))
 
 
-@njit(parallel=True, **_EXACT_JIT)
+@njit(**_EXACT_JIT)
 def hashed_uniforms(seed, stream, row0, out):
     """``out[i]`` = the uniform draw of (seed, stream, global row ``row0 + i``): see :func:`uniform_from_hash`."""
-    for i in prange(out.shape[0]):
+    for i in range(out.shape[0]):
         out[i] = uniform_from_hash(seed, stream, row0 + i)
 
 
@@ -274,28 +259,13 @@ def weighted_key_draw(weights, seed, stream, row0):
     return best, best_row
 
 
-#: Rows per part of :func:`exact_add_at` (each part fills an accumulator of its own).
-_ADD_PART_ROWS = 16384
-
-
-@njit(parallel=True, **_EXACT_JIT)
+@njit(**_EXACT_JIT)
 def exact_add_at(values, index, acc):
-    """Add ``values[i]`` to statistic ``index[i]`` of the exact accumulator ``acc`` (:mod:`.exactsum`).
+    """Add ``values[i]`` to statistic ``index[i]`` of the exact accumulator ``acc`` (:mod:`.exactsum`), row by row.
 
-    The rows are cut into parts of ``_ADD_PART_ROWS`` that run in parallel, each into an accumulator of its
-    own, then merged into ``acc``: an exact accumulator's result does not depend on the order or the
-    grouping of its insertions and merges, so neither the parts nor the threads change it.
+    An exact accumulator's result does not depend on the order or the grouping of its insertions, so this is
+    the sum of any split of the rows into parts.
     """
-    n = values.shape[0]
     bits = values.view(np.uint64)
-    P = _ADD_PART_ROWS
-    nparts = (n + P - 1) // P
-    parts = np.zeros((nparts, acc.shape[0], acc.shape[1]), dtype=np.int64)
-    for q in prange(nparts):
-        part = parts[q]
-        for j in range(acc.shape[0]):
-            part[j, 0] = EMPTY
-        for i in range(q * P, min(n, (q + 1) * P)):
-            _insert_bits(part, index[i], bits[i])
-    for q in range(nparts):
-        merge(acc, parts[q], acc)
+    for i in range(values.shape[0]):
+        _insert_bits(acc, index[i], bits[i])
