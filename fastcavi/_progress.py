@@ -122,10 +122,15 @@ def reporting(reporter):
     ------
     Reporter or None
     """
+    from ._kernels import _compiling
+
     token = _REPORTER.set(reporter)
+    previous = _compiling.set_handler(reporter.note) if reporter is not None else None
     try:
         yield reporter
     finally:
+        if reporter is not None:
+            _compiling.set_handler(previous)
         _REPORTER.reset(token)
 
 
@@ -212,10 +217,26 @@ class Reporter:
     heartbeat : float, default 30.0
         The time between the lines of a pass in flight (not a terminal).
     clock : callable, default time.perf_counter
+    compile_clock : callable, optional
+        Seconds spent compiling kernels so far (default: this process's, with the default ``clock``; none
+        with another). Every time and rate shown leaves the compiles out: a first fit's kernels compile
+        once per machine, and their seconds are no measure of the passes. The final line adds them.
+
+    Notes
+    -----
+    A first compile's one-line notice (:mod:`fastcavi._kernels._compiling`) comes here as a line of its
+    own while :func:`reporting` has the reporter installed.
     """
 
-    def __init__(self, stream, *, tty=None, interval=1.0, refresh=0.1, heartbeat=30.0, clock=time.perf_counter):
-        self.stream, self.clock = stream, clock
+    def __init__(self, stream, *, tty=None, interval=1.0, refresh=0.1, heartbeat=30.0, clock=time.perf_counter,
+                 compile_clock=None):
+        if compile_clock is None:
+            from ._kernels import _compiling
+
+            compile_clock = _compiling.seconds if clock is time.perf_counter else (lambda: 0.0)
+        self._compile_clock, self._compiled_before = compile_clock, compile_clock()
+        self.stream = stream
+        self.clock = lambda: clock() - compile_clock()  # a clock that stands still while kernels compile
         self.tty = stream.isatty() if tty is None else bool(tty)
         self.interval, self.refresh, self.heartbeat = interval, refresh, heartbeat
         self.start = clock()
@@ -321,9 +342,11 @@ class Reporter:
             self.stream.write("\r" + " " * self._width + "\r")
             self._drawn = False
         if self.passes or self.sweeps:
+            compiling = self._compile_clock() - self._compiled_before
             self.stream.write(f"total: {_count(self.sweeps, 'sweep')}, {_count(self.passes, 'pass')}, "
                               f"{_count(self.rows, 'row')} read "
-                              f"in {self.clock() - self.start:.2f} s\n")
+                              f"in {self.clock() - self.start:.2f} s"
+                              + (f" (and {compiling:.2f} s compiling kernels)" if compiling >= 0.005 else "") + "\n")
         self.stream.flush()
 
     # -- text -----------------------------------------------------------------------------------
@@ -384,6 +407,16 @@ class Reporter:
             if self.tty:
                 self._draw(text)
                 self._last_draw = now
+
+    def note(self, text):
+        """Write ``text`` as a line of its own now (the first compile's notice).
+
+        Parameters
+        ----------
+        text : str
+        """
+        self._flush()
+        self._write_line(text)
 
     def _flush(self):
         if self._pending is not None:
