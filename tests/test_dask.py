@@ -1,4 +1,4 @@
-"""fastcavi on Dask arrays (issue 7): equal to the local fit, lazy predictions, global-row errors, workers.
+"""fastcavi on Dask arrays: equal to the local fit, lazy predictions, global-row errors, workers.
 
 Fast cases run on the synchronous scheduler; the cluster cases share one LocalCluster of two
 worker processes (one thread each).

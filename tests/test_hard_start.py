@@ -1,4 +1,4 @@
-"""The setup before the first sweep (issue 10): the E-step kernel's hard nearest-mean mode, and the
+"""The setup before the first sweep: the E-step kernel's hard nearest-mean mode, and the
 statistics of a one-hot start taken from its K rows alone."""
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """The starts: compiled streaming Lloyd k-means (``init="kmeans"``) and the estimator's
-``init_params`` with scikit-learn's meanings (issue 9).
+``init_params`` with scikit-learn's meanings.
 
 References are independent: a plain NumPy Lloyd written from the definition (and scikit-learn's
 own ``_kmeans_single_lloyd`` when installed), the M-step of ``tests/naive_bayesian.py`` from
