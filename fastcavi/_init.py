@@ -127,7 +127,7 @@ def kmeans_plusplus(source, K, rng, chunk_rows, shift, weights=None):
     The first centre is a uniformly random row; each next one is drawn with
     probability proportional to the squared distance to the nearest centre so far,
     with the compiled exponential-key sampler of :mod:`fastcavi._kernels.seeding`.
-    With row weights (a :class:`~fastcavi._sources.WeightSource`), as scikit-learn's
+    With row weights (a :class:`~fastcavi._io.sources.WeightSource`), as scikit-learn's
     ``kmeans_plusplus`` with ``sample_weight``: the first centre is drawn in proportion
     to the weights (one more pass) and the next ones to ``w d**2``, so a row of weight 0
     is never a centre. When every row (of positive weight) coincides with a centre, the
@@ -606,7 +606,7 @@ class OneHotRows:
         from . import engine
         from ._models.base import Stats
         from ._passes import estep_chunk_rows, estep_pass
-        from ._sources import DataSource, WeightSource
+        from ._io.sources import DataSource, WeightSource
 
         source = DataSource(X)
         w = None if weights is None else WeightSource(weights, source.n_samples)

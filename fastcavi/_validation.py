@@ -19,7 +19,7 @@ Here, before any data is read (a few checks need the data's shape, from its head
   combinations of ``covariance_type`` with ``covariance``, ``degrees_of_freedom_prior`` and
   ``covariance_prior``;
 * the data's shape and dtype (:func:`check_data_shape`, :func:`check_data_dtype`, called by
-  :class:`fastcavi._sources.DataSource` when it opens the data; scipy.sparse input is refused
+  :class:`fastcavi._io.sources.DataSource` when it opens the data; scipy.sparse input is refused
   there, :func:`check_dense`, and an object-dtype array is converted to float64, as scikit-learn
   does, :func:`numeric_object_array`), n_samples >= n_components (:func:`check_n_samples`), the
   estimator's two samples at least (:func:`check_min_samples`), the number of features of new
@@ -52,7 +52,7 @@ Where the data is, because they need its values (each place says so in a comment
   computed (with ``out=``, the rows before it are written by then).
 
 Where files and serialised objects are read: a missing, truncated or unreadable ``.npy`` file, or
-an object that cannot be read as an array (:mod:`fastcavi._sources`); a model file
+an object that cannot be read as an array (:mod:`fastcavi._io.sources`); a model file
 (:func:`fastcavi.load`); ``Stats``/``DataSummary`` arrays and ``State``/``Model`` dicts (their
 ``from_array``/``from_dict``).
 """
@@ -670,9 +670,9 @@ def initial_responsibilities(name, value, context):
 
 @_parameter_check(needs_shape=True)
 def row_weights(name, value, context):
-    """Row weights streamed like X: returns a :class:`fastcavi._sources.WeightSource` (kind, shape and
+    """Row weights streamed like X: returns a :class:`fastcavi._io.sources.WeightSource` (kind, shape and
     length checked here by :func:`check_sample_weight_array`; values in the validating pass)."""
-    from ._sources import WeightSource
+    from ._io.sources import WeightSource
 
     return WeightSource(value, context.n_samples)
 

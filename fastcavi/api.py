@@ -6,7 +6,7 @@ import numpy as np
 
 from . import _validation as V
 from . import _checkpoint, _progress, options
-from ._sources import DataSource
+from ._io.sources import DataSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from .result import FitResult

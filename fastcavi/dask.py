@@ -245,7 +245,7 @@ class _DaskData:
     def __init__(self, X, sample_weight=None):
         import dask.array as da
 
-        from ._sources import WeightSource, _compute_dtype
+        from ._io.sources import WeightSource, _compute_dtype
 
         if not isinstance(X, da.Array):
             hint = (" (a Dask DataFrame: use df.to_dask_array(lengths=True))"
@@ -397,7 +397,7 @@ def _read_rows(data, index, client):
 def _summary_task(block, wblock, shift, full_scatter, n_threads, chunk_size, row_offset, _extra):
     # the pass itself, not engine.summarize: a chunk whose weights are all 0 is no error (the whole may not be)
     from ._passes import numba_threads, summary_chunk_rows, summary_pass
-    from ._sources import DataSource, WeightSource
+    from ._io.sources import DataSource, WeightSource
 
     source = DataSource(block)
     weights = None if wblock is None else WeightSource(wblock, source.n_samples)
@@ -424,7 +424,7 @@ def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_
     assignment to the nearest of ``means`` (an array, data coordinates)."""
     from . import engine
     from ._passes import estep_chunk_rows, estep_pass, numba_threads
-    from ._sources import DataSource, WeightSource
+    from ._io.sources import DataSource, WeightSource
 
     model, _ = _decode(payload)
     if resp_block is not None:
@@ -453,7 +453,7 @@ def _lloyd_task(block, wblock, centres, shift, n_threads, chunk_size, row_offset
     from ._kernels.kmeans import stats_size
     from ._models.base import accumulator_to_floats
     from ._passes import chunk_rows, lloyd_pass, numba_threads
-    from ._sources import DataSource, WeightSource
+    from ._io.sources import DataSource, WeightSource
 
     source = DataSource(block)
     weights = None if wblock is None else WeightSource(wblock, source.n_samples)

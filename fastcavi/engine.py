@@ -361,13 +361,13 @@ def _same(a, b):
 
 
 def _source(X):
-    from ._sources import DataSource
+    from ._io.sources import DataSource
 
     return X if isinstance(X, DataSource) else DataSource(X)
 
 
 def _weights(sample_weight, n_samples):
-    from ._sources import WeightSource
+    from ._io.sources import WeightSource
 
     if sample_weight is None or isinstance(sample_weight, WeightSource):
         return sample_weight

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _validation as V
 from . import options
-from ._sources import DataSource
+from ._io.sources import DataSource
 from .api import fit as _fit
 from .result import _is_dask
 

@@ -189,7 +189,7 @@ def sample_rows(X: Any, n: int = DEFAULT_SAMPLE, seed: int = 0) -> Tuple[np.ndar
     ValueError
         When ``n`` is not a positive integer, or ``X`` cannot be read as 2-D numeric data.
     """
-    from ._sources import DataSource
+    from ._io.sources import DataSource
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")
@@ -469,7 +469,7 @@ def write_report(result: "FitResult", X: Any, out_dir: Union[str, os.PathLike], 
         ``sample`` or ``mass`` is out of range. Nothing is written then.
     """
     from . import _validation as V
-    from ._sources import DataSource
+    from ._io.sources import DataSource
 
     _require_matplotlib()
     table = component_table(result, mass)

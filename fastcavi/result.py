@@ -143,7 +143,7 @@ class FitResult:
     def _predict(self, X, what, out, n_threads, chunk_size):
         """The predictions ``what`` of new rows X, in ``out`` (checked before any work) or a new array."""
         from . import _validation as V
-        from ._sources import DataSource
+        from ._io.sources import DataSource
 
         if _is_dask(X):
             if out is not None:

@@ -276,7 +276,7 @@ class StreamingCAVI:
             round-off (the stream is left as it was).
         """
         from . import _validation as V
-        from ._sources import DataSource
+        from ._io.sources import DataSource
 
         online, revisit = self.learning_method == "online", False
         if online and batch_id is not None:

@@ -27,7 +27,7 @@ def test_random_assignment_means_is_the_numpy_bincount(dtype, chunk_rows):
     # Bit for bit the NumPy per-block bincount it replaced, for any chunk size; and each mean is the
     # mean of the rows its hash label names (to round-off).
     from fastcavi._config import BLOCK_ROWS
-    from fastcavi._sources import DataSource
+    from fastcavi._io.sources import DataSource
 
     rng = np.random.default_rng(1)
     X = (rng.normal(size=(20000, 3)) * 5 + 100).astype(dtype)

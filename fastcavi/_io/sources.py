@@ -30,8 +30,8 @@ import os
 
 import numpy as np
 
-from . import _validation as V
-from ._config import CHUNK_BYTES, SEGMENT_ROWS
+from .. import _validation as V
+from .._config import CHUNK_BYTES, SEGMENT_ROWS
 
 
 def _compute_dtype(dtype):
