@@ -18,10 +18,11 @@ Here, before any data is read (a few checks need the data's shape, from its head
   ``init``, ``init_responsibilities``, ``sample_weight``'s kind, shape and length), and the
   combinations of ``covariance_type`` with ``covariance``, ``degrees_of_freedom_prior`` and
   ``covariance_prior``;
-* the data's shape and dtype (:func:`check_data_shape`, :func:`check_data_dtype`, called by
-  :class:`fastcavi._io.sources.DataSource` when it opens the data; scipy.sparse input is refused
-  there, :func:`check_dense`, and an object-dtype array is converted to float64, as scikit-learn
-  does, :func:`numeric_object_array`), n_samples >= n_components (:func:`check_n_samples`), the
+* the data's shape and dtype, and ``sample_weight``'s: where the data's header is read, in
+  :mod:`fastcavi._io.sources` (``check_data_shape``, ``check_data_dtype``, called by
+  :class:`~fastcavi._io.sources.DataSource` when it opens the data; scipy.sparse input is refused
+  there, ``check_dense``, and an object-dtype array is converted to float64, as scikit-learn does,
+  ``numeric_object_array``); here, n_samples >= n_components (:func:`check_n_samples`), the
   estimator's two samples at least (:func:`check_min_samples`), the number of features of new
   data (:func:`check_features`);
 * the engine's call arguments: ``Model``'s option names and ``summary``, ``estep``'s ``model``,
@@ -61,6 +62,8 @@ import os
 from typing import NamedTuple, Optional
 
 import numpy as np
+
+from ._io.sources import WeightSource
 
 COVARIANCE_TYPES = ("identity", "spherical", "diag", "full", "tied")
 WISHART_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
@@ -279,77 +282,6 @@ def check_warm_start(previous, covariance_type, n_components, n_features):
     if got != want:
         raise ValueError(f"Cannot warm-start from a result with (covariance_type, n_components, n_features) = "
                          f"{got}: this fit has {want}.")
-
-
-# -- the data's header: shape and dtype (no values read) ------------------------------------------
-def is_sparse(X):
-    """Whether ``X`` is a scipy.sparse matrix or array (without importing scipy when X is not one)."""
-    module = type(X).__module__ or ""
-    if not module.startswith("scipy.sparse"):
-        return False
-    import scipy.sparse
-
-    return scipy.sparse.issparse(X)
-
-
-def check_dense(X):
-    """scikit-learn's ``accept_sparse=False`` error for scipy.sparse input."""
-    if is_sparse(X):
-        raise TypeError("Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert "
-                        "to a dense numpy array.")
-
-
-def numeric_object_array(arr):
-    """An object-dtype array converted to float64, as scikit-learn does (a non-number: TypeError or ValueError).
-
-    Parameters
-    ----------
-    arr : ndarray of dtype object
-
-    Returns
-    -------
-    ndarray of dtype float64
-    """
-    return arr.astype(np.float64)  # float() of each element: numpy's TypeError/ValueError for a non-number
-
-
-def check_data_shape(shape):
-    """scikit-learn's errors for data that is not a 2-D array with at least one row and one column."""
-    ndim = len(shape)
-    if ndim == 1:
-        raise ValueError(
-            "Expected 2D array, got 1D array instead. Reshape your data either using "
-            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
-            "if it contains a single sample.")
-    if ndim != 2:
-        raise ValueError(f"Found array with dim {ndim}. Expected 2D array (n_samples, n_features).")
-    if shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-    if shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-
-
-def check_data_dtype(dtype):
-    """Real numbers (floats, integers, bools): not complex, not strings or objects."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        raise ValueError("Complex data not supported: X has dtype %s." % dtype)
-    if dtype.kind not in "fiub":
-        raise ValueError(f"X must hold numbers, but its dtype is {dtype} (kind {dtype.kind!r}); "
-                         "convert it to a float array first.")
-    return dtype
-
-
-def check_sample_weight_array(w, n_samples):
-    """A 1-D array of real numbers of length ``n_samples`` (the values are checked in the validating pass)."""
-    if w.dtype.kind not in "fiub":
-        raise ValueError(f"sample_weight must hold real numbers, but its dtype is {w.dtype}.")
-    if w.ndim != 1:
-        raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array of shape "
-                         f"{w.shape}.")
-    if w.shape[0] != n_samples:
-        raise ValueError(f"sample_weight.shape == ({w.shape[0]},), expected ({n_samples},)!")
-    return w
 
 
 # -- the engine's call arguments ------------------------------------------------------------------
@@ -671,9 +603,7 @@ def initial_responsibilities(name, value, context):
 @_parameter_check(needs_shape=True)
 def row_weights(name, value, context):
     """Row weights streamed like X: returns a :class:`fastcavi._io.sources.WeightSource` (kind, shape and
-    length checked here by :func:`check_sample_weight_array`; values in the validating pass)."""
-    from ._io.sources import WeightSource
-
+    length checked as it opens them; values in the validating pass)."""
     return WeightSource(value, context.n_samples)
 
 

@@ -245,7 +245,7 @@ class _DaskData:
     def __init__(self, X, sample_weight=None):
         import dask.array as da
 
-        from ._io.sources import WeightSource, _compute_dtype
+        from ._io.sources import WeightSource, _compute_dtype, check_data_shape
 
         if not isinstance(X, da.Array):
             hint = (" (a Dask DataFrame: use df.to_dask_array(lengths=True))"
@@ -254,7 +254,7 @@ class _DaskData:
         if any(math.isnan(c) for c in X.shape):
             raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() (or "
                              "df.to_dask_array(lengths=True)) first.")
-        V.check_data_shape(tuple(int(s) for s in X.shape))
+        check_data_shape(tuple(int(s) for s in X.shape))
         if X.dtype == object:
             raise ValueError("X cannot be read as a numeric 2-D array (it has dtype object).")
         compute_dtype = _compute_dtype(X.dtype)
