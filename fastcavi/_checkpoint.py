@@ -189,7 +189,7 @@ def controls(arguments, checked):
     dict
     """
     init = arguments["init"]
-    if hasattr(init, "method"):  # the estimator's start from responsibilities (_init.ResponsibilityStart)
+    if hasattr(init, "method"):  # the estimator's start from responsibilities (_validation.ResponsibilityStart)
         init = "responsibilities:" + init.method
     elif not isinstance(init, str):
         init = np.asarray(init.state.means if hasattr(init, "state") else init, dtype=np.float64)

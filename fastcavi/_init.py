@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _progress
 from ._config import BLOCK_ROWS
+from ._validation import ResponsibilityStart  # noqa: F401  (declared with init's check)
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -522,42 +523,6 @@ def warm_state(previous, model):
 def _same_whitening(a, b):
     wa, wb = a.to_dict()["whiten"], b.to_dict()["whiten"]
     return (wa is None and wb is None) or (wa is not None and wb is not None and np.array_equal(wa, wb))
-
-
-class ResponsibilityStart:
-    """scikit-learn's starts (the estimator's ``init_params``): an M-step from responsibilities.
-
-    Internal: :func:`fastcavi._validation.estimator_init_params` makes one from
-    ``init_params`` and passes it to :func:`fastcavi.fit` as ``init``. The responsibilities are
-    drawn afresh for every initialisation (:func:`start_responsibilities`):
-
-    * ``"k-means++"``: one-hot on the K rows k-means++ seeding chooses (row ``i_k`` is
-      component k's only row; every other row has responsibility 0);
-    * ``"random_from_data"``: the same on K distinct rows drawn uniformly;
-    * ``"random"``: soft, uniform draws normalised per row, from a hash of (seed, row, k).
-
-    Parameters
-    ----------
-    method : {"k-means++", "random", "random_from_data"}
-    """
-
-    METHODS = ("k-means++", "random", "random_from_data")
-
-    __slots__ = ("method",)
-
-    def __init__(self, method):
-        if method not in self.METHODS:
-            raise ValueError(f"Unknown responsibility start {method!r}; expected one of {self.METHODS}.")
-        self.method = method
-
-    def __eq__(self, other):
-        return isinstance(other, ResponsibilityStart) and other.method == self.method
-
-    def __hash__(self):
-        return hash(("ResponsibilityStart", self.method))
-
-    def __repr__(self):
-        return f"ResponsibilityStart({self.method!r})"
 
 
 class OneHotRows:

@@ -71,7 +71,7 @@ WEIGHT_PRIOR_TYPES = ("dirichlet_distribution", "dirichlet_process")
 INIT_METHODS = ("k-means++", "k-means||", "kmeans", "random", "random_from_data")
 TOL_TYPES = ("relative", "absolute")
 #: The estimator's ``init_params`` (scikit-learn's names, and meanings): "kmeans" is ``fit``'s
-#: ``init="kmeans"``; the others start from responsibilities (:class:`fastcavi._init.ResponsibilityStart`).
+#: ``init="kmeans"``; the others start from responsibilities (:class:`ResponsibilityStart`).
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -384,6 +384,54 @@ def check_sample_count(n_samples):
     return n_samples
 
 
+# -- what ``init`` may be besides a method's name or means ---------------------------------------
+class ResponsibilityStart:
+    """scikit-learn's starts (the estimator's ``init_params``): an M-step from responsibilities.
+
+    Internal: :func:`estimator_init_params` makes one from ``init_params`` and passes it to
+    :func:`fastcavi.fit` as ``init`` (declared here, where ``init``'s check accepts it). The
+    responsibilities are drawn afresh for every initialisation
+    (:func:`fastcavi._init.start_responsibilities`):
+
+    * ``"k-means++"``: one-hot on the K rows k-means++ seeding chooses (row ``i_k`` is
+      component k's only row; every other row has responsibility 0);
+    * ``"random_from_data"``: the same on K distinct rows drawn uniformly;
+    * ``"random"``: soft, uniform draws normalised per row, from a hash of (seed, row, k).
+
+    Parameters
+    ----------
+    method : {"k-means++", "random", "random_from_data"}
+    """
+
+    METHODS = ("k-means++", "random", "random_from_data")
+
+    __slots__ = ("method",)
+
+    def __init__(self, method):
+        if method not in self.METHODS:
+            raise ValueError(f"Unknown responsibility start {method!r}; expected one of {self.METHODS}.")
+        self.method = method
+
+    def __eq__(self, other):
+        return isinstance(other, ResponsibilityStart) and other.method == self.method
+
+    def __hash__(self):
+        return hash(("ResponsibilityStart", self.method))
+
+    def __repr__(self):
+        return f"ResponsibilityStart({self.method!r})"
+
+
+class WarmStart:
+    """A fitted result that ``init`` continues (a warm start): :class:`fastcavi.FitResult` derives from it.
+
+    Declared here so that ``init``'s check (:func:`initialisation`) knows one without importing
+    :mod:`fastcavi.result`, a higher layer.
+    """
+
+    __slots__ = ()
+
+
 # -- checks of the declared parameters ------------------------------------------------------------
 # fastcavi.options names one of these for each parameter. Each is called as
 # ``check(name, value, context) -> the checked value`` (``context``: a :class:`Context`); those
@@ -581,14 +629,11 @@ def initialisation(name, value, context):
     """A method name, (K, D) initial means, or a FitResult to continue (same covariance type, K, D).
 
     The estimator passes scikit-learn's starts from responsibilities as a
-    :class:`fastcavi._init.ResponsibilityStart` (internal), accepted as it is.
+    :class:`ResponsibilityStart` (internal), accepted as it is.
     """
-    from ._init import ResponsibilityStart
-    from .result import FitResult
-
     if isinstance(value, ResponsibilityStart):
         return value
-    if isinstance(value, FitResult):
+    if isinstance(value, WarmStart):  # a FitResult
         check_warm_start(value, context.covariance_type, context.n_components, context.n_features)
         return value
     return check_init(value, context.n_components, context.n_features)
@@ -612,11 +657,9 @@ def estimator_init_params(name, value, context):
     """scikit-learn's ``init_params``; returns the ``init`` of :func:`fastcavi.fit` it means.
 
     "kmeans" is ``init="kmeans"`` (k-means++ seeds, Lloyd's iterations, an M-step from the hard
-    labels); the others are :class:`fastcavi._init.ResponsibilityStart` (an M-step from drawn
+    labels); the others are :class:`ResponsibilityStart` (an M-step from drawn
     responsibilities, as scikit-learn's ``_initialize_parameters``).
     """
-    from ._init import ResponsibilityStart
-
     if not isinstance(value, str) or value not in INIT_PARAMS:
         raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
                          f"{sorted(INIT_PARAMS)}. Got {value!r} instead.")

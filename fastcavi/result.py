@@ -6,6 +6,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
+from ._validation import WarmStart
 from .engine import Model, State, _frozen
 
 #: Version of the model file format written by :meth:`FitResult.save`. Version 1 (fastcavi
@@ -14,7 +15,7 @@ MODEL_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
-class FitResult:
+class FitResult(WarmStart):
     """A fitted variational posterior. Arrays are read-only (and cannot be made writable).
 
     Made by :func:`fastcavi.fit` and :func:`fastcavi.load` (or :meth:`from_state`), not by hand.
