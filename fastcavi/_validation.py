@@ -47,7 +47,7 @@ Where the data is, because they need its values (each place says so in a comment
   summary without the full scatter for "full"/"tied": :class:`fastcavi._models.families.WishartSpec`;
 * a component covariance that is not positive definite: the Wishart update
   (:mod:`fastcavi._models.wishart`); non-finite statistics or ELBO and an ELBO decrease:
-  :mod:`fastcavi._driver` and :class:`fastcavi.engine.Model`; statistics that do not fit the model
+  :mod:`fastcavi._driver.loop` and :class:`fastcavi.engine.Model`; statistics that do not fit the model
   (``Model._check_stats``), and ``state_from_means`` for a Wishart model: the engine;
 * a non-finite log-density of new rows: :class:`fastcavi.FitResult`, on each chunk as it is
   computed (with ``out=``, the rows before it are written by then).

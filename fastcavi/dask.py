@@ -580,10 +580,11 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     TypeError
         When X is not a dask array (a Dask DataFrame: use ``to_dask_array(lengths=True)``).
     """
-    from . import _checkpoint, _init, engine
-    from ._driver import fitted_result, run_restarts
+    from . import _init, engine
+    from ._driver import checkpoint as _checkpoint
+    from ._driver.loop import run_restarts
     from ._init import HashedUniform, OneHotRows, ResponsibilityStart, kmeans_tolerance, warm_state
-    from .result import FitResult
+    from .result import FitResult, fitted_result
 
     from . import options as declared
 

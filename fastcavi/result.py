@@ -1,5 +1,6 @@
 """The fitted result: its parameters, streamed predictions, and the model file."""
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
@@ -299,6 +300,23 @@ class FitResult(WarmStart):
             path += ".npz"
         np.savez(path, **arrays)
         return path
+
+
+def fitted_result(model, best, history, tol, stacklevel):
+    """The :class:`FitResult` of the best run of :func:`fastcavi._driver.loop.run_restarts`, after ``history``
+    (a warm start's ELBOs).
+
+    Warns (:class:`fastcavi.ConvergenceWarning`, scikit-learn's message) when that run did not
+    converge and ``tol > 0``; ``stacklevel`` is the caller's, as for :func:`warnings.warn`.
+    """
+    state, elbos, converged = best
+    if tol > 0 and not converged:
+        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
+
+        warnings.warn("Best performing initialization did not converge. Try different init parameters, "
+                      "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
+                      stacklevel=stacklevel + 1)
+    return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)
 
 
 def _is_dask(X):
