@@ -265,9 +265,9 @@ class FitResult(WarmStart):
             ``sum_n q(z_n = k)``, mean, and the square roots of the covariance's eigenvalues), with
             how many components hold 99% of the weight (see :func:`fastcavi.report.component_table`).
         """
-        from .report import _summary
+        from ._components import summary
 
-        return _summary(self, max_features)
+        return summary(self, max_features, MODEL_FORMAT_VERSION)
 
     # -- the model file -----------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> str:
