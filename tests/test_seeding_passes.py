@@ -8,6 +8,7 @@ import pytest
 import fastcavi
 from conftest import readonly
 from fastcavi import _init
+from fastcavi._init.seeding import _nearest
 from fastcavi._io.sources import DataSource
 
 M64 = (1 << 64) - 1
@@ -85,7 +86,7 @@ def test_kmeans_parallel_round_draws_as_with_the_total_cost(chunk_rows, weighted
         w[::5] = 0.0
     shift = np.zeros(2)  # (no shift: the 1e-160 survives)
     centres = X[[4100, 9000, 17]]
-    d2, _ = _init._nearest(X, shift, centres)
+    d2, _ = _nearest(X, shift, centres)
     assert 0.0 < w[5001] * d2[5001] < 1e-300
     u = np.empty(X.shape[0])
     run = _init.local_passes(DataSource(X), fastcavi._io.sources.WeightSource(w, X.shape[0]) if weighted else None,

@@ -8,7 +8,7 @@ from fastcavi import _init
 
 def _random_assignment_reference(X, K, seed, block_rows):
     """The seed's random assignment with NumPy: a label per row hashed from its index, per-block bincounts."""
-    from fastcavi._init import _splitmix64
+    from fastcavi._init.seeding import _splitmix64
 
     n, D = X.shape
     idx = np.arange(n, dtype=np.uint64)
