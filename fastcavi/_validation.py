@@ -26,9 +26,9 @@ Here, before any data is read (a few checks need the data's shape, from its head
   estimator's two samples at least (:func:`check_min_samples`), the number of features of new
   data (:func:`check_features`);
 * the engine's call arguments: ``Model``'s option names and ``summary``, ``estep``'s ``model``,
-  ``state`` and output arrays, ``summarize``'s ``shift``, ``row_offset``
-  (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
-  :func:`check_shift`);
+  ``state`` and output arrays, ``summarize``'s ``shift``, ``row_offset``, ``nearest_mean_stats``'s
+  ``means`` (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
+  :func:`check_shift`, :func:`check_means`);
 * the estimator's own: ``init_params``, ``covariance_type`` without "identity", and
   ``sample``'s ``n_samples`` (:func:`check_sample_count`);
 * the ``out=`` array of a prediction (shape, dtype, writable, no memory or file shared with X:
@@ -305,6 +305,14 @@ def check_shift(shift, D):
     if shift.shape != (D,) or not np.all(np.isfinite(shift)):
         raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
     return shift
+
+
+def check_means(means, K, D):
+    """Means of shape (K, D), finite, as float64."""
+    arr = np.asarray(means)
+    if arr.dtype.kind not in "fiu" or arr.shape != (K, D) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"'means' must be a finite real array of shape ({K}, {D}), got {means!r}.")
+    return arr.astype(np.float64, copy=False)
 
 
 def check_output_array(name, out, shape):

@@ -12,19 +12,24 @@ from ``rng`` (a handful per fit) or from a counter-based hash of the row index, 
 the result depends on the seed alone: never on the chunk size or thread count.
 """
 from .._validation import ResponsibilityStart
-from .lloyd import KMEANS_MAX_ITER, KMEANS_TOL, kmeans, kmeans_tolerance, lloyd
+from .lloyd import KMEANS_MAX_ITER, KMEANS_TOL, kmeans, kmeans_tolerance, lloyd, lloyd_chunk, lloyd_passes, merge_lloyd
 from .seeding import (KMEANS_PARALLEL_OVERSAMPLING, KMEANS_PARALLEL_ROUNDS, assign_chunk, cost_and_candidates_chunk,
                       draw_candidates, earliest_smallest_key, exact_total, first_candidate_chunk, kmeans_parallel,
                       kmeans_plusplus, kmeans_plusplus_passes, kmeans_plusplus_row_passes, kmeans_plusplus_rows,
                       kmeanspp_chunk, local_passes, merge_candidates, merge_exact, random_assignment_chunk,
                       random_assignment_means, random_assignment_passes, random_rows, weighted_kmeans)
-from .starts import (HashedUniform, OneHotRows, initial_means, initial_state, start_responsibilities,
-                     warm_state)
+from .starts import HashedUniform, OneHotRows, initial_means, initial_state, start_responsibilities, warm_state
 
-__all__ = ["ResponsibilityStart", "KMEANS_MAX_ITER", "KMEANS_TOL", "kmeans", "kmeans_tolerance", "lloyd",
-           "KMEANS_PARALLEL_OVERSAMPLING", "KMEANS_PARALLEL_ROUNDS", "assign_chunk", "cost_and_candidates_chunk",
-           "draw_candidates", "earliest_smallest_key", "exact_total", "first_candidate_chunk", "kmeans_parallel",
-           "kmeans_plusplus", "kmeans_plusplus_passes", "kmeans_plusplus_row_passes", "kmeans_plusplus_rows",
-           "kmeanspp_chunk", "local_passes", "merge_candidates", "merge_exact", "random_assignment_chunk",
-           "random_assignment_means", "random_assignment_passes", "random_rows", "weighted_kmeans",
-           "HashedUniform", "OneHotRows", "initial_means", "initial_state", "start_responsibilities", "warm_state"]
+__all__ = [  # what the fits (fastcavi.api, fastcavi.dask) and the tests use
+    "ResponsibilityStart",
+    # .lloyd
+    "KMEANS_MAX_ITER", "KMEANS_TOL", "kmeans", "kmeans_tolerance", "lloyd", "lloyd_chunk", "lloyd_passes", "merge_lloyd",
+    # .seeding
+    "KMEANS_PARALLEL_OVERSAMPLING", "KMEANS_PARALLEL_ROUNDS", "assign_chunk", "cost_and_candidates_chunk",
+    "draw_candidates", "earliest_smallest_key", "exact_total", "first_candidate_chunk", "kmeans_parallel",
+    "kmeans_plusplus", "kmeans_plusplus_passes", "kmeans_plusplus_row_passes", "kmeans_plusplus_rows", "kmeanspp_chunk",
+    "local_passes", "merge_candidates", "merge_exact", "random_assignment_chunk", "random_assignment_means",
+    "random_assignment_passes", "random_rows", "weighted_kmeans",
+    # .starts
+    "HashedUniform", "OneHotRows", "initial_means", "initial_state", "start_responsibilities", "warm_state",
+]

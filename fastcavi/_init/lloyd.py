@@ -95,3 +95,57 @@ def lloyd(one_pass, row, centres, shift, tol, max_iter=KMEANS_MAX_ITER):
         if move <= tol:
             break
     return c + shift, it
+
+
+def lloyd_chunk(chunk, weights, row0, centres, shift, chunk_size=None):
+    """One chunk's part of a Lloyd pass (:func:`fastcavi._passes.lloyd_pass`) over any row split (a Dask task's
+    block): its exact sums and its farthest row, as one float64 array (:func:`merge_lloyd` adds up chunks').
+
+    Returns
+    -------
+    ndarray
+        The serialised exact accumulator of the sums, then ``[row, d2, weight, cluster]`` of the chunk's
+        farthest row (its global index ``row0 + i``; -1 when every weight is 0).
+    """
+    from .._io.sources import DataSource, WeightSource
+    from .._kernels.kmeans import stats_size
+    from .._models.base import accumulator_to_floats
+    from .._passes import chunk_rows, lloyd_pass
+
+    source = DataSource(chunk)
+    weights = None if weights is None else WeightSource(weights, source.n_samples)
+    K, D = centres.shape
+    rows = chunk_rows(chunk_size, source, 8 * (D + 1 + stats_size(K, D)))
+    acc, (far, d2, w, k), _ = lloyd_pass(source, weights, centres, shift, rows)
+    return np.concatenate((accumulator_to_floats(acc), [row0 + far if far >= 0 else -1, d2, w, k]))
+
+
+def merge_lloyd(parts):
+    """Merge consecutive chunks' Lloyd sums exactly; the farthest row of the first chunk that has it wins ties."""
+    from .._kernels.exactsum import WINDOW
+    from .._models.base import accumulator_from_floats, accumulator_to_floats, merge_accumulators
+
+    size = (parts[0].shape[0] - 4) // (1 + 2 * WINDOW)
+    acc = accumulator_from_floats(parts[0][:-4], size)
+    far = parts[0][-4:]
+    for p in parts[1:]:
+        acc = merge_accumulators(acc, accumulator_from_floats(p[:-4], size))
+        if p[-4] >= 0 and p[-3] > far[1]:
+            far = p[-4:]
+    return np.concatenate((accumulator_to_floats(acc), far))
+
+
+def lloyd_passes(run_pass, row, centres, shift, tol, chunk_size=None, max_iter=KMEANS_MAX_ITER):
+    """:func:`lloyd` over any row split (``run_pass`` as in :func:`fastcavi._init.seeding.local_passes`): one pass
+    of :func:`lloyd_chunk` an iteration, whose sums are merged exactly, so that the centres are those of the local
+    passes over the same rows."""
+    from .._kernels.exactsum import WINDOW
+    from .._models.base import accumulator_from_floats, round_accumulator
+
+    def one_pass(c):
+        flat = run_pass(lloyd_chunk, (c, shift, chunk_size), merge_lloyd)
+        acc = accumulator_from_floats(flat[:-4], (flat.shape[0] - 4) // (1 + 2 * WINDOW))
+        far = flat[-4:]
+        return np.array(round_accumulator(acc)), (int(far[0]), float(far[1]), float(far[2]), int(far[3]))
+
+    return lloyd(one_pass, row, centres, shift, tol, max_iter)

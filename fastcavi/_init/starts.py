@@ -113,6 +113,42 @@ class HashedUniform:
             total += u[:, k]
         return np.ascontiguousarray(u / total[:, None])
 
+    def stats(self, model, X, weights=None, *, row_offset=0, n_threads=None, chunk_size=None):
+        """The statistics of these responsibilities over the rows of X, in one given-responsibility pass.
+
+        Parameters
+        ----------
+        model : Model
+        X : DataSource or array-like of shape (n, D)
+            All the data, or a part of it (a Dask task's block) whose first row is row ``row_offset``.
+        weights : WeightSource or array-like of shape (n,), optional
+        row_offset : int, default 0
+            The global index of X's first row: the draws are those of the global rows.
+        n_threads, chunk_size : int, optional
+            As in :func:`fastcavi.engine.estep`; results do not depend on them.
+
+        Returns
+        -------
+        Stats
+            Additive over parts of the data, as the E-step's.
+        """
+        from .. import engine
+        from .._io.sources import DataSource, WeightSource
+        from .._passes import estep_chunk_rows, estep_pass, numba_threads
+
+        source = X if isinstance(X, DataSource) else DataSource(X)
+        if weights is not None and not isinstance(weights, WeightSource):
+            weights = WeightSource(weights, source.n_samples)
+
+        def given(row0, rows, shift):  # the rows of X, numbered globally
+            return self(row_offset + row0, rows, shift)
+
+        chunk_rows = estep_chunk_rows(chunk_size, source, self.K, model.layout)
+        with numba_threads(n_threads):
+            stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model),
+                                  chunk_rows, given=given)
+        return stats
+
 
 def start_responsibilities(start, source, K, rng, chunk_rows, shift, weights=None):
     """The ``given`` responsibilities of a :class:`ResponsibilityStart` (draws from ``rng``)."""
@@ -126,7 +162,6 @@ def start_responsibilities(start, source, K, rng, chunk_rows, shift, weights=Non
 def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary):
     """The variational state CAVI starts from (see ``init`` and ``init_responsibilities`` in :func:`fit`)."""
     from .. import engine
-    from .._passes import estep_pass
 
     if resp0 is not None:  # scikit-learn's start: an M-step from given responsibilities
         return model.update(engine.responsibility_stats(model, source, resp0, sample_weight=weights,
@@ -136,16 +171,12 @@ def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summa
         if isinstance(given, OneHotRows):  # statistics of K rows: no pass over the others
             w = None if weights is None else weights.values_at(given.index)
             return model.update(given.stats(model, source.rows(given.index).astype(source.compute_dtype), w, summary))
-        stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
-                              given=given)
-        return model.update(stats)
+        return model.update(given.stats(model, source, weights, chunk_size=chunk_rows))
     means = initial_means(init, source, K, rng, chunk_rows, summary, weights)
     if model.covariance_type == "identity":
         return model.state_from_means(means)
     # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
-    stats, _ = estep_pass(source, weights, model._coords, model.layout, None, chunk_rows,
-                          hard_means=model._coords.to_model(means))
-    return model.update(stats)
+    return model.update(engine.nearest_mean_stats(model, source, means, sample_weight=weights, chunk_size=chunk_rows))
 
 
 def initial_means(init, source, K, rng, chunk_rows, summary, weights=None):
