@@ -115,12 +115,12 @@ def task_threads(n_threads=None):
     """
     import numba
 
-    from ._passes import _KERNEL_LOCK, kernel_guard
+    from . import engine
 
     top = numba.config.NUMBA_NUM_THREADS
     if n_threads is not None:
         return max(1, min(int(n_threads), top))
-    serialised = kernel_guard() is _KERNEL_LOCK
+    serialised = engine.kernels_serialised()
     try:
         from distributed import get_worker
 
@@ -206,10 +206,8 @@ def _combine(kind, *parts):
     for p in parts:
         if isinstance(p, _Failure):
             return p  # the first in chunk order: the earliest failing rows
-    if callable(kind):  # an associative combination of :mod:`fastcavi._init` (a seeding pass)
+    if callable(kind):  # an associative combination of :mod:`fastcavi._init` (a seeding or Lloyd pass)
         return kind(list(parts))
-    if kind == "lloyd":
-        return _combine_lloyd(parts)
     from .engine import DataSummary, Stats
 
     cls = Stats if kind == "stats" else DataSummary
@@ -395,18 +393,11 @@ def _read_rows(data, index, client):
 # -- per-chunk tasks ----------------------------------------------------------------------------
 
 def _summary_task(block, wblock, shift, full_scatter, n_threads, chunk_size, row_offset, _extra):
-    # the pass itself, not engine.summarize: a chunk whose weights are all 0 is no error (the whole may not be)
-    from ._passes import numba_threads, summary_chunk_rows, summary_pass
-    from ._io.sources import DataSource, WeightSource
+    from . import engine
 
-    source = DataSource(block)
-    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
-    D = source.n_features
-    F = D * (D + 1) // 2 if full_scatter else D
-    chunk_rows = summary_chunk_rows(chunk_size, source, D + F)
-    with numba_threads(task_threads(n_threads)):
-        summary = summary_pass(source, weights, chunk_rows, np.asarray(shift, dtype=np.float64), full_scatter,
-                               row_offset=row_offset)
+    # a chunk whose weights are all 0 is no error: the whole's sum is checked on the client
+    summary = engine.summarize(block, wblock, shift=shift, full_scatter=full_scatter, n_threads=task_threads(n_threads),
+                               chunk_size=chunk_size, row_offset=row_offset, check_weight_sum=False)
     return summary.to_array()
 
 
@@ -420,98 +411,50 @@ def _estep_task(block, wblock, payload, n_threads, chunk_size, row_offset, _extr
 
 
 def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_offset, resp_block):
-    """Statistics of given responsibilities (``resp_block``, or drawn: ``means`` callable) or of the hard
-    assignment to the nearest of ``means`` (an array, data coordinates)."""
+    """Statistics of given responsibilities (``resp_block``, or drawn: ``means`` a :class:`fastcavi._init.HashedUniform`)
+    or of the hard assignment to the nearest of ``means`` (an array, data coordinates)."""
     from . import engine
-    from ._passes import estep_chunk_rows, estep_pass, numba_threads
-    from ._io.sources import DataSource, WeightSource
 
     model, _ = _decode(payload)
+    threads = task_threads(n_threads)
     if resp_block is not None:
         R = np.asarray(resp_block)
         V.check_resp_chunk(np.ascontiguousarray(R, dtype=np.float64), row_offset)
-        return engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=task_threads(n_threads),
-                                           chunk_size=chunk_size).to_array()
-    source = DataSource(block)
-    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
-    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, model.layout)
-    if callable(means):  # the estimator's start from drawn responsibilities (_init.HashedUniform)
-        def given(row0, rows, shift):  # rows of this block, numbered globally
-            return means(row_offset + row0, rows, shift)
-
-        start = dict(given=given)
+        stats = engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=threads,
+                                            chunk_size=chunk_size)
+    elif callable(means):  # the estimator's start from drawn responsibilities, for this block's global rows
+        stats = means.stats(model, block, wblock, row_offset=row_offset, n_threads=threads, chunk_size=chunk_size)
     else:
-        start = dict(hard_means=model._coords.to_model(means))
-    with numba_threads(task_threads(n_threads)):
-        stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
-                              **start)
+        stats = engine.nearest_mean_stats(model, block, means, sample_weight=wblock, n_threads=threads,
+                                          chunk_size=chunk_size)
     return stats.to_array()
-
-
-def _lloyd_task(block, wblock, centres, shift, n_threads, chunk_size, row_offset, _extra):
-    """One Lloyd pass over a chunk: its exact sums (serialised) and its farthest row (global index)."""
-    from ._kernels.kmeans import stats_size
-    from ._models.base import accumulator_to_floats
-    from ._passes import chunk_rows, lloyd_pass, numba_threads
-    from ._io.sources import DataSource, WeightSource
-
-    source = DataSource(block)
-    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
-    K, D = centres.shape
-    rows = chunk_rows(chunk_size, source, 8 * (D + 1 + stats_size(K, D)))
-    with numba_threads(task_threads(n_threads)):
-        acc, (far, d2, w, k), _ = lloyd_pass(source, weights, centres, shift, rows)
-    return np.concatenate((accumulator_to_floats(acc), [row_offset + far if far >= 0 else -1, d2, w, k]))
-
-
-def _combine_lloyd(parts):
-    """Merge consecutive chunks' Lloyd sums exactly; the farthest row of the first chunk that has it wins ties."""
-    from ._kernels.exactsum import WINDOW
-    from ._models.base import accumulator_from_floats, accumulator_to_floats, merge_accumulators
-
-    size = (parts[0].shape[0] - 4) // (1 + 2 * WINDOW)
-    acc = accumulator_from_floats(parts[0][:-4], size)
-    far = parts[0][-4:]
-    for p in parts[1:]:
-        acc = merge_accumulators(acc, accumulator_from_floats(p[:-4], size))
-        if p[-4] >= 0 and p[-3] > far[1]:
-            far = p[-4:]
-    return np.concatenate((accumulator_to_floats(acc), far))
 
 
 def lloyd_dask(data, seeds, shift, tol, client=None, n_threads=None, chunk_size=None, max_iter=None):
     """Lloyd's iterations (:func:`fastcavi._init.lloyd`) on Dask: one reduction a pass, exact sums.
 
-    The sums are merged exactly, so the centres are those of the local passes over the same rows.
+    The sums are merged exactly (:func:`fastcavi._init.lloyd_passes`), so the centres are those of the
+    local passes over the same rows.
 
     Returns
     -------
     centres : ndarray of shape (K, D), data coordinates
     n_iter : int
     """
-    from ._init import KMEANS_MAX_ITER, lloyd
-    from ._kernels.exactsum import WINDOW
-    from ._models.base import accumulator_from_floats, round_accumulator
+    from ._init import KMEANS_MAX_ITER, lloyd_passes
 
-    def one_pass(centres):
-        flat = _compute(data.map_reduce(_lloyd_task, (centres, shift, n_threads, chunk_size), "lloyd"), client)
-        flat = _raise_failure(flat)
-        acc = accumulator_from_floats(flat[:-4], (flat.shape[0] - 4) // (1 + 2 * WINDOW))
-        far = flat[-4:]
-        return np.array(round_accumulator(acc)), (int(far[0]), float(far[1]), float(far[2]), int(far[3]))
-
-    return lloyd(one_pass, lambda i: _read_rows(data, [i], client)[0], seeds, shift, tol,
-                 KMEANS_MAX_ITER if max_iter is None else max_iter)
+    return lloyd_passes(_run_pass(data, client, n_threads), lambda i: _read_rows(data, [i], client)[0], seeds, shift,
+                        tol, chunk_size, KMEANS_MAX_ITER if max_iter is None else max_iter)
 
 
 # -- seeding: the local fit's own code, one Dask reduction per pass -------------------------------
 
 def _seed_task(block, wblock, fn, args, n_threads, row_offset, _extra):
     """``fn(chunk, weights, row0, *args)`` of :mod:`fastcavi._init` on one chunk (its numba threads as a sweep's)."""
-    from ._passes import numba_threads
+    from . import engine
 
     weights = None if wblock is None else np.ascontiguousarray(wblock, dtype=np.float64)
-    with numba_threads(task_threads(n_threads)):
+    with engine.kernel_threads(task_threads(n_threads)):
         return fn(np.ascontiguousarray(block), weights, row_offset, *args)
 
 
