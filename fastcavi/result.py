@@ -151,9 +151,9 @@ class FitResult(WarmStart):
             if out is not None:
                 raise TypeError("'out' is not supported for Dask arrays: their predictions are a lazy Dask array "
                                 "(store it with dask.array.store(predictions, target) or .to_zarr(...)).")
-            from . import dask
+            from . import _dask_blocks as lazily
 
-            lazy = {"proba": dask.predict_proba, "labels": dask.predict, "score": dask.score_samples}[what]
+            lazy = {"proba": lazily.predict_proba, "labels": lazily.predict, "score": lazily.score_samples}[what]
             return lazy(self, X, n_threads=n_threads, chunk_size=chunk_size)
         source = DataSource(X)
         V.check_features(source.n_features, self.n_features)
