@@ -16,7 +16,7 @@ a ``.npy`` memmap.
   benchmark to ask for the next sweep, so each round is exactly one sweep of the library's own
   loop (the graph, its tasks on the workers, the reduction, the updates and the ELBO on the client).
 
-So the closing table's "speed-up" column reads dask/local here (issue 7's target: at most 1.5
+So the closing table's "speed-up" column reads dask/local here (the target for a Dask sweep: at most 1.5
 on the 2-core machine). Group "dask sweep streamed from zarr vs local memmap" is the same with
 ``persist=False``: every sweep reads and decompresses every Zarr chunk again. Recorded in ``benchmark.extra_info`` and printed:
 

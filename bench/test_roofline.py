@@ -14,7 +14,7 @@ times, each on one thread:
 and the ideal sweep time is ``(exp + log + read) / T``: the three are split over the ``T`` threads
 the sweep uses (``FASTCAVI_BENCH_THREADS``, default 2), assuming perfect scaling (the rows are
 independent; memory bandwidth scales with the cores up to a few cores). Each sweep is reported
-as ``sweep / ideal`` (1.0 would be the floor; the issue's target is 1.5).
+as ``sweep / ideal`` (1.0 would be the floor; the target is 1.5).
 
 Large D (D = 16 full, diag, tied) is bound by multiply-adds. Per row the kernel computes the logits
 ``W phi`` (``_logits``: K4 x F4 multiply-adds) and adds ``r phi^T`` into the statistics
@@ -27,7 +27,7 @@ The reference is OpenBLAS dgemm (numpy's matmul, limited to T threads with threa
 square n x n by n x n product with the same multiply-add count, n = (N 2 K4 F4)^(1/3): the
 sweep's two skinny products (N x F by F x K, and K x N by N x F) would need the N x F feature
 matrix, 1.2 GB at D = 16 full, which the sweep never builds. Each sweep is reported as its
-throughput (multiply-adds per second) as a fraction of dgemm's (the issue's target is 0.6).
+throughput (multiply-adds per second) as a fraction of dgemm's (the target is 0.6).
 
 That fraction charges the whole sweep to its multiply-adds, but a sweep at D = 16 also evaluates the
 same N K exponentials and N logarithms as at D = 2 and reads 8 times the bytes: for "tied" (256

@@ -8,7 +8,7 @@ max_iter=1, tol=0, n_threads=T)`` for every initialisation: "k-means++", "random
 validating summary pass, the initial means, the initial statistics pass of the Wishart
 families) plus one sweep (E-step pass, updates, ELBO: what the sweep benchmark times), so
 
-    setup = fit(max_iter=1) - sweep,   reported as setup / sweep (the issue's target: at most 2).
+    setup = fit(max_iter=1) - sweep,   reported as setup / sweep (the target: at most 2).
 
 The numbers are in each fit's ``extra_info`` and in a table printed at the end. Run:
 ``pytest bench/test_setup.py --benchmark-only`` (``FASTCAVI_BENCH_N`` rows, default 1e6).

@@ -150,7 +150,7 @@ def chunk_rows(chunk_size, source, bytes_per_row):
     """Rows per chunk: the user's ``chunk_size`` rounded up to whole segments, or what keeps about
     ``CHUNK_BYTES`` of working memory at ``bytes_per_row``; never more than the data holds."""
     from . import _validation as V
-    from ._sources import round_chunk_rows
+    from ._io.sources import round_chunk_rows
 
     rows = (source.default_chunk_rows(bytes_per_row) if chunk_size is None
             else round_chunk_rows(V.check_int("chunk_size", chunk_size, 1)))

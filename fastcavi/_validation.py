@@ -18,16 +18,17 @@ Here, before any data is read (a few checks need the data's shape, from its head
   ``init``, ``init_responsibilities``, ``sample_weight``'s kind, shape and length), and the
   combinations of ``covariance_type`` with ``covariance``, ``degrees_of_freedom_prior`` and
   ``covariance_prior``;
-* the data's shape and dtype (:func:`check_data_shape`, :func:`check_data_dtype`, called by
-  :class:`fastcavi._sources.DataSource` when it opens the data; scipy.sparse input is refused
-  there, :func:`check_dense`, and an object-dtype array is converted to float64, as scikit-learn
-  does, :func:`numeric_object_array`), n_samples >= n_components (:func:`check_n_samples`), the
+* the data's shape and dtype, and ``sample_weight``'s: where the data's header is read, in
+  :mod:`fastcavi._io.sources` (``check_data_shape``, ``check_data_dtype``, called by
+  :class:`~fastcavi._io.sources.DataSource` when it opens the data; scipy.sparse input is refused
+  there, ``check_dense``, and an object-dtype array is converted to float64, as scikit-learn does,
+  ``numeric_object_array``); here, n_samples >= n_components (:func:`check_n_samples`), the
   estimator's two samples at least (:func:`check_min_samples`), the number of features of new
   data (:func:`check_features`);
 * the engine's call arguments: ``Model``'s option names and ``summary``, ``estep``'s ``model``,
-  ``state`` and output arrays, ``summarize``'s ``shift``, ``row_offset``
-  (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
-  :func:`check_shift`);
+  ``state`` and output arrays, ``summarize``'s ``shift``, ``row_offset``, ``nearest_mean_stats``'s
+  ``means`` (:func:`check_option_names`, :func:`check_instance`, :func:`check_output_array`,
+  :func:`check_shift`, :func:`check_means`);
 * the estimator's own: ``init_params``, ``covariance_type`` without "identity", and
   ``sample``'s ``n_samples`` (:func:`check_sample_count`);
 * the ``out=`` array of a prediction (shape, dtype, writable, no memory or file shared with X:
@@ -46,13 +47,13 @@ Where the data is, because they need its values (each place says so in a comment
   summary without the full scatter for "full"/"tied": :class:`fastcavi._models.families.WishartSpec`;
 * a component covariance that is not positive definite: the Wishart update
   (:mod:`fastcavi._models.wishart`); non-finite statistics or ELBO and an ELBO decrease:
-  :mod:`fastcavi._driver` and :class:`fastcavi.engine.Model`; statistics that do not fit the model
+  :mod:`fastcavi._driver.loop` and :class:`fastcavi.engine.Model`; statistics that do not fit the model
   (``Model._check_stats``), and ``state_from_means`` for a Wishart model: the engine;
 * a non-finite log-density of new rows: :class:`fastcavi.FitResult`, on each chunk as it is
   computed (with ``out=``, the rows before it are written by then).
 
 Where files and serialised objects are read: a missing, truncated or unreadable ``.npy`` file, or
-an object that cannot be read as an array (:mod:`fastcavi._sources`); a model file
+an object that cannot be read as an array (:mod:`fastcavi._io.sources`); a model file
 (:func:`fastcavi.load`); ``Stats``/``DataSummary`` arrays and ``State``/``Model`` dicts (their
 ``from_array``/``from_dict``).
 """
@@ -62,13 +63,15 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ._io.sources import WeightSource
+
 COVARIANCE_TYPES = ("identity", "spherical", "diag", "full", "tied")
 WISHART_COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 WEIGHT_PRIOR_TYPES = ("dirichlet_distribution", "dirichlet_process")
 INIT_METHODS = ("k-means++", "k-means||", "kmeans", "random", "random_from_data")
 TOL_TYPES = ("relative", "absolute")
 #: The estimator's ``init_params`` (scikit-learn's names, and meanings): "kmeans" is ``fit``'s
-#: ``init="kmeans"``; the others start from responsibilities (:class:`fastcavi._init.ResponsibilityStart`).
+#: ``init="kmeans"``; the others start from responsibilities (:class:`ResponsibilityStart`).
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
@@ -281,77 +284,6 @@ def check_warm_start(previous, covariance_type, n_components, n_features):
                          f"{got}: this fit has {want}.")
 
 
-# -- the data's header: shape and dtype (no values read) ------------------------------------------
-def is_sparse(X):
-    """Whether ``X`` is a scipy.sparse matrix or array (without importing scipy when X is not one)."""
-    module = type(X).__module__ or ""
-    if not module.startswith("scipy.sparse"):
-        return False
-    import scipy.sparse
-
-    return scipy.sparse.issparse(X)
-
-
-def check_dense(X):
-    """scikit-learn's ``accept_sparse=False`` error for scipy.sparse input."""
-    if is_sparse(X):
-        raise TypeError("Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert "
-                        "to a dense numpy array.")
-
-
-def numeric_object_array(arr):
-    """An object-dtype array converted to float64, as scikit-learn does (a non-number: TypeError or ValueError).
-
-    Parameters
-    ----------
-    arr : ndarray of dtype object
-
-    Returns
-    -------
-    ndarray of dtype float64
-    """
-    return arr.astype(np.float64)  # float() of each element: numpy's TypeError/ValueError for a non-number
-
-
-def check_data_shape(shape):
-    """scikit-learn's errors for data that is not a 2-D array with at least one row and one column."""
-    ndim = len(shape)
-    if ndim == 1:
-        raise ValueError(
-            "Expected 2D array, got 1D array instead. Reshape your data either using "
-            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
-            "if it contains a single sample.")
-    if ndim != 2:
-        raise ValueError(f"Found array with dim {ndim}. Expected 2D array (n_samples, n_features).")
-    if shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-    if shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
-
-
-def check_data_dtype(dtype):
-    """Real numbers (floats, integers, bools): not complex, not strings or objects."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        raise ValueError("Complex data not supported: X has dtype %s." % dtype)
-    if dtype.kind not in "fiub":
-        raise ValueError(f"X must hold numbers, but its dtype is {dtype} (kind {dtype.kind!r}); "
-                         "convert it to a float array first.")
-    return dtype
-
-
-def check_sample_weight_array(w, n_samples):
-    """A 1-D array of real numbers of length ``n_samples`` (the values are checked in the validating pass)."""
-    if w.dtype.kind not in "fiub":
-        raise ValueError(f"sample_weight must hold real numbers, but its dtype is {w.dtype}.")
-    if w.ndim != 1:
-        raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array of shape "
-                         f"{w.shape}.")
-    if w.shape[0] != n_samples:
-        raise ValueError(f"sample_weight.shape == ({w.shape[0]},), expected ({n_samples},)!")
-    return w
-
-
 # -- the engine's call arguments ------------------------------------------------------------------
 def check_option_names(given, known, owner):
     """No option outside ``known`` (a ``TypeError``, as Python raises for an unexpected keyword)."""
@@ -373,6 +305,14 @@ def check_shift(shift, D):
     if shift.shape != (D,) or not np.all(np.isfinite(shift)):
         raise ValueError(f"'shift' must be a finite vector of shape ({D},), got {shift!r}.")
     return shift
+
+
+def check_means(means, K, D):
+    """Means of shape (K, D), finite, as float64."""
+    arr = np.asarray(means)
+    if arr.dtype.kind not in "fiu" or arr.shape != (K, D) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"'means' must be a finite real array of shape ({K}, {D}), got {means!r}.")
+    return arr.astype(np.float64, copy=False)
 
 
 def check_output_array(name, out, shape):
@@ -450,6 +390,54 @@ def check_sample_count(n_samples):
         raise ValueError(f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
                          "one sample.")
     return n_samples
+
+
+# -- what ``init`` may be besides a method's name or means ---------------------------------------
+class ResponsibilityStart:
+    """scikit-learn's starts (the estimator's ``init_params``): an M-step from responsibilities.
+
+    Internal: :func:`estimator_init_params` makes one from ``init_params`` and passes it to
+    :func:`fastcavi.fit` as ``init`` (declared here, where ``init``'s check accepts it). The
+    responsibilities are drawn afresh for every initialisation
+    (:func:`fastcavi._init.start_responsibilities`):
+
+    * ``"k-means++"``: one-hot on the K rows k-means++ seeding chooses (row ``i_k`` is
+      component k's only row; every other row has responsibility 0);
+    * ``"random_from_data"``: the same on K distinct rows drawn uniformly;
+    * ``"random"``: soft, uniform draws normalised per row, from a hash of (seed, row, k).
+
+    Parameters
+    ----------
+    method : {"k-means++", "random", "random_from_data"}
+    """
+
+    METHODS = ("k-means++", "random", "random_from_data")
+
+    __slots__ = ("method",)
+
+    def __init__(self, method):
+        if method not in self.METHODS:
+            raise ValueError(f"Unknown responsibility start {method!r}; expected one of {self.METHODS}.")
+        self.method = method
+
+    def __eq__(self, other):
+        return isinstance(other, ResponsibilityStart) and other.method == self.method
+
+    def __hash__(self):
+        return hash(("ResponsibilityStart", self.method))
+
+    def __repr__(self):
+        return f"ResponsibilityStart({self.method!r})"
+
+
+class WarmStart:
+    """A fitted result that ``init`` continues (a warm start): :class:`fastcavi.FitResult` derives from it.
+
+    Declared here so that ``init``'s check (:func:`initialisation`) knows one without importing
+    :mod:`fastcavi.result`, a higher layer.
+    """
+
+    __slots__ = ()
 
 
 # -- checks of the declared parameters ------------------------------------------------------------
@@ -649,14 +637,11 @@ def initialisation(name, value, context):
     """A method name, (K, D) initial means, or a FitResult to continue (same covariance type, K, D).
 
     The estimator passes scikit-learn's starts from responsibilities as a
-    :class:`fastcavi._init.ResponsibilityStart` (internal), accepted as it is.
+    :class:`ResponsibilityStart` (internal), accepted as it is.
     """
-    from ._init import ResponsibilityStart
-    from .result import FitResult
-
     if isinstance(value, ResponsibilityStart):
         return value
-    if isinstance(value, FitResult):
+    if isinstance(value, WarmStart):  # a FitResult
         check_warm_start(value, context.covariance_type, context.n_components, context.n_features)
         return value
     return check_init(value, context.n_components, context.n_features)
@@ -670,10 +655,8 @@ def initial_responsibilities(name, value, context):
 
 @_parameter_check(needs_shape=True)
 def row_weights(name, value, context):
-    """Row weights streamed like X: returns a :class:`fastcavi._sources.WeightSource` (kind, shape and
-    length checked here by :func:`check_sample_weight_array`; values in the validating pass)."""
-    from ._sources import WeightSource
-
+    """Row weights streamed like X: returns a :class:`fastcavi._io.sources.WeightSource` (kind, shape and
+    length checked as it opens them; values in the validating pass)."""
     return WeightSource(value, context.n_samples)
 
 
@@ -682,11 +665,9 @@ def estimator_init_params(name, value, context):
     """scikit-learn's ``init_params``; returns the ``init`` of :func:`fastcavi.fit` it means.
 
     "kmeans" is ``init="kmeans"`` (k-means++ seeds, Lloyd's iterations, an M-step from the hard
-    labels); the others are :class:`fastcavi._init.ResponsibilityStart` (an M-step from drawn
+    labels); the others are :class:`ResponsibilityStart` (an M-step from drawn
     responsibilities, as scikit-learn's ``_initialize_parameters``).
     """
-    from ._init import ResponsibilityStart
-
     if not isinstance(value, str) or value not in INIT_PARAMS:
         raise ValueError(f"The 'init_params' parameter of BayesianGaussianMixture must be a str among "
                          f"{sorted(INIT_PARAMS)}. Got {value!r} instead.")

@@ -5,8 +5,9 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Union
 import numpy as np
 
 from . import _validation as V
-from . import _checkpoint, _progress, options
-from ._sources import DataSource
+from . import _progress, options
+from ._driver import checkpoint as _checkpoint
+from ._io.sources import DataSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from .result import FitResult
@@ -171,11 +172,11 @@ def fit(X: Any, n_components: int, *,
 
         return dask_fit(X, **arguments)
     from . import engine
-    from ._driver import fitted_result, run_restarts
+    from ._driver.loop import run_restarts
     from ._init import initial_state, warm_state
     from ._models.base import layout_of
     from ._passes import estep_chunk_rows, numba_threads
-    from .result import FitResult
+    from .result import FitResult, fitted_result
 
     checked = options.check(arguments)  # every check that needs neither the data nor its shape
     if client is not None:

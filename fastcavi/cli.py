@@ -7,7 +7,7 @@ spellings of earlier versions, ``--seed``, ``--threads``, ``--weight-prior-type`
 
 ``fastcavi fit DATA`` and ``fastcavi predict MODEL DATA`` read a ``.npy`` file, a CSV or TSV
 file, a Parquet file, a Zarr store (a directory or a URL) or an HDF5 dataset (``FILE.h5:/path``;
-see :mod:`fastcavi._readers`; the options of :func:`_add_data_arguments`); ``fit`` here or, with
+see :mod:`fastcavi._io.readers`; the options of :func:`_add_data_arguments`); ``fit`` here or, with
 ``--scheduler ADDRESS``, on a Dask cluster (``--chunk-rows`` rows per task).
 """
 import argparse
@@ -20,7 +20,8 @@ import sys
 
 import numpy as np
 
-from . import _progress, _readers, options
+from . import _progress, options
+from ._io import readers as _readers
 
 #: The declared parameters that ``fastcavi fit`` offers as options (those with a command-line form).
 _FIT_LAYERS = (options.MODEL, options.FIT, options.RUNTIME)
@@ -143,7 +144,7 @@ def _cmd_predict(args):
     import fastcavi
 
     from . import _validation as V
-    from ._sources import DataSource
+    from ._io.sources import DataSource
 
     result = fastcavi.load(args.model)
     runtime = options.command_line_arguments(args, options.RUNTIME)
@@ -306,7 +307,7 @@ def _add_data_arguments(parser):
 
 
 def _table(args):
-    """The :class:`fastcavi._readers.Table` of the options :func:`_add_data_arguments` added."""
+    """The :class:`fastcavi._io.readers.Table` of the options :func:`_add_data_arguments` added."""
     return _readers.Table(columns=args.columns, delimiter=args.delimiter, header=args.header, tmp_dir=args.tmp_dir)
 
 

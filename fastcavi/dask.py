@@ -2,7 +2,9 @@
 
 ``fastcavi.fit(X, K, ...)`` hands a ``dask.array.Array`` over to :func:`fit` here, and
 ``FitResult.predict`` / ``predict_proba`` / ``score_samples`` hand one over to the lazy
-functions below. This module imports dask; ``import fastcavi`` does not import it.
+functions :func:`predict`, :func:`predict_proba` and :func:`score_samples` (made in
+:mod:`fastcavi._dask_blocks`, below :mod:`fastcavi.result`). This module imports dask on first
+use; ``import fastcavi`` does not import it.
 
 How a fit runs
 --------------
@@ -48,15 +50,15 @@ else on the worker's thread count divided among the tasks it is running (omp, tb
 worker never runs more numba threads than it has threads. Everything is capped by the
 worker process's ``NUMBA_NUM_THREADS``.
 """
-import math
 import os
 import sys
-import threading
 
 import numpy as np
 
 from . import _progress
 from . import _validation as V
+from ._dask_blocks import (DaskRows, _decode, _payload, is_dask_collection, predict,  # noqa: F401  (public here)
+                           predict_proba, score_samples, task_threads)
 
 __all__ = ["fit", "predict", "predict_proba", "score_samples", "task_threads", "warm_kernels"]
 
@@ -71,11 +73,6 @@ PERSIST_FRACTION = 0.4
 
 #: The ``init`` methods a Dask fit offers (besides given means, responsibilities and warm starts).
 DASK_INITS = ("k-means++", "k-means||", "kmeans", "random", "random_from_data")
-
-
-def is_dask_collection(obj) -> bool:
-    """Whether ``obj`` is a Dask collection (checked by type, without importing dask)."""
-    return type(obj).__module__.split(".")[0] == "dask"
 
 
 # -- tasks' helpers -------------------------------------------------------------------------------
@@ -98,46 +95,6 @@ def _raise_failure(value):
     if isinstance(value, _Failure):
         raise value.error
     return value
-
-
-def task_threads(n_threads=None):
-    """Numba threads for a kernel call inside a Dask task (see the module docstring).
-
-    Parameters
-    ----------
-    n_threads : int or None
-        The user's explicit choice (capped by this process's ``NUMBA_NUM_THREADS``).
-
-    Returns
-    -------
-    int or None
-        None: numba's default (all of this process's threads).
-    """
-    import numba
-
-    from ._passes import _KERNEL_LOCK, kernel_guard
-
-    top = numba.config.NUMBA_NUM_THREADS
-    if n_threads is not None:
-        return max(1, min(int(n_threads), top))
-    serialised = kernel_guard() is _KERNEL_LOCK
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-    except (ImportError, ValueError):
-        worker = None
-    if worker is not None:
-        total = int(worker.state.nthreads)
-        if not serialised:
-            total //= max(1, int(worker.state.executing_count))
-        return max(1, min(total, top))
-    if threading.current_thread() is threading.main_thread() or serialised:
-        return None  # the synchronous scheduler, or kernels that run one at a time anyway
-    import dask
-
-    pool = dask.config.get("num_workers", None) or os.cpu_count() or 1
-    return max(1, top // int(pool))  # a pool thread of the local threaded scheduler
 
 
 def warm_kernels(dtypes=("float64", "float32")):
@@ -168,36 +125,6 @@ def warm_kernels(dtypes=("float64", "float32")):
     return time.perf_counter() - start
 
 
-_DECODED = {}
-_DECODED_LOCK = threading.Lock()
-
-
-def _decode(payload):
-    """``(Model, State)`` from the sweep's key (decoded once per process and sweep)."""
-    from .engine import Model, State
-
-    token, model_dict, state_dict = payload
-    hit = _DECODED.get(token)
-    if hit is None:
-        hit = (Model.from_dict(model_dict), None if state_dict is None else State.from_dict(state_dict))
-        with _DECODED_LOCK:
-            if len(_DECODED) >= 8:
-                _DECODED.clear()
-            _DECODED[token] = hit
-    return hit
-
-
-def _payload(model, state=None):
-    """One graph key holding the model and state as dicts of arrays."""
-    import dask
-    from dask.base import tokenize
-
-    model_dict = model.to_dict()
-    state_dict = None if state is None else state.to_dict()
-    token = tokenize(model_dict, state_dict)
-    return dask.delayed((token, model_dict, state_dict), name="fastcavi-model-state-" + token, traverse=False)
-
-
 def _combine(kind, *parts):
     """Add serialised statistics or summaries of consecutive chunks, in order (a failure passes through).
 
@@ -206,10 +133,8 @@ def _combine(kind, *parts):
     for p in parts:
         if isinstance(p, _Failure):
             return p  # the first in chunk order: the earliest failing rows
-    if callable(kind):  # an associative combination of :mod:`fastcavi._init` (a seeding pass)
+    if callable(kind):  # an associative combination of :mod:`fastcavi._init` (a seeding or Lloyd pass)
         return kind(list(parts))
-    if kind == "lloyd":
-        return _combine_lloyd(parts)
     from .engine import DataSummary, Stats
 
     cls = Stats if kind == "stats" else DataSummary
@@ -232,44 +157,12 @@ def _tree(parts, kind):
 
 # -- the data -------------------------------------------------------------------------------------
 
-class _DaskData:
-    """X (and its weights) as a list of row blocks with their global offsets.
-
-    Parameters
-    ----------
-    X : dask.array.Array of shape (n_samples, n_features)
-    sample_weight : dask.array.Array or array-like of shape (n_samples,), optional
-        Rechunked to X's row chunks when they differ.
-    """
+class _DaskData(DaskRows):
+    """X and its weights (as :class:`DaskRows` takes them) as lists of row blocks (Delayed) that the passes
+    map and reduce, kept in the cluster's memory when :meth:`persist` says so."""
 
     def __init__(self, X, sample_weight=None):
-        import dask.array as da
-
-        from ._sources import WeightSource, _compute_dtype
-
-        if not isinstance(X, da.Array):
-            hint = (" (a Dask DataFrame: use df.to_dask_array(lengths=True))"
-                    if type(X).__module__.startswith("dask.dataframe") else "")
-            raise TypeError(f"fastcavi on Dask needs a dask.array.Array, got {type(X).__name__}{hint}.")
-        if any(math.isnan(c) for c in X.shape):
-            raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() (or "
-                             "df.to_dask_array(lengths=True)) first.")
-        V.check_data_shape(tuple(int(s) for s in X.shape))
-        if X.dtype == object:
-            raise ValueError("X cannot be read as a numeric 2-D array (it has dtype object).")
-        compute_dtype = _compute_dtype(X.dtype)
-        if X.dtype != compute_dtype:  # converted once here (in the graph), not in every pass's tasks
-            X = X.astype(compute_dtype)
-        if len(X.chunks[1]) > 1:
-            X = X.rechunk({1: -1})
-        self.X = X
-        self.dtype = np.dtype(X.dtype)
-        self.n_samples, self.n_features = (int(s) for s in X.shape)
-        self.row_chunks = tuple(int(c) for c in X.chunks[0])
-        self.offsets = tuple(int(o) for o in np.concatenate(([0], np.cumsum(self.row_chunks)[:-1])))
-        self.weights = self.aligned(sample_weight, "sample_weight", WeightSource)
-        if self.weights is not None and self.weights.dtype != np.float64:
-            self.weights = self.weights.astype(np.float64)
+        super().__init__(X, sample_weight)
         self.persisted = False
         self._delayed()
 
@@ -305,28 +198,6 @@ class _DaskData:
             self._delayed()
             self.persisted = True
         return self.persisted
-
-    def aligned(self, values, name, check_local, trailing=()):
-        """``values`` (Dask or in memory) as a Dask array with X's row chunks, or None."""
-        import dask.array as da
-
-        if values is None:
-            return None
-        N = self.n_samples
-        if is_dask_collection(values):
-            if not isinstance(values, da.Array):
-                raise TypeError(f"{name} on Dask must be a dask.array.Array, got {type(values).__name__}.")
-            if values.dtype.kind not in "fiub":
-                raise ValueError(f"{name} must hold real numbers, but its dtype is {values.dtype}.")
-            shape = (N,) + tuple(trailing)
-            if any(math.isnan(c) for c in values.shape) or tuple(values.shape) != shape:
-                raise ValueError(f"{name} should have the shape {shape}, but got {values.shape}.")
-        else:  # in memory (or a .npy path, for the weights): checked as the local fit checks it
-            checked = check_local(values, N, *trailing)
-            values = checked._data if hasattr(checked, "_data") else np.asarray(checked)
-            values = da.from_array(values, chunks=(self.row_chunks,) + tuple((t,) for t in trailing))
-        chunks = (self.row_chunks,) + tuple((t,) for t in trailing)
-        return values if values.chunks == chunks else values.rechunk(chunks)
 
     def map_reduce(self, fn, args, kind, extra_blocks=None):
         """Compute-ready Delayed: ``fn(block, wblock, *args, row_offset[, extra])`` per chunk, reduced in order."""
@@ -395,18 +266,11 @@ def _read_rows(data, index, client):
 # -- per-chunk tasks ----------------------------------------------------------------------------
 
 def _summary_task(block, wblock, shift, full_scatter, n_threads, chunk_size, row_offset, _extra):
-    # the pass itself, not engine.summarize: a chunk whose weights are all 0 is no error (the whole may not be)
-    from ._passes import numba_threads, summary_chunk_rows, summary_pass
-    from ._sources import DataSource, WeightSource
+    from . import engine
 
-    source = DataSource(block)
-    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
-    D = source.n_features
-    F = D * (D + 1) // 2 if full_scatter else D
-    chunk_rows = summary_chunk_rows(chunk_size, source, D + F)
-    with numba_threads(task_threads(n_threads)):
-        summary = summary_pass(source, weights, chunk_rows, np.asarray(shift, dtype=np.float64), full_scatter,
-                               row_offset=row_offset)
+    # a chunk whose weights are all 0 is no error: the whole's sum is checked on the client
+    summary = engine.summarize(block, wblock, shift=shift, full_scatter=full_scatter, n_threads=task_threads(n_threads),
+                               chunk_size=chunk_size, row_offset=row_offset, check_weight_sum=False)
     return summary.to_array()
 
 
@@ -420,98 +284,50 @@ def _estep_task(block, wblock, payload, n_threads, chunk_size, row_offset, _extr
 
 
 def _given_stats_task(block, wblock, payload, means, n_threads, chunk_size, row_offset, resp_block):
-    """Statistics of given responsibilities (``resp_block``, or drawn: ``means`` callable) or of the hard
-    assignment to the nearest of ``means`` (an array, data coordinates)."""
+    """Statistics of given responsibilities (``resp_block``, or drawn: ``means`` a :class:`fastcavi._init.HashedUniform`)
+    or of the hard assignment to the nearest of ``means`` (an array, data coordinates)."""
     from . import engine
-    from ._passes import estep_chunk_rows, estep_pass, numba_threads
-    from ._sources import DataSource, WeightSource
 
     model, _ = _decode(payload)
+    threads = task_threads(n_threads)
     if resp_block is not None:
         R = np.asarray(resp_block)
         V.check_resp_chunk(np.ascontiguousarray(R, dtype=np.float64), row_offset)
-        return engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=task_threads(n_threads),
-                                           chunk_size=chunk_size).to_array()
-    source = DataSource(block)
-    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
-    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, model.layout)
-    if callable(means):  # the estimator's start from drawn responsibilities (_init.HashedUniform)
-        def given(row0, rows, shift):  # rows of this block, numbered globally
-            return means(row_offset + row0, rows, shift)
-
-        start = dict(given=given)
+        stats = engine.responsibility_stats(model, block, R, sample_weight=wblock, n_threads=threads,
+                                            chunk_size=chunk_size)
+    elif callable(means):  # the estimator's start from drawn responsibilities, for this block's global rows
+        stats = means.stats(model, block, wblock, row_offset=row_offset, n_threads=threads, chunk_size=chunk_size)
     else:
-        start = dict(hard_means=model._coords.to_model(means))
-    with numba_threads(task_threads(n_threads)):
-        stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
-                              **start)
+        stats = engine.nearest_mean_stats(model, block, means, sample_weight=wblock, n_threads=threads,
+                                          chunk_size=chunk_size)
     return stats.to_array()
-
-
-def _lloyd_task(block, wblock, centres, shift, n_threads, chunk_size, row_offset, _extra):
-    """One Lloyd pass over a chunk: its exact sums (serialised) and its farthest row (global index)."""
-    from ._kernels.kmeans import stats_size
-    from ._models.base import accumulator_to_floats
-    from ._passes import chunk_rows, lloyd_pass, numba_threads
-    from ._sources import DataSource, WeightSource
-
-    source = DataSource(block)
-    weights = None if wblock is None else WeightSource(wblock, source.n_samples)
-    K, D = centres.shape
-    rows = chunk_rows(chunk_size, source, 8 * (D + 1 + stats_size(K, D)))
-    with numba_threads(task_threads(n_threads)):
-        acc, (far, d2, w, k), _ = lloyd_pass(source, weights, centres, shift, rows)
-    return np.concatenate((accumulator_to_floats(acc), [row_offset + far if far >= 0 else -1, d2, w, k]))
-
-
-def _combine_lloyd(parts):
-    """Merge consecutive chunks' Lloyd sums exactly; the farthest row of the first chunk that has it wins ties."""
-    from ._kernels.exactsum import WINDOW
-    from ._models.base import accumulator_from_floats, accumulator_to_floats, merge_accumulators
-
-    size = (parts[0].shape[0] - 4) // (1 + 2 * WINDOW)
-    acc = accumulator_from_floats(parts[0][:-4], size)
-    far = parts[0][-4:]
-    for p in parts[1:]:
-        acc = merge_accumulators(acc, accumulator_from_floats(p[:-4], size))
-        if p[-4] >= 0 and p[-3] > far[1]:
-            far = p[-4:]
-    return np.concatenate((accumulator_to_floats(acc), far))
 
 
 def lloyd_dask(data, seeds, shift, tol, client=None, n_threads=None, chunk_size=None, max_iter=None):
     """Lloyd's iterations (:func:`fastcavi._init.lloyd`) on Dask: one reduction a pass, exact sums.
 
-    The sums are merged exactly, so the centres are those of the local passes over the same rows.
+    The sums are merged exactly (:func:`fastcavi._init.lloyd_passes`), so the centres are those of the
+    local passes over the same rows.
 
     Returns
     -------
     centres : ndarray of shape (K, D), data coordinates
     n_iter : int
     """
-    from ._init import KMEANS_MAX_ITER, lloyd
-    from ._kernels.exactsum import WINDOW
-    from ._models.base import accumulator_from_floats, round_accumulator
+    from ._init import KMEANS_MAX_ITER, lloyd_passes
 
-    def one_pass(centres):
-        flat = _compute(data.map_reduce(_lloyd_task, (centres, shift, n_threads, chunk_size), "lloyd"), client)
-        flat = _raise_failure(flat)
-        acc = accumulator_from_floats(flat[:-4], (flat.shape[0] - 4) // (1 + 2 * WINDOW))
-        far = flat[-4:]
-        return np.array(round_accumulator(acc)), (int(far[0]), float(far[1]), float(far[2]), int(far[3]))
-
-    return lloyd(one_pass, lambda i: _read_rows(data, [i], client)[0], seeds, shift, tol,
-                 KMEANS_MAX_ITER if max_iter is None else max_iter)
+    return lloyd_passes(_run_pass(data, client, n_threads), lambda i: _read_rows(data, [i], client)[0], seeds, shift,
+                        tol, chunk_size, KMEANS_MAX_ITER if max_iter is None else max_iter)
 
 
 # -- seeding: the local fit's own code, one Dask reduction per pass -------------------------------
 
 def _seed_task(block, wblock, fn, args, n_threads, row_offset, _extra):
     """``fn(chunk, weights, row0, *args)`` of :mod:`fastcavi._init` on one chunk (its numba threads as a sweep's)."""
-    from ._passes import numba_threads
+    from . import engine
 
     weights = None if wblock is None else np.ascontiguousarray(wblock, dtype=np.float64)
-    with numba_threads(task_threads(n_threads)):
+    with engine.kernel_threads(task_threads(n_threads)):
         return fn(np.ascontiguousarray(block), weights, row_offset, *args)
 
 
@@ -580,10 +396,11 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
     TypeError
         When X is not a dask array (a Dask DataFrame: use ``to_dask_array(lengths=True)``).
     """
-    from . import _checkpoint, _init, engine
-    from ._driver import fitted_result, run_restarts
+    from . import _init, engine
+    from ._driver import checkpoint as _checkpoint
+    from ._driver.loop import run_restarts
     from ._init import HashedUniform, OneHotRows, ResponsibilityStart, kmeans_tolerance, warm_state
-    from .result import FitResult
+    from .result import FitResult, fitted_result
 
     from . import options as declared
 
@@ -674,93 +491,3 @@ def fit(X, n_components, *, covariance_type="identity", covariance=None,
                             tol_is_relative=tol_type == "relative", callback=callback, rng=rng, warm_state=state0,
                             warm_elbo=previous, saved=saved, checkpoint=checked["checkpoint"], fingerprint=fingerprint)
     return fitted_result(model, best, history, tol, stacklevel=3)
-
-
-# -- prediction ---------------------------------------------------------------------------------
-
-def _predict_block(block, payload, what, n_threads, chunk_size, block_info=None):
-    from . import engine
-
-    model, state = _decode(payload)
-    n, K = block.shape[0], model.n_components
-    if n == 0:
-        return np.empty((0, K) if what == "proba" else (0,), dtype=np.int64 if what == "predict" else np.float64)
-    row_offset = int(block_info[0]["array-location"][0][0]) if block_info else 0
-    resp = np.empty((n, K)) if what != "score" else None
-    lse = np.empty(n)
-    engine.estep(model, state, block, responsibilities=resp, log_density=lse, n_threads=task_threads(n_threads),
-                 chunk_size=chunk_size, row_offset=row_offset)
-    bad = np.flatnonzero(~np.isfinite(lse))
-    if bad.size:
-        raise ValueError(f"Row {row_offset + int(bad[0])} of X has a non-finite log-density under the model "
-                         "(its values overflow: they are far outside the fitted components' scale).")
-    if what == "proba":
-        return resp
-    if what == "predict":
-        return np.argmax(resp, axis=1).astype(np.int64)
-    return lse
-
-
-def _lazy(result, X, what, n_threads, chunk_size):
-    data = _DaskData(X)
-    V.check_features(data.n_features, result.n_features)
-    n_threads = V.check_n_threads(n_threads)
-    chunk_size = None if chunk_size is None else V.check_int("chunk_size", chunk_size, 1)
-    payload = _payload(result.model, result.state)
-    if what == "proba":
-        return data.X.map_blocks(_predict_block, payload, what, n_threads, chunk_size, dtype=np.float64,
-                                 chunks=(data.row_chunks, (result.n_components,)), name="fastcavi-predict-proba")
-    return data.X.map_blocks(_predict_block, payload, what, n_threads, chunk_size, drop_axis=1,
-                             dtype=np.int64 if what == "predict" else np.float64, chunks=(data.row_chunks,),
-                             name="fastcavi-predict" if what == "predict" else "fastcavi-score-samples")
-
-
-def predict_proba(result, X, *, n_threads=None, chunk_size=None):
-    """Lazy responsibilities ``q(z_n = k)`` of a Dask array's rows: a Dask array of shape (n_samples, K).
-
-    Parameters
-    ----------
-    result : FitResult
-    X : dask.array.Array of shape (n_samples, n_features)
-    n_threads, chunk_size : int, optional
-        As in :func:`fit`.
-
-    Returns
-    -------
-    dask.array.Array of shape (n_samples, K), float64
-        X's row chunks; each block is one :func:`fastcavi.engine.estep` call, equal to the
-        local ``predict_proba`` of the same rows. A NaN or inf raises the local error, with the global row.
-    """
-    return _lazy(result, X, "proba", n_threads, chunk_size)
-
-
-def predict(result, X, *, n_threads=None, chunk_size=None):
-    """Lazy most responsible component of each row: a Dask array of shape (n_samples,), int64.
-
-    Parameters
-    ----------
-    result : FitResult
-    X : dask.array.Array of shape (n_samples, n_features)
-    n_threads, chunk_size : int, optional
-
-    Returns
-    -------
-    dask.array.Array of shape (n_samples,), int64
-    """
-    return _lazy(result, X, "predict", n_threads, chunk_size)
-
-
-def score_samples(result, X, *, n_threads=None, chunk_size=None):
-    """Lazy per-row variational log-density (scikit-learn's ``score_samples``): shape (n_samples,).
-
-    Parameters
-    ----------
-    result : FitResult
-    X : dask.array.Array of shape (n_samples, n_features)
-    n_threads, chunk_size : int, optional
-
-    Returns
-    -------
-    dask.array.Array of shape (n_samples,), float64
-    """
-    return _lazy(result, X, "score", n_threads, chunk_size)

@@ -24,7 +24,9 @@ The contract:
   serialise to one flat float64 array (``to_array`` / ``from_array``).
 * :class:`Model` and :class:`State` are immutable, and serialise to plain dicts of arrays
   (``to_dict`` / ``from_dict``): no pickle needed.
-* Results do not depend on the number of threads.
+* Results do not depend on the number of threads. A driver that runs kernels in several Python
+  threads at once (a Dask worker's tasks) sizes them with :func:`kernel_threads` and
+  :func:`kernels_serialised`.
 """
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -36,7 +38,7 @@ from ._models.base import State, Stats, frozen_array
 from ._models.summary import DataSummary
 
 __all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize", "estep", "responsibility_stats",
-           "predict_chunks"]
+           "nearest_mean_stats", "predict_chunks", "kernel_threads", "kernels_serialised"]
 
 #: Rows per segment: parts of whole multiples of this many rows (except the last) give bitwise
 #: the statistics of one pass over all rows. It divides 65,536.
@@ -361,13 +363,13 @@ def _same(a, b):
 
 
 def _source(X):
-    from ._sources import DataSource
+    from ._io.sources import DataSource
 
     return X if isinstance(X, DataSource) else DataSource(X)
 
 
 def _weights(sample_weight, n_samples):
-    from ._sources import WeightSource
+    from ._io.sources import WeightSource
 
     if sample_weight is None or isinstance(sample_weight, WeightSource):
         return sample_weight
@@ -375,7 +377,8 @@ def _weights(sample_weight, n_samples):
 
 
 def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full_scatter: bool = True,
-              n_threads: Optional[int] = None, chunk_size: Optional[int] = None, row_offset: int = 0) -> DataSummary:
+              n_threads: Optional[int] = None, chunk_size: Optional[int] = None, row_offset: int = 0,
+              check_weight_sum: bool = True) -> DataSummary:
     """Validate the data and take its weighted count, mean and scatter, in one compiled pass.
 
     Parameters
@@ -395,6 +398,10 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
     row_offset : int, default 0
         The global index of X's first row when X is a part of a larger data set: errors then
         name the global row.
+    check_weight_sum : bool, default True
+        Raise scikit-learn's error when the weights sum to 0. Pass False for a part of a larger
+        data set, whose weights may all be 0: the sum that matters is that of the parts' summaries
+        added up (``DataSummary.count``).
 
     Returns
     -------
@@ -404,8 +411,9 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
     ------
     ValueError
         For data that is not a finite real 2-D array (naming the first row and column with a
-        NaN or inf), and for weights of the wrong length or with a negative or non-finite
-        value (naming the first such row).
+        NaN or inf), for weights of the wrong length or with a negative or non-finite value
+        (naming the first such row), and for weights that sum to 0 (unless ``check_weight_sum``
+        is False).
     """
     from . import _validation as V
     from ._passes import numba_threads, summary_chunk_rows, summary_pass
@@ -425,7 +433,7 @@ def summarize(X, sample_weight=None, *, shift: Optional[np.ndarray] = None, full
     with numba_threads(n_threads):
         summary = summary_pass(source, weights, chunk_rows, shift, bool(full_scatter),
                                row_offset=V.check_int("row_offset", row_offset, 0))
-    if weights is not None:  # needs the weights' values: checked after the pass
+    if weights is not None and check_weight_sum:  # needs the weights' values: checked after the pass
         V.check_weight_total(summary.count)
     return summary
 
@@ -581,6 +589,84 @@ def responsibility_stats(model: Model, X, responsibilities, *, sample_weight=Non
     with numba_threads(n_threads):
         stats, _ = estep_pass(source, weights, model._coords, layout, coeffs, chunk_rows, given=given)
     return stats
+
+
+def nearest_mean_stats(model: Model, X, means, *, sample_weight=None, n_threads: Optional[int] = None,
+                       chunk_size: Optional[int] = None) -> Stats:
+    """The statistics of the hard assignment of each row to the nearest of ``means`` (the lowest index on ties).
+
+    The Wishart families start from initial means with an M-step from these statistics (as
+    scikit-learn does): ``model.update(engine.nearest_mean_stats(model, X, means))``. The
+    assignment is made in the E-step kernel; no (n_samples, K) array is formed.
+
+    Parameters
+    ----------
+    model : Model
+    X : array-like of shape (n_samples, n_features), np.memmap, path to a .npy file, or an h5py/zarr dataset
+    means : ndarray of shape (K, n_features)
+        In data coordinates.
+    sample_weight : array-like of shape (n_samples,), optional
+        Row weights, as in :func:`estep`.
+    n_threads, chunk_size : int, optional
+        Threads, and rows per chunk, for this call. Results depend on neither.
+
+    Returns
+    -------
+    Stats
+        Of the one-hot responsibilities (their entropy is 0) with ``lse_sum = 0``.
+    """
+    from . import _validation as V
+    from ._passes import estep_chunk_rows, estep_pass, numba_threads
+
+    V.check_instance("model", model, Model, "fastcavi.engine.Model")
+    source = _source(X)
+    V.check_features(source.n_features, model.n_features, owner="the model")
+    weights = _weights(sample_weight, source.n_samples)
+    means = V.check_means(means, model.n_components, model.n_features)
+    n_threads = V.check_n_threads(n_threads)
+    chunk_rows = estep_chunk_rows(chunk_size, source, model.n_components, model.layout)
+    with numba_threads(n_threads):
+        stats, _ = estep_pass(source, weights, model._coords, model.layout, None, chunk_rows,
+                              hard_means=model._coords.to_model(means))
+    return stats
+
+
+def kernel_threads(n_threads: Optional[int]):
+    """A context in which the kernels that this Python thread calls run on ``n_threads`` threads.
+
+    numba's thread count is restored when the context ends. Results do not depend on it.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        At most numba's ``NUMBA_NUM_THREADS``; None leaves the count as it is.
+
+    Returns
+    -------
+    context manager
+    """
+    from . import _validation as V
+    from ._passes import numba_threads
+
+    return numba_threads(V.check_n_threads(n_threads))
+
+
+def kernels_serialised() -> bool:
+    """Whether this process runs its parallel kernels one at a time.
+
+    numba's workqueue threading layer aborts the process when two Python threads run parallel
+    kernels at once, so under it (and before the first parallel kernel has made numba choose its
+    layer) every pass holds a lock while its kernels run. The omp and tbb layers run the kernels
+    of several Python threads at once: a driver that calls them from several threads (a Dask
+    worker) then divides the cores among them (:func:`kernel_threads`).
+
+    Returns
+    -------
+    bool
+    """
+    from ._passes import _KERNEL_LOCK, kernel_guard
+
+    return kernel_guard() is _KERNEL_LOCK
 
 
 def _dummy_coeffs(model):

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _validation as V
 from . import options
-from ._sources import DataSource
+from ._io.sources import DataSource
 from .api import fit as _fit
 from .result import _is_dask
 
@@ -404,7 +404,7 @@ class BayesianGaussianMixture(_DensityMixin, _Base):
             parts.append(rng.multivariate_normal(self.means_[k], cov, size=n))
         return np.vstack(parts), np.repeat(np.arange(len(counts)), counts)
 
-    # -- streaming: partial_fit (issue 8; fastcavi.stream.StreamingCAVI does the work) ----------
+    # -- streaming: partial_fit (fastcavi.stream.StreamingCAVI does the work) -------------------
     def partial_fit(self, X, y=None, sample_weight=None, batch_id=None):
         """Take one batch of a stream into the posterior; returns self.
 

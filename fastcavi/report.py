@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from ._components import DEFAULT_MASS, component_table, covariance_matrices, numbers
+
 if TYPE_CHECKING:  # only for the annotations: the report module imports nothing heavy
     from .result import FitResult
 
@@ -37,8 +39,6 @@ __all__ = ["write_report", "component_table", "sample_rows", "principal_axes"]
 
 #: Rows of the data that the report reads, predicts and draws, by default.
 DEFAULT_SAMPLE = 20000
-#: The share of the total weight that the components counted as used hold, by default.
-DEFAULT_MASS = 0.99
 #: What to install for the figures.
 PLOT_EXTRA = 'pip install "fastcavi[plot]"'
 #: Rows read at a time from data that is not an ndarray (an h5py or Zarr dataset).
@@ -58,108 +58,6 @@ def _require_matplotlib():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-# -- the numbers ---------------------------------------------------------------------------------
-def _covariance_matrices(result) -> np.ndarray:
-    """``FitResult.covariances`` as K full (D, D) matrices, whatever the family."""
-    K, D = result.n_components, result.n_features
-    C = np.asarray(result.covariances, dtype=np.float64)
-    kind = result.covariance_type
-    if kind in ("identity", "tied"):
-        return np.broadcast_to(C, (K, D, D)).copy()
-    if kind == "spherical":
-        return C[:, None, None] * np.eye(D)
-    if kind == "diag":
-        return np.einsum("kd,de->kde", C, np.eye(D))
-    return C.copy()  # full
-
-
-def _expected_counts(result) -> np.ndarray:
-    """``N_k = sum_n q(z_n = k)``: read off the posterior of the weights (``alpha_k + N_k``, or ``1 + N_k``)."""
-    conc = result.weight_concentration
-    if result.weight_concentration_prior_type == "dirichlet_process":
-        return np.asarray(conc[0], dtype=np.float64) - 1.0
-    prior = np.broadcast_to(np.asarray(result.priors["weight_concentration_prior"], dtype=np.float64),
-                            (result.n_components,))
-    return np.asarray(conc, dtype=np.float64) - prior
-
-
-def component_table(result: "FitResult", mass: float = DEFAULT_MASS) -> Dict[str, np.ndarray]:
-    """The per-component table of a fitted result, sorted by weight (largest first).
-
-    Parameters
-    ----------
-    result : FitResult
-        A fitted result (:func:`fastcavi.fit`, :func:`fastcavi.load`).
-    mass : float, default 0.99
-        The components counted as used are the fewest (the heaviest) whose weights add up to
-        at least ``mass`` of the total.
-
-    Returns
-    -------
-    dict of str to ndarray
-        Rows in the order of decreasing weight (ties: the lower index first):
-
-        - ``component`` (K,): the component's index in the model;
-        - ``weight`` (K,): ``E[pi_k]`` (``FitResult.weights``);
-        - ``cumulative_weight`` (K,): the running total of ``weight``;
-        - ``used`` (K,) bool: whether the component is among those that hold ``mass``;
-        - ``size`` (K,): the expected number of rows, ``N_k = sum_n q(z_n = k)`` (weighted
-          rows when the fit had sample weights), from the posterior of the weights;
-        - ``mean`` (K, D): ``FitResult.means``;
-        - ``sd`` (K, D): square roots of the eigenvalues of the component's covariance
-          (``FitResult.covariances``), largest first: its standard deviations along its own axes;
-        - ``log_det`` (K,): the log-determinant of that covariance.
-
-    Raises
-    ------
-    ValueError
-        When ``mass`` is not in (0, 1].
-    """
-    if not 0.0 < mass <= 1.0:
-        raise ValueError(f"mass must be in (0, 1], got {mass!r}.")
-    weights = np.asarray(result.weights, dtype=np.float64)
-    order = np.argsort(-weights, kind="stable")
-    cumulative = np.cumsum(weights[order])
-    n_used = min(int(np.searchsorted(cumulative, mass * cumulative[-1] * (1 - 1e-12))) + 1, weights.size)
-    covs = _covariance_matrices(result)[order]
-    eig = np.linalg.eigvalsh(covs)[:, ::-1]
-    return dict(component=order.astype(np.int64), weight=weights[order], cumulative_weight=cumulative,
-                used=np.arange(weights.size) < n_used, size=_expected_counts(result)[order],
-                mean=np.asarray(result.means, dtype=np.float64)[order], sd=np.sqrt(np.clip(eig, 0.0, None)),
-                log_det=np.linalg.slogdet(covs)[1])
-
-
-def _numbers(values, limit):
-    """``values`` as a short text: at most ``limit`` numbers, then ``...``."""
-    values = np.ravel(values)
-    text = " ".join(f"{v:.4g}" for v in values[:limit])
-    return text + (" ..." if values.size > limit else "")
-
-
-def _summary(result, max_features=8):
-    """The text of :meth:`fastcavi.FitResult.summary` (what ``fastcavi info`` prints)."""
-    from .result import MODEL_FORMAT_VERSION
-
-    table = component_table(result)
-    n_used = int(table["used"].sum())
-    lines = [f"fastcavi model: covariance_type={result.covariance_type}, K={result.n_components}, "
-             f"D={result.n_features}",
-             f"weight prior: {result.weight_concentration_prior_type}",
-             f"sweeps: {result.n_iter}, converged: {result.converged}, ELBO: {result.lower_bound:.10e}",
-             f"model file format: version {MODEL_FORMAT_VERSION}",
-             "priors:"]
-    for name, value in result.priors.items():
-        shown = "None" if value is None else _numbers(value, max_features * max_features)
-        lines.append(f"  {name}: {shown}")
-    lines.append(f"components, by weight ({n_used} of {result.n_components} hold {DEFAULT_MASS:.0%} of the weight; "
-                 "sd: square roots of the covariance's eigenvalues):")
-    lines.append(f"  {'k':>4} {'weight':>10} {'size':>14}  mean | sd")
-    for i in range(result.n_components):
-        lines.append(f"  {table['component'][i]:>4d} {table['weight'][i]:>10.6f} {table['size'][i]:>14.6g}  "
-                     f"{_numbers(table['mean'][i], max_features)} | {_numbers(table['sd'][i], max_features)}")
-    return "\n".join(lines)
 
 
 # -- the sample and its axes ------------------------------------------------------------------
@@ -189,7 +87,7 @@ def sample_rows(X: Any, n: int = DEFAULT_SAMPLE, seed: int = 0) -> Tuple[np.ndar
     ValueError
         When ``n`` is not a positive integer, or ``X`` cannot be read as 2-D numeric data.
     """
-    from ._sources import DataSource
+    from ._io.sources import DataSource
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")
@@ -286,7 +184,7 @@ def _ellipse(ax, mean, cov, n_std, **kwargs):
 def _projected(result, center, axes):
     """The components' means ``(m_k - center) @ axes`` and covariances ``axes' C_k axes`` in the 2-D view."""
     means = (np.asarray(result.means, dtype=np.float64) - center) @ axes
-    return means, np.einsum("di,kde,ej->kij", axes, _covariance_matrices(result), axes)
+    return means, np.einsum("di,kde,ej->kij", axes, covariance_matrices(result), axes)
 
 
 def _plot_clusters(result, rows, labels, path, center, axes, components, seed=0):
@@ -384,8 +282,8 @@ def _html(result, table, mass, n_rows, n_sample, view, max_features=8):
         rows.append(f'<tr class="{"used" if table["used"][i] else "unused"}"><td>{i + 1}</td>'
                     f"<td>{table['component'][i]}</td><td>{table['weight'][i]:.6f}</td>"
                     f"<td>{table['cumulative_weight'][i]:.6f}</td><td>{table['size'][i]:.6g}</td>"
-                    f"<td>{e(_numbers(table['mean'][i], max_features))}</td>"
-                    f"<td>{e(_numbers(table['sd'][i], max_features))}</td><td>{table['log_det'][i]:.6g}</td></tr>")
+                    f"<td>{e(numbers(table['mean'][i], max_features))}</td>"
+                    f"<td>{e(numbers(table['sd'][i], max_features))}</td><td>{table['log_det'][i]:.6g}</td></tr>")
     what = ("the known covariance" if result.covariance_type == "identity" else
             "<code>E[Lambda_k]^-1</code> (scikit-learn's <code>covariances_</code>), not the posterior predictive")
     return f"""<!DOCTYPE html>
@@ -469,7 +367,7 @@ def write_report(result: "FitResult", X: Any, out_dir: Union[str, os.PathLike], 
         ``sample`` or ``mass`` is out of range. Nothing is written then.
     """
     from . import _validation as V
-    from ._sources import DataSource
+    from ._io.sources import DataSource
 
     _require_matplotlib()
     table = component_table(result, mass)

@@ -1,11 +1,13 @@
 """The fitted result: its parameters, streamed predictions, and the model file."""
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
+from ._validation import WarmStart
 from .engine import Model, State, _frozen
 
 #: Version of the model file format written by :meth:`FitResult.save`. Version 1 (fastcavi
@@ -14,7 +16,7 @@ MODEL_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
-class FitResult:
+class FitResult(WarmStart):
     """A fitted variational posterior. Arrays are read-only (and cannot be made writable).
 
     Made by :func:`fastcavi.fit` and :func:`fastcavi.load` (or :meth:`from_state`), not by hand.
@@ -143,15 +145,15 @@ class FitResult:
     def _predict(self, X, what, out, n_threads, chunk_size):
         """The predictions ``what`` of new rows X, in ``out`` (checked before any work) or a new array."""
         from . import _validation as V
-        from ._sources import DataSource
+        from ._io.sources import DataSource
 
         if _is_dask(X):
             if out is not None:
                 raise TypeError("'out' is not supported for Dask arrays: their predictions are a lazy Dask array "
                                 "(store it with dask.array.store(predictions, target) or .to_zarr(...)).")
-            from . import dask
+            from . import _dask_blocks as lazily
 
-            lazy = {"proba": dask.predict_proba, "labels": dask.predict, "score": dask.score_samples}[what]
+            lazy = {"proba": lazily.predict_proba, "labels": lazily.predict, "score": lazily.score_samples}[what]
             return lazy(self, X, n_threads=n_threads, chunk_size=chunk_size)
         source = DataSource(X)
         V.check_features(source.n_features, self.n_features)
@@ -263,9 +265,9 @@ class FitResult:
             ``sum_n q(z_n = k)``, mean, and the square roots of the covariance's eigenvalues), with
             how many components hold 99% of the weight (see :func:`fastcavi.report.component_table`).
         """
-        from .report import _summary
+        from ._components import summary
 
-        return _summary(self, max_features)
+        return summary(self, max_features, MODEL_FORMAT_VERSION)
 
     # -- the model file -----------------------------------------------------------------------
     def save(self, path: Union[str, os.PathLike]) -> str:
@@ -298,6 +300,23 @@ class FitResult:
             path += ".npz"
         np.savez(path, **arrays)
         return path
+
+
+def fitted_result(model, best, history, tol, stacklevel):
+    """The :class:`FitResult` of the best run of :func:`fastcavi._driver.loop.run_restarts`, after ``history``
+    (a warm start's ELBOs).
+
+    Warns (:class:`fastcavi.ConvergenceWarning`, scikit-learn's message) when that run did not
+    converge and ``tol > 0``; ``stacklevel`` is the caller's, as for :func:`warnings.warn`.
+    """
+    state, elbos, converged = best
+    if tol > 0 and not converged:
+        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
+
+        warnings.warn("Best performing initialization did not converge. Try different init parameters, "
+                      "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
+                      stacklevel=stacklevel + 1)
+    return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)
 
 
 def _is_dask(X):

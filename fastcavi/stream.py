@@ -276,7 +276,7 @@ class StreamingCAVI:
             round-off (the stream is left as it was).
         """
         from . import _validation as V
-        from ._sources import DataSource
+        from ._io.sources import DataSource
 
         online, revisit = self.learning_method == "online", False
         if online and batch_id is not None:
@@ -354,7 +354,7 @@ class StreamingCAVI:
 
 
 def _check_no_decrease(model: Model, last: float, elbo: float, magnitude: float, batch_id: Hashable) -> None:
-    """fit's rule (:data:`fastcavi._driver.ELBO_DECREASE_RTOL`) for a memoized revisit of unchanged rows.
+    """fit's rule (:data:`fastcavi._driver.loop.ELBO_DECREASE_RTOL`) for a memoized revisit of unchanged rows.
 
     Raises :class:`fastcavi.ELBODecreaseError` for a drop beyond round-off when every step is
     exact coordinate ascent, else warns :class:`fastcavi.ELBODecreaseWarning` (scikit-learn's
@@ -362,7 +362,7 @@ def _check_no_decrease(model: Model, last: float, elbo: float, magnitude: float,
     """
     import warnings
 
-    from ._driver import ELBO_DECREASE_RTOL
+    from ._driver.loop import ELBO_DECREASE_RTOL
     from .exceptions import ELBODecreaseError, ELBODecreaseWarning
 
     change, scale = elbo - last, max(magnitude, 1.0)

@@ -87,7 +87,7 @@ def test_a_mismatched_resume_is_refused_and_says_what_differs(tmp_path):
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
-    from fastcavi import _checkpoint
+    from fastcavi._driver import checkpoint as _checkpoint
 
     X = _blobs()
     path = tmp_path / "fit.ckpt"
@@ -123,7 +123,7 @@ def test_resume_after_sigkill_is_bitwise_the_uninterrupted_fit(tmp_path):
         deadline = time.time() + 300
         while time.time() < deadline:  # wait for a few sweeps' checkpoints
             if path.exists():
-                from fastcavi import _checkpoint
+                from fastcavi._driver import checkpoint as _checkpoint
 
                 try:
                     if _checkpoint.read(path).elbo.size >= 3:
@@ -147,7 +147,7 @@ def test_resume_after_sigkill_is_bitwise_the_uninterrupted_fit(tmp_path):
 
 
 def _sweeps_in(path):
-    from fastcavi import _checkpoint
+    from fastcavi._driver import checkpoint as _checkpoint
 
     return _checkpoint.read(path).elbo.size
 
@@ -176,7 +176,7 @@ def test_cli_signal_writes_a_usable_checkpoint(tmp_path, signum, status):
     # the checkpoint is usable: resuming it (here for the API's shorter run) is refused only for max_iter
     with pytest.raises(ValueError, match="max_iter: 3000 in the checkpoint, 5 now"):
         fastcavi.fit(data, 3, covariance_type="full", max_iter=5, tol=0, random_state=0, resume=ckpt)
-    from fastcavi import _checkpoint
+    from fastcavi._driver import checkpoint as _checkpoint
 
     saved = _checkpoint.read(ckpt)
     assert saved.run == 0 and np.all(np.isfinite(saved.elbo)) and np.all(np.diff(saved.elbo) >= -1e-6)

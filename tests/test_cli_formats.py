@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastcavi
-from fastcavi import _readers, _tables
+from fastcavi._io import readers as _readers, tables as _tables
 from fastcavi.cli import build_parser, main
 from test_cli import _same_model  # bitwise equality of two FitResults
 

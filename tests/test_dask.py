@@ -1,4 +1,4 @@
-"""fastcavi on Dask arrays (issue 7): equal to the local fit, lazy predictions, global-row errors, workers.
+"""fastcavi on Dask arrays: equal to the local fit, lazy predictions, global-row errors, workers.
 
 Fast cases run on the synchronous scheduler; the cluster cases share one LocalCluster of two
 worker processes (one thread each).
@@ -167,7 +167,7 @@ def test_kmeans_parallel_weights_and_candidates(sync):
     # with weight 1 the outlier is far from every other row: the first round's cost makes it a candidate
     from fastcavi import _init
 
-    run_pass = _init.local_passes(fastcavi._sources.DataSource(Xo), None, engine.GRANULARITY)
+    run_pass = _init.local_passes(fastcavi._io.sources.DataSource(Xo), None, engine.GRANULARITY)
     seen = []
 
     def recording(fn, args, combine, name=None):
@@ -176,7 +176,7 @@ def test_kmeans_parallel_weights_and_candidates(sync):
             seen.append(_init.draw_candidates(out, args[2])[1] + args[0])
         return out
 
-    _init.kmeans_parallel(recording, fastcavi._sources.DataSource(Xo).rows, Xo.shape[0], K,
+    _init.kmeans_parallel(recording, fastcavi._io.sources.DataSource(Xo).rows, Xo.shape[0], K,
                           np.random.default_rng(0), Xo.mean(axis=0), False)
     drawn = np.concatenate(seen)
     assert len(seen) == _init.KMEANS_PARALLEL_ROUNDS and 2 <= drawn.shape[0] <= 10 * 2 * K * len(seen)

@@ -225,3 +225,41 @@ def test_errors_name_the_global_row_of_a_part():
         engine.summarize(part, row_offset=2 * G)
     with pytest.raises(ValueError, match=rf"NaN \(first at row {2 * G + 5}, column 1\)"):
         engine.estep(r.model, r.state, part, row_offset=2 * G)
+
+
+@pytest.mark.parametrize("cov", ["spherical", "full", "tied"])
+def test_a_wishart_fit_from_means_starts_with_an_update_from_nearest_mean_stats(cov):
+    X = _data()
+    w = np.random.default_rng(4).uniform(0.5, 2.0, X.shape[0])
+    M0 = X[[0, 5000, 10000]]
+    r = fastcavi.fit(X, 3, covariance_type=cov, init=M0, sample_weight=w, max_iter=1, tol=0)
+    model = r.model
+    parts = [slice(0, G), slice(G, X.shape[0])]
+    stats0 = sum(engine.nearest_mean_stats(model, X[p], M0, sample_weight=w[p], n_threads=1) for p in parts)
+    assert stats0.to_array().tobytes() == engine.nearest_mean_stats(model, X, M0, sample_weight=w).to_array().tobytes()
+    state1 = model.update(engine.estep(model, model.update(stats0), X, sample_weight=w))
+    assert all(np.array_equal(a, b) for a, b in zip(state1.to_dict().values(), r.state.to_dict().values()))
+    with pytest.raises(ValueError, match=r"'means' must be a finite real array of shape \(3, 3\)"):
+        engine.nearest_mean_stats(model, X, M0[:2])
+
+
+def test_a_part_may_have_weights_that_sum_to_zero():
+    X = _data(N=500)
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero number"):
+        engine.summarize(X, np.zeros(500))
+    part = engine.summarize(X, np.zeros(500), check_weight_sum=False)
+    assert part.count == 0.0
+    assert (part + engine.summarize(X, np.ones(500), shift=part.shift)).count == 500.0
+
+
+def test_kernel_threads_sets_numba_threads_for_the_block_and_restores_them():
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    with engine.kernel_threads(1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with engine.kernel_threads(None):
+        assert numba.get_num_threads() == before
+    with pytest.raises(ValueError, match="n_threads"):
+        engine.kernel_threads(0)
+    assert isinstance(engine.kernels_serialised(), bool)

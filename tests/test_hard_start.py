@@ -1,4 +1,4 @@
-"""The setup before the first sweep (issue 10): the E-step kernel's hard nearest-mean mode, and the
+"""The setup before the first sweep: the E-step kernel's hard nearest-mean mode, and the
 statistics of a one-hot start taken from its K rows alone."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import fastcavi
 from fastcavi import _init
 from fastcavi._models.coordinates import Coordinates
 from fastcavi._passes import estep_chunk_rows, estep_pass, numba_threads
-from fastcavi._sources import DataSource, WeightSource
+from fastcavi._io.sources import DataSource, WeightSource
 
 TYPES = ["identity", "spherical", "diag", "full", "tied"]
 KNOWN = np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]])  # identity's known covariance

@@ -1,5 +1,5 @@
 """The starts: compiled streaming Lloyd k-means (``init="kmeans"``) and the estimator's
-``init_params`` with scikit-learn's meanings (issue 9).
+``init_params`` with scikit-learn's meanings.
 
 References are independent: a plain NumPy Lloyd written from the definition (and scikit-learn's
 own ``_kmeans_single_lloyd`` when installed), the M-step of ``tests/naive_bayesian.py`` from
@@ -17,7 +17,7 @@ import fastcavi
 from conftest import fit_recording, readonly
 from fastcavi import _init, engine, options
 from fastcavi._passes import numba_threads
-from fastcavi._sources import DataSource
+from fastcavi._io.sources import DataSource
 from naive_bayesian import m_step
 
 K = 3
@@ -52,7 +52,7 @@ def _lloyd_reference(X, w, centres, tol, max_iter=300):
 def _local_lloyd(X, w, seeds, tol, chunk_rows=4096):
     from fastcavi._models.base import round_accumulator
     from fastcavi._passes import lloyd_pass
-    from fastcavi._sources import WeightSource
+    from fastcavi._io.sources import WeightSource
 
     source = DataSource(X)
     weights = None if w is None else WeightSource(w, X.shape[0])
@@ -69,7 +69,7 @@ def _local_lloyd(X, w, seeds, tol, chunk_rows=4096):
 def test_lloyd_pass_sums_match_numpy(weighted):
     from fastcavi._models.base import round_accumulator
     from fastcavi._passes import lloyd_pass
-    from fastcavi._sources import WeightSource
+    from fastcavi._io.sources import WeightSource
 
     X, _ = _blobs(n_per=3000)
     w = np.random.default_rng(1).uniform(0.0, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
@@ -198,7 +198,7 @@ def test_weights_are_repeats_in_lloyd():
 def test_kmeans_is_chunk_and_thread_invariant():
     X, _ = _blobs(n_per=5000, D=3, k=4, seed=7, sep=4.0)  # 20,000 rows: several segments
     w = np.random.default_rng(8).uniform(0.5, 2.0, X.shape[0])
-    from fastcavi._sources import WeightSource
+    from fastcavi._io.sources import WeightSource
 
     source = DataSource(X)
     summary = engine.summarize(X, w, shift=X.mean(0), full_scatter=False)

@@ -8,7 +8,8 @@ import pytest
 import fastcavi
 from conftest import readonly
 from fastcavi import _init
-from fastcavi._sources import DataSource
+from fastcavi._init.seeding import _nearest
+from fastcavi._io.sources import DataSource
 
 M64 = (1 << 64) - 1
 
@@ -41,7 +42,7 @@ def test_cost_draw_and_assign_passes_match_plain_references():
     d2, nearest = d2_all.min(axis=1), d2_all.argmin(axis=1)
     # one pass per round: its cost, an exact sum, so the correctly rounded sum (math.fsum) to within one unit in
     # the last place (the per-row distances differ from numpy's by round-off of the sums over 2 features)
-    run = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0]), 4096)
+    run = _init.local_passes(DataSource(X), fastcavi._io.sources.WeightSource(w, X.shape[0]), 4096)
     seed, rnd, ell = 12345, 2, 24.0
     candidates = run(_init.cost_and_candidates_chunk, (shift, centres, ell, np.uint64(seed), rnd),
                      _init.merge_candidates)
@@ -59,7 +60,7 @@ def test_cost_draw_and_assign_passes_match_plain_references():
     # the weighted first candidate: the smallest -log(u) / w (rows of weight 0 never)
     w0 = w.copy()
     w0[::2] = 0.0
-    run0 = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w0, X.shape[0]), 4096)
+    run0 = _init.local_passes(DataSource(X), fastcavi._io.sources.WeightSource(w0, X.shape[0]), 4096)
     key, row = run0(_init.first_candidate_chunk, (np.uint64(seed),), _init.earliest_smallest_key)
     keys = [-math.log(_uniform(seed, 0, n)) / w0[n] if w0[n] > 0 else math.inf for n in range(X.shape[0])]
     assert int(row) == int(np.argmin(keys)) and row % 2 == 1
@@ -85,10 +86,10 @@ def test_kmeans_parallel_round_draws_as_with_the_total_cost(chunk_rows, weighted
         w[::5] = 0.0
     shift = np.zeros(2)  # (no shift: the 1e-160 survives)
     centres = X[[4100, 9000, 17]]
-    d2, _ = _init._nearest(X, shift, centres)
+    d2, _ = _nearest(X, shift, centres)
     assert 0.0 < w[5001] * d2[5001] < 1e-300
     u = np.empty(X.shape[0])
-    run = _init.local_passes(DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0]) if weighted else None,
+    run = _init.local_passes(DataSource(X), fastcavi._io.sources.WeightSource(w, X.shape[0]) if weighted else None,
                              chunk_rows)
     for seed, rnd, ell in [(1, 1, 8.0), (2, 3, 16.0), (3, 5, 200.0)]:
         # no floating-point warning from the overflowing threshold (underflow is numpy's silent default)
@@ -140,7 +141,7 @@ def test_kmeanspp_draws_match_a_plain_reference(n_chunks_rows, weighted):
         w[::3] = 0.0  # a third of the rows excluded
     shift = X.mean(axis=0)
     rng = np.random.default_rng(7)
-    weights = fastcavi._sources.WeightSource(w, X.shape[0]) if weighted else None
+    weights = fastcavi._io.sources.WeightSource(w, X.shape[0]) if weighted else None
     rows, centres = _init.kmeans_plusplus_row_passes(
         _init.local_passes(DataSource(X), weights, n_chunks_rows), lambda r: X[r], X.shape[0], 6,
         np.random.default_rng(7), shift, weighted)
@@ -211,7 +212,7 @@ def test_rows_of_weight_zero_are_never_kmeanspp_seeds():
     rng = np.random.default_rng(11)
     X = np.vstack([rng.normal(c, 0.5, size=(3000, 2)) for c in ([0.0, 0.0], [8.0, 0.0], [60.0, 60.0])])
     w = np.r_[np.ones(6000), np.zeros(3000)]
-    source, weights = DataSource(X), fastcavi._sources.WeightSource(w, X.shape[0])
+    source, weights = DataSource(X), fastcavi._io.sources.WeightSource(w, X.shape[0])
     far_with, far_without = 0, 0
     for seed in range(20):
         rows, _ = _init.kmeans_plusplus_rows(source, 3, np.random.default_rng(seed), 4096, X.mean(0), weights)

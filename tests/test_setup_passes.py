@@ -8,7 +8,7 @@ from fastcavi import _init
 
 def _random_assignment_reference(X, K, seed, block_rows):
     """The seed's random assignment with NumPy: a label per row hashed from its index, per-block bincounts."""
-    from fastcavi._init import _splitmix64
+    from fastcavi._init.seeding import _splitmix64
 
     n, D = X.shape
     idx = np.arange(n, dtype=np.uint64)
@@ -27,7 +27,7 @@ def test_random_assignment_means_is_the_numpy_bincount(dtype, chunk_rows):
     # Bit for bit the NumPy per-block bincount it replaced, for any chunk size; and each mean is the
     # mean of the rows its hash label names (to round-off).
     from fastcavi._config import BLOCK_ROWS
-    from fastcavi._sources import DataSource
+    from fastcavi._io.sources import DataSource
 
     rng = np.random.default_rng(1)
     X = (rng.normal(size=(20000, 3)) * 5 + 100).astype(dtype)

@@ -271,7 +271,7 @@ def test_online_vi_seen_once_matches_the_full_fit():
 
 @pytest.mark.slow
 def test_online_vi_two_million_rows():
-    """The issue's size: 2e6 rows in batches of 1e4, seen once."""
+    """A stream of 2e6 rows in batches of 1e4, seen once (the size streaming is meant for)."""
     ll_online, ll_full = _online_vs_fit(2_000_000, 10_000, seed=12)
     assert abs(ll_online - ll_full) <= 0.01 * abs(ll_full), (ll_online, ll_full)
 

@@ -33,7 +33,7 @@ def main():
     from fastcavi._kernels.exactsum import fold_segments
     from fastcavi._models.base import empty_accumulator, stats_size
     from fastcavi._passes import estep_chunk_rows
-    from fastcavi._sources import DataSource
+    from fastcavi._io.sources import DataSource
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)

@@ -22,21 +22,93 @@ chunks that the kernels can read directly:
 
 scipy.sparse input is refused with scikit-learn's error; an object-dtype array is converted to
 float64 as scikit-learn converts it (a non-number in it raises numpy's TypeError or ValueError).
-The shape and dtype checks (and ``sample_weight``'s) are :mod:`fastcavi._validation`'s; what
-stays here is what opening the data raises: a missing, truncated or unreadable ``.npy`` file,
-an object that cannot be read as an array.
+The checks of the data's header (its shape and dtype, and ``sample_weight``'s) are here, with
+scikit-learn's wording, and so is what opening the data raises: a missing, truncated or unreadable
+``.npy`` file, an object that cannot be read as an array. (The other checks that need no data are
+:mod:`fastcavi._validation`'s.)
 """
 import os
 
 import numpy as np
 
-from . import _validation as V
-from ._config import CHUNK_BYTES, SEGMENT_ROWS
+from .._config import CHUNK_BYTES, SEGMENT_ROWS
+
+
+# -- the data's header: shape and dtype (no values read) ------------------------------------------
+def is_sparse(X):
+    """Whether ``X`` is a scipy.sparse matrix or array (without importing scipy when X is not one)."""
+    module = type(X).__module__ or ""
+    if not module.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return scipy.sparse.issparse(X)
+
+
+def check_dense(X):
+    """scikit-learn's ``accept_sparse=False`` error for scipy.sparse input."""
+    if is_sparse(X):
+        raise TypeError("Sparse data was passed for X, but dense data is required. Use '.toarray()' to convert "
+                        "to a dense numpy array.")
+
+
+def numeric_object_array(arr):
+    """An object-dtype array converted to float64, as scikit-learn does (a non-number: TypeError or ValueError).
+
+    Parameters
+    ----------
+    arr : ndarray of dtype object
+
+    Returns
+    -------
+    ndarray of dtype float64
+    """
+    return arr.astype(np.float64)  # float() of each element: numpy's TypeError/ValueError for a non-number
+
+
+def check_data_shape(shape):
+    """scikit-learn's errors for data that is not a 2-D array with at least one row and one column."""
+    ndim = len(shape)
+    if ndim == 1:
+        raise ValueError(
+            "Expected 2D array, got 1D array instead. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+            "if it contains a single sample.")
+    if ndim != 2:
+        raise ValueError(f"Found array with dim {ndim}. Expected 2D array (n_samples, n_features).")
+    if shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(shape)}) while a minimum of 1 is required.")
+
+
+def check_data_dtype(dtype):
+    """Real numbers (floats, integers, bools): not complex, not strings or objects."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise ValueError("Complex data not supported: X has dtype %s." % dtype)
+    if dtype.kind not in "fiub":
+        raise ValueError(f"X must hold numbers, but its dtype is {dtype} (kind {dtype.kind!r}); "
+                         "convert it to a float array first.")
+    return dtype
+
+
+def check_sample_weight_array(w, n_samples):
+    """A 1-D array of real numbers of length ``n_samples`` (the values are checked in the validating pass)."""
+    if w.dtype.kind not in "fiub":
+        raise ValueError(f"sample_weight must hold real numbers, but its dtype is {w.dtype}.")
+    if w.ndim != 1:
+        raise ValueError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array of shape "
+                         f"{w.shape}.")
+    if w.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == ({w.shape[0]},), expected ({n_samples},)!")
+    return w
+
 
 
 def _compute_dtype(dtype):
     """The float type the kernels read for data of ``dtype``, or a ValueError."""
-    dtype = V.check_data_dtype(dtype)
+    dtype = check_data_dtype(dtype)
     if dtype.kind == "f" and dtype.itemsize == 8:
         return np.dtype(np.float64)
     if dtype.kind == "f" and dtype.itemsize == 4:
@@ -88,13 +160,13 @@ class DataSource:
     """
 
     def __init__(self, X):
-        V.check_dense(X)  # scipy.sparse: scikit-learn's TypeError (it has shape, dtype and row slicing)
+        check_dense(X)  # scipy.sparse: scikit-learn's TypeError (it has shape, dtype and row slicing)
         if isinstance(X, (str, os.PathLike)):
             X = _open_npy(X)
         if isinstance(X, np.ndarray):
             self._data = np.asarray(X)  # an ndarray view of a memmap: no copy
             if self._data.dtype == object:  # numbers held as objects: converted as scikit-learn does
-                self._data = V.numeric_object_array(self._data)
+                self._data = numeric_object_array(self._data)
         elif hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__"):
             self._data = X
         else:
@@ -103,9 +175,9 @@ class DataSource:
             except Exception as exc:  # ragged lists and the like
                 raise ValueError(f"X cannot be read as a 2-D array: {exc}") from None
             if self._data.dtype == object:  # a list of mixed numbers and strings, say
-                self._data = V.numeric_object_array(self._data)
+                self._data = numeric_object_array(self._data)
         shape = tuple(int(s) for s in self._data.shape)
-        V.check_data_shape(shape)
+        check_data_shape(shape)
         self.n_samples, self.n_features = shape
         self.dtype = np.dtype(self._data.dtype)
         self.compute_dtype = _compute_dtype(self.dtype)
@@ -196,8 +268,8 @@ class WeightSource:
             except Exception as exc:
                 raise ValueError(f"sample_weight cannot be read as a 1-D array: {exc}") from None
         if w.dtype == object:  # numbers held as objects: converted as scikit-learn's _check_sample_weight does
-            w = V.numeric_object_array(w)
-        self._data = V.check_sample_weight_array(w, n_samples)
+            w = numeric_object_array(w)
+        self._data = check_sample_weight_array(w, n_samples)
         self.n_samples = n_samples
 
     def values_at(self, index):

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .exceptions import ELBODecreaseError, ELBODecreaseWarning
+from ..exceptions import ELBODecreaseError, ELBODecreaseWarning
 
 #: An ELBO decrease larger than this fraction of the magnitude of the terms it is
 #: added up from (the sum of their absolute values, typically 1-4 times |ELBO|) is not
@@ -124,7 +124,7 @@ def run_restarts(sweep, model, initial_state, *, n_runs, max_iter, tol, tol_is_r
         A warm start's state (then ``initial_state`` is not called).
     warm_elbo : float, optional
         Its ELBO, when the warm start continues one long run.
-    saved : fastcavi._checkpoint.Checkpoint, optional
+    saved : fastcavi._driver.checkpoint.Checkpoint, optional
     checkpoint : str, optional
     fingerprint : dict, optional
         The data's and options' fingerprint written with every checkpoint.
@@ -134,7 +134,7 @@ def run_restarts(sweep, model, initial_state, *, n_runs, max_iter, tol, tol_is_r
     state, elbos, converged
         Of the best run; ``elbos`` is that run's whole trace.
     """
-    from . import _checkpoint
+    from . import checkpoint as _checkpoint
 
     best = None if saved is None else saved.best
     for run in range(n_runs):
@@ -162,21 +162,3 @@ def run_restarts(sweep, model, initial_state, *, n_runs, max_iter, tol, tol_is_r
         if best is None or elbos[-1] > best[1][-1]:
             best = (state, elbos, converged)
     return best
-
-
-def fitted_result(model, best, history, tol, stacklevel):
-    """The :class:`fastcavi.FitResult` of :func:`run_restarts`' best run, after ``history`` (a warm start's ELBOs).
-
-    Warns (:class:`fastcavi.ConvergenceWarning`, scikit-learn's message) when that run did not
-    converge and ``tol > 0``; ``stacklevel`` is the caller's, as for :func:`warnings.warn`.
-    """
-    from .result import FitResult
-
-    state, elbos, converged = best
-    if tol > 0 and not converged:
-        from .exceptions import ConvergenceWarning  # made on first use: it may import scikit-learn
-
-        warnings.warn("Best performing initialization did not converge. Try different init parameters, "
-                      "or increase max_iter, tol, or check for degenerate data.", ConvergenceWarning,
-                      stacklevel=stacklevel + 1)
-    return FitResult.from_state(model, state, np.concatenate((history, elbos)), converged)

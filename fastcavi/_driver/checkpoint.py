@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from ._models.base import State
+from .._models.base import State
 
 CHECKPOINT_VERSION = 1
 _KIND = "fastcavi checkpoint"
@@ -158,7 +158,7 @@ def read(path) -> Checkpoint:
 
 
 def writer(path, fingerprint, model, run, done, rng_state, best):
-    """``on_sweep(state, elbos, converged)`` for :func:`fastcavi._driver.run_cavi`: a checkpoint after every sweep.
+    """``on_sweep(state, elbos, converged)`` for :func:`fastcavi._driver.loop.run_cavi`: a checkpoint after every sweep.
 
     ``done`` is the run's trace before this call (a resumed run), ``rng_state`` the generator's
     state after the run's initialisation, ``best`` the best finished run so far.
@@ -189,7 +189,7 @@ def controls(arguments, checked):
     dict
     """
     init = arguments["init"]
-    if hasattr(init, "method"):  # the estimator's start from responsibilities (_init.ResponsibilityStart)
+    if hasattr(init, "method"):  # the estimator's start from responsibilities (_validation.ResponsibilityStart)
         init = "responsibilities:" + init.method
     elif not isinstance(init, str):
         init = np.asarray(init.state.means if hasattr(init, "state") else init, dtype=np.float64)

@@ -1,15 +1,14 @@
-"""Where CAVI starts: the initial means (k-means++, k-means||, k-means, the seed's random assignments,
-random rows), scikit-learn's starts from responsibilities (:class:`ResponsibilityStart`), the initial
-state they give each family, and the state a warm start continues from.
+"""Initial means by seeding: k-means++, k-means||, the seed's random assignments, random rows.
 
-Every method of choosing means streams over the data in chunks and draws its random numbers either
-from ``rng`` (a handful per fit) or from a counter-based hash of the row index, so
-the result depends on the seed alone: never on the chunk size or thread count.
+Every method streams over the data in chunks and draws its random numbers either from ``rng`` (a
+handful per fit) or from a counter-based hash of the row index, so the result depends on the seed
+alone: never on the chunk size or thread count. Each is written against a ``run_pass`` function
+(:func:`local_passes`, or the Dask fit's), so that the local fit and the Dask fit run the same code.
 """
 import numpy as np
 
-from . import _progress
-from ._config import BLOCK_ROWS
+from .. import _progress
+from .._config import BLOCK_ROWS
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -54,7 +53,7 @@ def random_assignment_passes(run_pass, read_rows, n_samples, K, rng):
     """
     seed = np.uint64(rng.integers(0, 2**63))
     blocks = run_pass(random_assignment_chunk, (seed, K), np.concatenate, "random assignments")
-    from ._kernels.assignment import add_blocks
+    from .._kernels.assignment import add_blocks
 
     D = blocks.shape[2] - 1
     sums = np.zeros((K, D))
@@ -76,8 +75,8 @@ def random_assignment_chunk(chunk, weights, row0, seed, K):
     One compiled pass (:func:`fastcavi._kernels.assignment.assignment_sums`): each block's rows are
     added in row order from 0.0, so chunks of whole blocks give the same bits.
     """
-    from ._kernels.assignment import assignment_sums
-    from ._passes import _read_only
+    from .._kernels.assignment import assignment_sums
+    from .._passes import _read_only
 
     n, D = chunk.shape
     nb = -(-n // BLOCK_ROWS)
@@ -127,7 +126,7 @@ def kmeans_plusplus(source, K, rng, chunk_rows, shift, weights=None):
     The first centre is a uniformly random row; each next one is drawn with
     probability proportional to the squared distance to the nearest centre so far,
     with the compiled exponential-key sampler of :mod:`fastcavi._kernels.seeding`.
-    With row weights (a :class:`~fastcavi._sources.WeightSource`), as scikit-learn's
+    With row weights (a :class:`~fastcavi._io.sources.WeightSource`), as scikit-learn's
     ``kmeans_plusplus`` with ``sample_weight``: the first centre is drawn in proportion
     to the weights (one more pass) and the next ones to ``w d**2``, so a row of weight 0
     is never a centre. When every row (of positive weight) coincides with a centre, the
@@ -179,101 +178,9 @@ def kmeans_plusplus_row_passes(run_pass, read_rows, n_samples, K, rng, shift, we
     return np.array(rows, dtype=np.int64), np.array(centres) + shift
 
 
-#: scikit-learn's ``KMeans`` defaults: at most 300 Lloyd iterations, and the tolerance on the
-#: centres' total squared move is 1e-4 times the mean of the per-feature variances.
-KMEANS_MAX_ITER = 300
-KMEANS_TOL = 1e-4
-
-
-def kmeans(source, weights, K, rng, chunk_rows, summary, max_iter=KMEANS_MAX_ITER):
-    """k-means as scikit-learn's ``KMeans(n_init=1)``: k-means++ seeds, then Lloyd's iterations.
-
-    Returns
-    -------
-    centres : ndarray of shape (K, D), data coordinates
-    n_iter : int
-        Lloyd iterations run.
-    """
-    from ._models.base import round_accumulator
-    from ._passes import lloyd_pass
-
-    shift = summary.mean
-    seeds = kmeans_plusplus(source, K, rng, chunk_rows, shift, weights)
-    workspace = None
-
-    def one_pass(centres):
-        nonlocal workspace
-        acc, far, workspace = lloyd_pass(source, weights, centres, shift, chunk_rows, workspace)
-        return np.array(round_accumulator(acc)), far
-
-    return lloyd(one_pass, lambda i: source.rows([i])[0], seeds, shift, kmeans_tolerance(summary), max_iter)
-
-
-def kmeans_tolerance(summary):
-    """scikit-learn's ``KMeans`` tolerance: ``KMEANS_TOL`` times the mean per-feature (weighted) variance."""
-    scatter = summary.scatter
-    variances = (np.diag(scatter) if scatter.ndim == 2 else scatter) / summary.count
-    return KMEANS_TOL * float(np.mean(variances))
-
-
-def lloyd(one_pass, row, centres, shift, tol, max_iter=KMEANS_MAX_ITER):
-    """Lloyd's iterations from ``centres``, one compiled streaming pass each.
-
-    Each pass assigns every row to its nearest centre (ties: the lowest index) and takes the
-    weighted mean of each cluster, from exact sums: the centres are the same bits for any
-    chunk size and thread count. It stops when the centres' total squared move is at most
-    ``tol`` (scikit-learn's rule; labels that stop changing give a move of exactly 0) or after
-    ``max_iter`` iterations. An empty cluster is handled as scikit-learn does, one per
-    iteration: the lowest-numbered empty cluster moves to the row of positive weight farthest
-    from its centre (the lowest row index on ties), which leaves its old cluster; other empty
-    clusters keep their centre until a later iteration.
-
-    Parameters
-    ----------
-    one_pass : callable
-        ``one_pass(centres) -> (sums, far)``: :func:`fastcavi._passes.lloyd_pass`'s sums (rounded)
-        and farthest row, for centres in the coordinates ``x - shift``.
-    row : callable
-        ``row(i)``: row ``i`` of the data, float64, data coordinates.
-    centres : ndarray of shape (K, D)
-        Data coordinates.
-    shift : ndarray of shape (D,)
-        The point the passes work about (the data mean: keeps the sums accurate).
-    tol : float
-    max_iter : int
-
-    Returns
-    -------
-    centres : ndarray of shape (K, D), data coordinates
-    n_iter : int
-    """
-    K, D = centres.shape
-    c = np.asarray(centres, dtype=np.float64) - shift
-    it = 0
-    for it in range(1, max_iter + 1):
-        sums, (far, _, w, old) = one_pass(c)
-        counts = sums[2:2 + K].copy()
-        S1 = sums[2 + K:].reshape(K, D).copy()
-        empty = np.flatnonzero(counts <= 0.0)
-        if empty.size and far >= 0:  # scikit-learn's relocation of an empty cluster
-            x = row(far) - shift
-            S1[old] -= w * x
-            counts[old] -= w
-            S1[empty[0]] = w * x
-            counts[empty[0]] = w
-        new = c.copy()
-        filled = counts > 0.0
-        new[filled] = S1[filled] / counts[filled, None]
-        move = float(np.sum((new - c) ** 2))
-        c = new
-        if move <= tol:
-            break
-    return c + shift, it
-
-
 def _read_only_weights(weights):
     """The chunk's weights as a read-only float64 array (one compiled kernel type), or the passes' placeholder."""
-    from ._passes import _NO_WEIGHTS_IN, _read_only
+    from .._passes import _NO_WEIGHTS_IN, _read_only
 
     return _NO_WEIGHTS_IN if weights is None else _read_only(np.ascontiguousarray(weights, dtype=np.float64))
 
@@ -281,8 +188,8 @@ def _read_only_weights(weights):
 def kmeanspp_chunk(chunk, weights, row0, shift, centres, seed, j):
     """One chunk's k-means++ draw (in proportion to ``w d**2``): ``[key, row]`` (float64; row -1 when every
     row of positive weight sits on a centre)."""
-    from ._kernels.seeding import kmeanspp_draw
-    from ._passes import _read_only
+    from .._kernels.seeding import kmeanspp_draw
+    from .._passes import _read_only
 
     key, row = kmeanspp_draw(_read_only(np.ascontiguousarray(chunk)), np.array(shift, dtype=np.float64),
                              np.array(centres, dtype=np.float64), seed, j, row0, _read_only_weights(weights),
@@ -363,8 +270,8 @@ def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rou
 
 
 def _nearest(chunk, shift, centres):
-    from ._kernels.seeding import nearest_centre
-    from ._passes import _read_only
+    from .._kernels.seeding import nearest_centre
+    from .._passes import _read_only
 
     n = chunk.shape[0]
     d2, nearest = np.empty(n), np.empty(n, dtype=np.int64)
@@ -375,9 +282,9 @@ def _nearest(chunk, shift, centres):
 
 
 def _exact(values, index, size):
-    from ._kernels.exactsum import EMPTY, WINDOW
-    from ._kernels.seeding import exact_add_at
-    from ._passes import _read_only
+    from .._kernels.exactsum import EMPTY, WINDOW
+    from .._kernels.seeding import exact_add_at
+    from .._passes import _read_only
 
     acc = np.zeros((size, 1 + WINDOW), dtype=np.int64)
     acc[:, 0] = EMPTY
@@ -388,7 +295,7 @@ def _exact(values, index, size):
 
 def merge_exact(parts):
     """The sum of exact accumulators (order and grouping do not matter)."""
-    from ._kernels.exactsum import merge
+    from .._kernels.exactsum import merge
 
     total = parts[0].copy()
     for p in parts[1:]:
@@ -398,7 +305,7 @@ def merge_exact(parts):
 
 def exact_total(acc):
     """An exact accumulator rounded to float64, shape (S,)."""
-    from ._kernels.exactsum import finalize
+    from .._kernels.exactsum import finalize
 
     out = np.empty(acc.shape[0])
     finalize(acc, out)
@@ -407,14 +314,14 @@ def exact_total(acc):
 
 def _weights_of(weights, n):
     """The chunk's row weights (ones without weights), read-only float64: one compiled kernel type."""
-    from ._passes import _read_only
+    from .._passes import _read_only
 
     return _read_only(np.ones(n) if weights is None else np.ascontiguousarray(weights, dtype=np.float64))
 
 
 def first_candidate_chunk(chunk, weights, row0, seed):
     """k-means||'s first candidate within a chunk, drawn in proportion to the row weights: ``[key, row]``."""
-    from ._kernels.seeding import weighted_key_draw
+    from .._kernels.seeding import weighted_key_draw
 
     key, row = weighted_key_draw(_weights_of(weights, chunk.shape[0]), seed, 0, row0)
     return np.array([key, row], dtype=np.float64)
@@ -437,7 +344,7 @@ def cost_and_candidates_chunk(chunk, weights, row0, shift, centres, ell, seed, r
         ``(cost, rows - shift, u, w, d^2)``: the chunk's cost as an exact accumulator, then the kept
         rows (shifted, in row order), their uniforms, weights and squared distances.
     """
-    from ._kernels.seeding import hashed_uniforms
+    from .._kernels.seeding import hashed_uniforms
 
     d2, _ = _nearest(chunk, shift, centres)
     # without weights, w = 1 changes no bits: 1 * d2 is d2, and (s * 1) * d2 is s * d2
@@ -503,194 +410,3 @@ def weighted_kmeans(points, weights, K, rng, max_iter=100):
             break
         centres = moved
     return centres
-
-
-def warm_state(previous, model):
-    """The previous result's state in this model's coordinates (means move with the shift; exact when equal)."""
-    from dataclasses import replace
-
-    from .engine import freeze_state
-
-    state = previous.state
-    old = previous.model
-    if np.array_equal(old.shift, model.shift) and _same_whitening(old, model):
-        return state
-    means = model._coords.to_model(old._coords.to_data(state.means))
-    return freeze_state(replace(state, means=means))
-
-
-def _same_whitening(a, b):
-    wa, wb = a.to_dict()["whiten"], b.to_dict()["whiten"]
-    return (wa is None and wb is None) or (wa is not None and wb is not None and np.array_equal(wa, wb))
-
-
-class ResponsibilityStart:
-    """scikit-learn's starts (the estimator's ``init_params``): an M-step from responsibilities.
-
-    Internal: :func:`fastcavi._validation.estimator_init_params` makes one from
-    ``init_params`` and passes it to :func:`fastcavi.fit` as ``init``. The responsibilities are
-    drawn afresh for every initialisation (:func:`start_responsibilities`):
-
-    * ``"k-means++"``: one-hot on the K rows k-means++ seeding chooses (row ``i_k`` is
-      component k's only row; every other row has responsibility 0);
-    * ``"random_from_data"``: the same on K distinct rows drawn uniformly;
-    * ``"random"``: soft, uniform draws normalised per row, from a hash of (seed, row, k).
-
-    Parameters
-    ----------
-    method : {"k-means++", "random", "random_from_data"}
-    """
-
-    METHODS = ("k-means++", "random", "random_from_data")
-
-    __slots__ = ("method",)
-
-    def __init__(self, method):
-        if method not in self.METHODS:
-            raise ValueError(f"Unknown responsibility start {method!r}; expected one of {self.METHODS}.")
-        self.method = method
-
-    def __eq__(self, other):
-        return isinstance(other, ResponsibilityStart) and other.method == self.method
-
-    def __hash__(self):
-        return hash(("ResponsibilityStart", self.method))
-
-    def __repr__(self):
-        return f"ResponsibilityStart({self.method!r})"
-
-
-class OneHotRows:
-    """``given(row0, rows, shift)``: responsibility 1 of component k on row ``rows_k`` alone, 0 elsewhere.
-
-    A fit takes their statistics from the K rows alone (:meth:`stats`), locally and on Dask.
-    """
-
-    def __init__(self, rows, K):
-        self.rows = np.asarray(rows, dtype=np.int64)
-        self.index = np.unique(self.rows)  # the rows with a nonzero responsibility, sorted
-        self.K = int(K)
-
-    def __call__(self, row0, rows, shift):
-        n = rows.shape[0]
-        R = np.zeros((n, self.K))
-        for k, i in enumerate(self.rows):
-            if row0 <= i < row0 + n:
-                R[i - row0, k] = 1.0
-        return R
-
-    def stats(self, model, X, weights, summary):
-        """The statistics of these responsibilities over all the data, from the rows they name alone.
-
-        Every other row has responsibility 0 and adds nothing but its weight to the count, which is
-        taken from ``summary``: the rest is one given-responsibility pass over the rows at
-        ``self.index``, and equals the pass over all rows (each sum has one nonzero term; a known
-        covariance's whitening of K rows and of a chunk may round differently, in principle).
-
-        Parameters
-        ----------
-        model : Model
-        X : ndarray of shape (m, D)
-            The rows at ``self.index``, in that order, in the data's compute dtype.
-        weights : ndarray of shape (m,) or None
-            Their weights.
-        summary : DataSummary
-            Of all the data: its weighted count is the statistics' (bitwise a pass's without
-            weights; with weights it may differ in the last bit, the two kernels adding the
-            weights in other groups; no update reads it).
-
-        Returns
-        -------
-        Stats
-        """
-        from . import engine
-        from ._models.base import Stats
-        from ._passes import estep_chunk_rows, estep_pass
-        from ._sources import DataSource, WeightSource
-
-        source = DataSource(X)
-        w = None if weights is None else WeightSource(weights, source.n_samples)
-        R = np.zeros((self.index.size, self.K))
-        R[np.searchsorted(self.index, self.rows), np.arange(self.K)] = 1.0
-
-        def given(row0, chunk, shift):
-            return R[row0:row0 + chunk.shape[0]]
-
-        chunk_rows = estep_chunk_rows(None, source, self.K, model.layout)
-        stats, _ = estep_pass(source, w, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
-                              given=given)
-        acc = stats._acc.copy()
-        acc[0] = summary._acc[0]
-        return Stats(model.layout, self.K, model.n_features, acc)
-
-
-class HashedUniform:
-    """``given(row0, rows, shift)``: uniform draws in (0, 1) normalised per row (scikit-learn's "random").
-
-    The draw of (row i, component k) is a hash of (seed, i K + k): the same for any chunking.
-    Picklable.
-    """
-
-    def __init__(self, seed, K):
-        self.seed = np.uint64(seed)
-        self.K = int(K)
-
-    def __call__(self, row0, rows, shift):
-        n, K = rows.shape[0], self.K
-        index = np.arange(row0, row0 + n, dtype=np.uint64)[:, None] * np.uint64(K) + np.arange(K, dtype=np.uint64)
-        h = _splitmix64(_splitmix64(index ^ _splitmix64(np.full(1, self.seed))))
-        u = ((h >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 9007199254740992.0)
-        total = u[:, 0].copy()
-        for k in range(1, K):  # a fixed order per row, whatever the chunk
-            total += u[:, k]
-        return np.ascontiguousarray(u / total[:, None])
-
-
-def start_responsibilities(start, source, K, rng, chunk_rows, shift, weights=None):
-    """The ``given`` responsibilities of a :class:`ResponsibilityStart` (draws from ``rng``)."""
-    if start.method == "random":
-        return HashedUniform(rng.integers(0, 2**63), K)
-    if start.method == "random_from_data":
-        return OneHotRows(rng.choice(source.n_samples, size=K, replace=False), K)
-    return OneHotRows(kmeans_plusplus_rows(source, K, rng, chunk_rows, shift, weights)[0], K)
-
-
-def initial_state(model, init, resp0, source, weights, K, rng, chunk_rows, summary):
-    """The variational state CAVI starts from (see ``init`` and ``init_responsibilities`` in :func:`fit`)."""
-    from . import engine
-    from ._passes import estep_pass
-
-    if resp0 is not None:  # scikit-learn's start: an M-step from given responsibilities
-        return model.update(engine.responsibility_stats(model, source, resp0, sample_weight=weights,
-                                                        chunk_size=chunk_rows))
-    if isinstance(init, ResponsibilityStart):  # the estimator's: an M-step from drawn responsibilities
-        given = start_responsibilities(init, source, K, rng, chunk_rows, summary.mean, weights)
-        if isinstance(given, OneHotRows):  # statistics of K rows: no pass over the others
-            w = None if weights is None else weights.values_at(given.index)
-            return model.update(given.stats(model, source.rows(given.index).astype(source.compute_dtype), w, summary))
-        stats, _ = estep_pass(source, weights, model._coords, model.layout, engine._dummy_coeffs(model), chunk_rows,
-                              given=given)
-        return model.update(stats)
-    means = initial_means(init, source, K, rng, chunk_rows, summary, weights)
-    if model.covariance_type == "identity":
-        return model.state_from_means(means)
-    # the Wishart families start with an M-step from the hard assignment to the nearest initial mean
-    stats, _ = estep_pass(source, weights, model._coords, model.layout, None, chunk_rows,
-                          hard_means=model._coords.to_model(means))
-    return model.update(stats)
-
-
-def initial_means(init, source, K, rng, chunk_rows, summary, weights=None):
-    """The initial means (K, D) in data coordinates, by the method ``init`` (or ``init`` itself)."""
-    if isinstance(init, np.ndarray):
-        return init
-    if init == "random":
-        return random_assignment_means(source, K, rng, chunk_rows)
-    if init == "random_from_data":
-        return random_rows(source, K, rng)
-    if init == "k-means||":
-        return kmeans_parallel(local_passes(source, weights, chunk_rows), source.rows, source.n_samples, K, rng,
-                               summary.mean, weights is not None)
-    if init == "kmeans":
-        return kmeans(source, weights, K, rng, chunk_rows, summary)[0]
-    return kmeans_plusplus(source, K, rng, chunk_rows, summary.mean, weights)

@@ -5,7 +5,7 @@
 * ``FILE.npy``: memory-mapped (locally, the path goes to :func:`fastcavi.fit` as before);
 * ``FILE.csv``, ``FILE.tsv`` (another name with ``--delimiter``) or ``FILE.parquet`` (``.pq``):
   parsed once, a block of rows at a time, into a temporary ``.npy`` file that the fit
-  memory-maps (:mod:`fastcavi._tables`); :class:`Table` says which columns, the delimiter,
+  memory-maps (:mod:`fastcavi._io.tables`); :class:`Table` says which columns, the delimiter,
   whether there is a header and where the temporary file goes; the file is removed when the
   ``contextlib.ExitStack`` the command holds closes (also on an error);
 * ``STORE.zarr`` (a directory), or ``STORE.zarr:ARRAY`` for an array inside a group; or a
@@ -170,7 +170,7 @@ def _to_npy(kind, path, table, stack):
     directory = tempfile.mkdtemp(prefix="fastcavi-", dir=table.tmp_dir)
     stack.callback(shutil.rmtree, directory, ignore_errors=True)
     out = os.path.join(directory, "data.npy")
-    from . import _tables
+    from . import tables as _tables
 
     if kind == "parquet":
         return _tables.parquet_to_npy(pa, pq, path, out, columns=table.columns)
@@ -276,7 +276,7 @@ class LazyRows:
     def _open(self):
         if self._array is None:
             if self.kind == "npy":
-                from ._sources import _open_npy
+                from .sources import _open_npy
 
                 self._array = _open_npy(self.path)
             else:

@@ -12,7 +12,7 @@ any ``.npy`` file (and which the command removes when it ends, also on an error)
   an empty file: a ``ValueError`` naming the file, the 1-based line and the column.
 * Parquet (``.parquet``, ``.pq``): ``pyarrow.parquet.ParquetFile.iter_batches``. Integer, float
   and boolean columns are read (float32 when every column read is float32, float64 otherwise,
-  as :class:`fastcavi._sources.DataSource` converts them); a column of another type or a null
+  as :class:`fastcavi._io.sources.DataSource` converts them); a column of another type or a null
   value is a ``ValueError`` naming the column (and the 1-based row).
 
 ``columns`` picks columns by name (a header's or the Parquet schema's) or by 0-based index.
