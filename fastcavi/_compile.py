@@ -351,8 +351,7 @@ def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False, jo
         jobs = os.cpu_count() or 1
     jobs = int(jobs)
     _check_cache_possible()
-    from ._kernels import _compiling
-
+    _compiling = _load_module("_compiling")  # (a clear error where no cache directory can be written)
     previous = _compiling.set_handler(lambda text: None)  # no first-compile notice: compiling is the point here
     try:
         if jobs == 1:

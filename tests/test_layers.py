@@ -18,12 +18,12 @@ LAYERS = {
     # 0 declarations: nothing of fastcavi imported
     "fastcavi._config": 0,  # compile policy and tunables
     "fastcavi.exceptions": 0,  # the public warnings and errors
-    "fastcavi._progress": 0,  # the progress hook the passes call, and the command line's reporter
     # 1 compiled kernels (@njit only), and their ahead-of-time compilation
     "fastcavi._kernels": 1,
     "fastcavi._compile": 1,
     # 2 model mathematics; the data: sources, file readers, the checks, the declared parameters
     "fastcavi._models": 2,
+    "fastcavi._progress": 2,  # the progress hook of the passes, the CLI reporter (reads the kernels' compile clock)
     "fastcavi._io": 2,
     "fastcavi._validation": 2,
     "fastcavi.options": 2,
