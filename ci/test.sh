@@ -12,3 +12,5 @@ python -c "import numba, numpy, scipy, sklearn; print('numba', numba.__version__
 python -m pytest
 # ... and the slow tests, deliberately:
 python -m pytest -m slow
+# ... and the documentation (Sphinx, warnings as errors):
+bash ci/docs.sh

@@ -14,6 +14,7 @@ checks that a fit after :func:`compile_kernels` compiles nothing.
 """
 import numbers
 import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
@@ -112,14 +113,8 @@ def _add_blocks_signature(dtype):
 
 def _fold_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # partials, nblocks, segment_blocks, segsums, s0, s1
-    return (f64m, T.int64, T.int64, f64m, T.int64, T.int64)
-
-
-def _insert_segments_signature(dtype):
-    T, f64v, f64m, f64t, i64m, ro = _types()
-    # segsums, nseg, acc, j0, j1
-    return (f64m, T.int64, i64m, T.int64, T.int64)
+    # partials, nblocks, segment_blocks, segsums, acc
+    return (f64m, T.int64, T.int64, f64m, i64m)
 
 
 def _insert_signature(dtype):
@@ -153,8 +148,7 @@ KERNELS: Tuple[Tuple[str, str, bool, Callable], ...] = (
     ("assignment", "assignment_sums", True, _assignment_signature),
     ("assignment", "add_blocks", False, _add_blocks_signature),
     ("estep", "estep_blocks", True, _estep_signature),
-    ("exactsum", "fold_blocks", False, _fold_signature),
-    ("exactsum", "insert_segments", False, _insert_segments_signature),
+    ("exactsum", "fold_segments", False, _fold_signature),
     ("exactsum", "insert_values", False, _insert_signature),
     ("exactsum", "merge", False, _merge_signature),
     ("exactsum", "finalize", False, _finalize_signature),
@@ -300,6 +294,92 @@ def _compile_in_processes(variants, jobs, verbose):
                     _print_record(r)
     built = {(r.name, r.dtype): r for records in done.values() for r in records}
     return [built[(f"{m}.{f}", d)] for m, f, d, _ in variants]  # registry order
+
+
+#: Kernels that a fit in a fresh environment builds in a second process, while it compiles its setup
+#: kernels (the validating pass, the seeding) itself: the E-step, the largest, needed last.
+BACKGROUND = (("estep", "estep_blocks"),)
+
+_BACKGROUND = {}  # (module, function, dtype) -> the child process building it
+_BACKGROUND_LOCK = threading.Lock()
+
+
+def _background_wanted(module, function):
+    """Whether ``module.function`` should be built in a child process now: caching on, two or more CPUs, not
+    switched off, nothing of it in memory here, and no cache index of it on disk (a first use on this machine)."""
+    import glob
+
+    from ._config import CACHE
+
+    if not CACHE or (os.cpu_count() or 1) < 2 or os.environ.get("FASTCAVI_BACKGROUND_COMPILE", "1") in ("", "0"):
+        return False
+    dispatcher = getattr(_load_module(module), function)
+    if dispatcher.overloads:
+        return False
+    cache_dir = dispatcher.stats.cache_path
+    return bool(cache_dir) and not glob.glob(os.path.join(glob.escape(cache_dir), f"{module}.{function}-*.nbi"))
+
+
+def build_in_background(dtype):
+    """Start building the :data:`BACKGROUND` kernels for data of ``dtype`` in a child process, where that pays.
+
+    A first fit on a machine compiles every kernel it calls; on two or more CPUs the E-step, which it calls
+    last, compiles in a child process (``python -c``, the same ``fastcavi`` on its path) into numba's disk
+    cache while this process compiles and runs the setup passes; :func:`await_background` then waits for it,
+    and the kernel loads from the cache. The kernel is the same compiled code either way (the same compiler,
+    sources and argument types), so nothing of a result changes. Nothing is started when the kernel is loaded
+    or cached already, caching is off, there is one CPU, or ``FASTCAVI_BACKGROUND_COMPILE=0``; any failure
+    to start falls back to compiling here.
+
+    Parameters
+    ----------
+    dtype : str or numpy dtype
+        The float width the kernels will see (``"float64"`` or ``"float32"``).
+    """
+    import subprocess
+    import sys
+
+    dtype = str(dtype)
+    if dtype not in DTYPES:
+        return
+    for module, function in BACKGROUND:
+        key = (module, function, dtype)
+        with _BACKGROUND_LOCK:
+            if key in _BACKGROUND:
+                continue
+            try:
+                if not _background_wanted(module, function):
+                    continue
+                package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+                _BACKGROUND[key] = subprocess.Popen(
+                    [sys.executable, "-c", "import sys; from fastcavi._compile import _build_one; _build_one(*sys.argv[1:])",
+                     module, function, dtype], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+            except Exception:  # no child (no executable, no fork, ...): the kernel compiles here when needed
+                continue
+
+
+def await_background(module, function, dtype, timeout=600.0):
+    """Wait for the child building ``module.function`` for ``dtype`` (see :func:`build_in_background`), if any."""
+    with _BACKGROUND_LOCK:
+        child = _BACKGROUND.pop((module, function, str(dtype)), None)
+    if child is None:
+        return
+    try:
+        child.wait(timeout=timeout)
+    except Exception:  # too slow: compile here (numba takes whichever is first into the cache)
+        pass
+
+
+def _build_one(module, function, dtype):
+    """The child of :func:`build_in_background`: build one registered kernel variant into the cache, quietly."""
+    for m, f, per_dtype, signature in KERNELS:
+        if (m, f) == (module, function):
+            _load_module("_compiling").set_handler(lambda text: None)
+            _compile_variants([(m, f, dtype if per_dtype else "any", signature)], False)
+            return
 
 
 def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False, jobs: int = 1) -> List[CompiledKernel]:

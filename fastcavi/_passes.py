@@ -224,8 +224,10 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0)
     ValueError
         Naming the first row holding NaN or inf, or the first negative or non-finite weight.
     """
+    from ._compile import build_in_background
     from ._kernels.summary import summarize
 
+    build_in_background(getattr(source, "compute_dtype", "float64"))  # a first fit: the E-step compiles beside this pass
     D = source.n_features
     size = summary_size(D, full_scatter)
     summary = DataSummary(shift, full_scatter, source.n_samples)
@@ -309,7 +311,10 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     stats : Stats
     workspace : Workspace
     """
+    from ._compile import await_background
     from ._kernels.estep import SUB_ROWS, estep, scratch_rows
+
+    await_background("estep", "estep_blocks", getattr(source, "compute_dtype", "float64"))
 
     hard = hard_means is not None
     if hard:

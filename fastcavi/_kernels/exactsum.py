@@ -106,28 +106,6 @@ def _insert_bits(acc, j, bits):
 
 
 @njit(**_PLAIN)
-def fold_blocks(partials, nblocks, segment_blocks, segsums, s0, s1):
-    """Segments ``s0 .. s1 - 1`` of :func:`fold_segments`' first step: each segment's blocks, left to right."""
-    S = segsums.shape[1]
-    for s in range(s0, s1):
-        # each statistic's blocks are added left to right from 0.0; the loop over statistics
-        # is innermost so that it reads whole rows of partials (element-wise, not a reduction)
-        for j in range(S):
-            segsums[s, j] = 0.0
-        for b in range(s * segment_blocks, min(nblocks, (s + 1) * segment_blocks)):
-            for j in range(S):
-                segsums[s, j] += partials[b, j]
-
-
-@njit(**_PLAIN)
-def insert_segments(segsums, nseg, acc, j0, j1):
-    """Statistics ``j0 .. j1 - 1`` of :func:`fold_segments`' second step: the segment sums into ``acc``."""
-    bits = segsums.view(np.uint64)
-    for j in range(j0, j1):
-        for s in range(nseg):
-            _insert_bits(acc, j, bits[s, j])
-
-
 def fold_segments(partials, nblocks, segment_blocks, segsums, acc):
     """Fold block partials into segment sums and add those to ``acc``.
 
@@ -147,17 +125,23 @@ def fold_segments(partials, nblocks, segment_blocks, segsums, acc):
 
     Notes
     -----
-    Both steps run on :func:`~fastcavi._kernels._threads.run_slots`' threads, the first split by segments,
-    the second by statistics: each result depends on its own segment's blocks or its own statistic alone.
+    Serial: per chunk it adds ``nblocks x S`` values and inserts ``nseg x S`` segment sums, a few hundredths
+    of the E-step's work on the same chunk.
     """
-    from ._threads import n_slots, run_slots
-
     S = acc.shape[0]
     nseg = (nblocks + segment_blocks - 1) // segment_blocks
-    slots = n_slots()
-    run_slots(fold_blocks, nseg, min(slots, nseg),
-              lambda g: (partials, np.int64(nblocks), np.int64(segment_blocks), segsums))
-    run_slots(insert_segments, S, min(slots, S), lambda g: (segsums, np.int64(nseg), acc))
+    for s in range(nseg):
+        # each statistic's blocks are added left to right from 0.0; the loop over statistics
+        # is innermost so that it reads whole rows of partials (element-wise, not a reduction)
+        for j in range(S):
+            segsums[s, j] = 0.0
+        for b in range(s * segment_blocks, min(nblocks, (s + 1) * segment_blocks)):
+            for j in range(S):
+                segsums[s, j] += partials[b, j]
+    bits = segsums.view(np.uint64)
+    for j in range(S):
+        for s in range(nseg):
+            _insert_bits(acc, j, bits[s, j])
 
 
 @njit(**_PLAIN)

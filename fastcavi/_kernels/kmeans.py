@@ -61,72 +61,41 @@ def nearest_of_columns(Y, m, D, centres, A, best, arg):
     the sequence of operations of a row-at-a-time loop, so it has the same bits (in a kernel
     compiled without fast-math flags).
 
-    The distances of 4 centres at a time are taken over 4 features at a time (then the remaining
-    features one by one), rows innermost, so that the loops vectorise and each row's running
-    distances stay in registers. Past the last
-    centre, a tile repeats it: the same distance is never strictly smaller, so it never wins (and it
-    carries the last centre's index, so every result is a valid index). ``Y`` is (>= D, >= m), ``A``
-    (>= 4, >= m), the others (>= m,): the caller's scratch.
+    One centre at a time, over 4 features at a time (then the remaining features one by one), rows
+    innermost, so that the loops vectorise with each row's running distance in a register across 4
+    features. (Four centres at a time read the tile a quarter as often, but their unrolled loops took
+    four times as long to compile, in a pass that runs a few times per fit.) ``Y`` is (>= D, >= m),
+    ``A`` (>= 1, >= m), the others (>= m,): the caller's scratch.
     """
     K = centres.shape[0]
     D4 = D // 4 * 4
     for i in range(m):
         best[i] = np.inf
         arg[i] = 0
-    for k0 in range(0, K, 4):
-        ka, kb, kc, kd = k0, min(k0 + 1, K - 1), min(k0 + 2, K - 1), min(k0 + 3, K - 1)
-        for j in range(4):  # the sums start from 0, as a row-at-a-time loop's do
-            for i in range(m):
-                A[j, i] = 0.0
+    dist = A[0]
+    for k in range(K):
+        for i in range(m):  # the sum starts from 0, as a row-at-a-time loop's does
+            dist[i] = 0.0
         for f0 in range(0, D4, 4):
-            a0, a1, a2, a3 = centres[ka, f0], centres[ka, f0 + 1], centres[ka, f0 + 2], centres[ka, f0 + 3]
-            b0, b1, b2, b3 = centres[kb, f0], centres[kb, f0 + 1], centres[kb, f0 + 2], centres[kb, f0 + 3]
-            c0, c1, c2, c3 = centres[kc, f0], centres[kc, f0 + 1], centres[kc, f0 + 2], centres[kc, f0 + 3]
-            e0, e1, e2, e3 = centres[kd, f0], centres[kd, f0 + 1], centres[kd, f0 + 2], centres[kd, f0 + 3]
+            a0, a1, a2, a3 = centres[k, f0], centres[k, f0 + 1], centres[k, f0 + 2], centres[k, f0 + 3]
             for i in range(m):
                 y0 = Y[f0, i]
                 y1 = Y[f0 + 1, i]
                 y2 = Y[f0 + 2, i]
                 y3 = Y[f0 + 3, i]
-                sa = A[0, i] + (y0 - a0) * (y0 - a0)
-                sb = A[1, i] + (y0 - b0) * (y0 - b0)
-                sc = A[2, i] + (y0 - c0) * (y0 - c0)
-                se = A[3, i] + (y0 - e0) * (y0 - e0)
-                sa += (y1 - a1) * (y1 - a1)
-                sb += (y1 - b1) * (y1 - b1)
-                sc += (y1 - c1) * (y1 - c1)
-                se += (y1 - e1) * (y1 - e1)
-                sa += (y2 - a2) * (y2 - a2)
-                sb += (y2 - b2) * (y2 - b2)
-                sc += (y2 - c2) * (y2 - c2)
-                se += (y2 - e2) * (y2 - e2)
-                A[0, i] = sa + (y3 - a3) * (y3 - a3)
-                A[1, i] = sb + (y3 - b3) * (y3 - b3)
-                A[2, i] = sc + (y3 - c3) * (y3 - c3)
-                A[3, i] = se + (y3 - e3) * (y3 - e3)
+                s = dist[i] + (y0 - a0) * (y0 - a0)
+                s += (y1 - a1) * (y1 - a1)
+                s += (y2 - a2) * (y2 - a2)
+                dist[i] = s + (y3 - a3) * (y3 - a3)
         for d in range(D4, D):
-            a0, b0, c0, e0 = centres[ka, d], centres[kb, d], centres[kc, d], centres[kd, d]
+            a0 = centres[k, d]
             for i in range(m):
                 y0 = Y[d, i]
-                A[0, i] += (y0 - a0) * (y0 - a0)
-                A[1, i] += (y0 - b0) * (y0 - b0)
-                A[2, i] += (y0 - c0) * (y0 - c0)
-                A[3, i] += (y0 - e0) * (y0 - e0)
+                dist[i] += (y0 - a0) * (y0 - a0)
         for i in range(m):  # in centre order: strict < keeps the lowest index on ties
-            bi = best[i]
-            ai = arg[i]
-            closer = A[0, i] < bi
-            bi = A[0, i] if closer else bi
-            ai = ka if closer else ai
-            closer = A[1, i] < bi
-            bi = A[1, i] if closer else bi
-            ai = kb if closer else ai
-            closer = A[2, i] < bi
-            bi = A[2, i] if closer else bi
-            ai = kc if closer else ai
-            closer = A[3, i] < bi
-            best[i] = A[3, i] if closer else bi
-            arg[i] = kd if closer else ai  # a repeated centre keeps its own index: never out of range
+            closer = dist[i] < best[i]
+            best[i] = dist[i] if closer else best[i]
+            arg[i] = k if closer else arg[i]
 
 
 def stats_size(K, D):

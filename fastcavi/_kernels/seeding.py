@@ -80,9 +80,6 @@ def draw_blocks(X, shift, centres, seed, stream, row0, weights, has_weights, key
     arg = np.empty(T, dtype=np.int64)
     u = np.empty(T)
     bound = np.empty(T)
-    bound_bits = bound.view(np.int64)
-    lowest_bound = np.empty(1)
-    lowest_bits = lowest_bound.view(np.int64)
     carried = np.inf  # the run's best key so far: a row that cannot beat it cannot be the draw
     for b in range(b0, b1):
         best = carried
@@ -104,17 +101,8 @@ def draw_blocks(X, shift, centres, seed, stream, row0, weights, has_weights, key
                 bound[i] = (1.0 - ui) / d2[i]  # +inf on a centre (or at weight 0)
             # -log(u) >= 1 - u, so a row whose bound (1 - u) / d2 on its key already exceeds the best key cannot
             # win: skip its log (a scalar libm call). The margin covers the rounding of both sides, so the rows
-            # skipped are exactly rows that lose: the draw is unchanged. Most tiles have no row left: the
-            # smallest bound, taken on the bits (a bound is >= 0, so its bits order as integers, and an integer
-            # minimum vectorises without fast-math flags), says so.
+            # skipped are exactly rows that lose: the draw is unchanged.
             threshold = best * (1.0 + 1e-9)
-            if best < np.inf:
-                lowest = bound_bits[0]
-                for i in range(1, m):
-                    lowest = min(lowest, bound_bits[i])
-                lowest_bits[0] = lowest
-                if lowest_bound[0] > threshold:
-                    continue
             for i in range(m):
                 if d2[i] > 0.0 and bound[i] <= threshold:
                     key = -np.log(u[i]) / d2[i]
