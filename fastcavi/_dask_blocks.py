@@ -42,12 +42,9 @@ def task_threads(n_threads=None):
     """
     import numba
 
-    from . import engine
-
     top = numba.config.NUMBA_NUM_THREADS
     if n_threads is not None:
         return max(1, min(int(n_threads), top))
-    serialised = engine.kernels_serialised()
     try:
         from distributed import get_worker
 
@@ -55,12 +52,10 @@ def task_threads(n_threads=None):
     except (ImportError, ValueError):
         worker = None
     if worker is not None:
-        total = int(worker.state.nthreads)
-        if not serialised:
-            total //= max(1, int(worker.state.executing_count))
+        total = int(worker.state.nthreads) // max(1, int(worker.state.executing_count))
         return max(1, min(total, top))
-    if threading.current_thread() is threading.main_thread() or serialised:
-        return None  # the synchronous scheduler, or kernels that run one at a time anyway
+    if threading.current_thread() is threading.main_thread():
+        return None  # the synchronous scheduler
     import dask
 
     pool = dask.config.get("num_workers", None) or os.cpu_count() or 1

@@ -8,9 +8,10 @@ the segment sums into an exact accumulator: any split of the rows into whole seg
 gives the same bits. Each pass reports the rows of every finished chunk to the progress
 hook of :mod:`fastcavi._progress` when a reporter listens (one test per chunk otherwise).
 
-Thread safety: numba's workqueue threading layer aborts the process when two Python
-threads run parallel kernels at once; under it (or before numba has picked a layer)
-kernel calls are serialised by a lock. The omp and tbb layers run them concurrently.
+Thread safety: the kernels run on fastcavi's own threads (:mod:`fastcavi._kernels._threads`),
+not numba's threading layer, so passes of several Python threads run side by side under any
+layer (numba's workqueue layer aborts the process on concurrent parallel kernels; fastcavi has
+none).
 """
 import contextlib
 import threading
@@ -23,7 +24,6 @@ from ._models.base import Stats, feature_count, stats_size
 from ._models.summary import DataSummary, summary_size
 
 _SEGMENT_BLOCKS = SEGMENT_ROWS // BLOCK_ROWS
-_KERNEL_LOCK = threading.RLock()
 _CACHE = threading.local()  # the last E-step workspace of each Python thread, reused by the next pass
 _NO_WEIGHTS = np.ones(1)
 _NO_RESP = np.zeros((1, 1))
@@ -40,17 +40,6 @@ def _read_only(a):
     view = a.view()
     view.flags.writeable = False
     return view
-
-
-def kernel_guard():
-    """A context in which parallel kernels may run: the lock under workqueue, nothing under omp/tbb."""
-    import numba
-
-    try:
-        layer = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet: the layer is not chosen
-        layer = None
-    return _KERNEL_LOCK if layer in (None, "workqueue") else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -235,14 +224,13 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0)
     shift = summary.shift.copy()  # writable: read-only arrays are another numba type
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
     tick = _progress.track("validating pass", source.n_samples)
-    with kernel_guard():
-        for row0, chunk in source.chunks(chunk_rows):
-            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
-            raise_bad_row(chunk, w, row_offset + row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
-                                                                  ws.partials, ws.scratch, BLOCK_ROWS))
-            _fold(ws, chunk.shape[0], summary._acc)
-            if tick is not None:
-                tick(chunk.shape[0])
+    for row0, chunk in source.chunks(chunk_rows):
+        w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
+        raise_bad_row(chunk, w, row_offset + row0, summarize(chunk, shift, full_scatter, w, wchunks is not None,
+                                                              ws.partials, ws.scratch, BLOCK_ROWS))
+        _fold(ws, chunk.shape[0], summary._acc)
+        if tick is not None:
+            tick(chunk.shape[0])
     return summary
 
 
@@ -341,22 +329,21 @@ def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=N
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
     tick = _progress.track("statistics of the starting responsibilities" if given is not None or hard
                            else "E-step pass", source.n_samples)
-    with kernel_guard():
-        for row0, chunk in source.chunks(chunk_rows):
-            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
-            if check_finite:
-                check_finite_chunk(chunk, row_offset + row0)
-            rows, shift = coords(chunk)
-            n = rows.shape[0]
-            resp_in = _read_only(given(row0, rows, shift)) if given is not None else _NO_RESP_IN
-            resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
-            estep(rows, shift, bias, W, layout == "full", w, wchunks is not None, given is not None, hard, resp_in,
-                  want, resp, lse, workspace.partials, workspace.scratch, BLOCK_ROWS)
-            _fold(workspace, n, stats._acc)
-            if want:
-                outputs(row0, resp, lse, rows, shift)
-            if tick is not None:
-                tick(n)
+    for row0, chunk in source.chunks(chunk_rows):
+        w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
+        if check_finite:
+            check_finite_chunk(chunk, row_offset + row0)
+        rows, shift = coords(chunk)
+        n = rows.shape[0]
+        resp_in = _read_only(given(row0, rows, shift)) if given is not None else _NO_RESP_IN
+        resp, lse = (resp_buf[:n], lse_buf[:n]) if want else (resp_buf, lse_buf)
+        estep(rows, shift, bias, W, layout == "full", w, wchunks is not None, given is not None, hard, resp_in,
+              want, resp, lse, workspace.partials, workspace.scratch, BLOCK_ROWS)
+        _fold(workspace, n, stats._acc)
+        if want:
+            outputs(row0, resp, lse, rows, shift)
+        if tick is not None:
+            tick(n)
     return stats, workspace
 
 
@@ -400,15 +387,14 @@ def lloyd_pass(source, weights, centres, shift, chunk_rows, workspace=None):
     acc = empty_accumulator(size)
     far = (-1, -1.0, 0.0, -1)
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
-    with kernel_guard():
-        for row0, chunk in source.chunks(chunk_rows):
-            w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
-            n = chunk.shape[0]
-            lloyd_assign(chunk, shift, centres, w, wchunks is not None, workspace.partials, far_blocks, far_row,
-                         BLOCK_ROWS)
-            _fold(workspace, n, acc)
-            b = int(np.argmax(far_blocks[:-(-n // BLOCK_ROWS), 0]))  # the first block of the largest distance
-            if far_row[b] >= 0 and far_blocks[b, 0] > far[1]:  # strictly: earlier rows win ties
-                far = (row0 + int(far_row[b]), float(far_blocks[b, 0]), float(far_blocks[b, 1]),
-                       int(far_blocks[b, 2]))
+    for row0, chunk in source.chunks(chunk_rows):
+        w = next(wchunks)[1] if wchunks is not None else _NO_WEIGHTS_IN
+        n = chunk.shape[0]
+        lloyd_assign(chunk, shift, centres, w, wchunks is not None, workspace.partials, far_blocks, far_row,
+                     BLOCK_ROWS)
+        _fold(workspace, n, acc)
+        b = int(np.argmax(far_blocks[:-(-n // BLOCK_ROWS), 0]))  # the first block of the largest distance
+        if far_row[b] >= 0 and far_blocks[b, 0] > far[1]:  # strictly: earlier rows win ties
+            far = (row0 + int(far_row[b]), float(far_blocks[b, 0]), float(far_blocks[b, 1]),
+                   int(far_blocks[b, 2]))
     return acc, far, workspace

@@ -24,9 +24,9 @@ The contract:
   serialise to one flat float64 array (``to_array`` / ``from_array``).
 * :class:`Model` and :class:`State` are immutable, and serialise to plain dicts of arrays
   (``to_dict`` / ``from_dict``): no pickle needed.
-* Results do not depend on the number of threads. A driver that runs kernels in several Python
-  threads at once (a Dask worker's tasks) sizes them with :func:`kernel_threads` and
-  :func:`kernels_serialised`.
+* Results do not depend on the number of threads. Several Python threads may run passes at
+  once (the kernels run on fastcavi's own threads, under any numba threading layer); a driver
+  that does (a Dask worker's tasks) divides the cores among them with :func:`kernel_threads`.
 """
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -38,7 +38,7 @@ from ._models.base import State, Stats, frozen_array
 from ._models.summary import DataSummary
 
 __all__ = ["GRANULARITY", "Model", "State", "Stats", "DataSummary", "summarize", "estep", "responsibility_stats",
-           "nearest_mean_stats", "predict_chunks", "kernel_threads", "kernels_serialised"]
+           "nearest_mean_stats", "predict_chunks", "kernel_threads"]
 
 #: Rows per segment: parts of whole multiples of this many rows (except the last) give bitwise
 #: the statistics of one pass over all rows. It divides 65,536.
@@ -649,24 +649,6 @@ def kernel_threads(n_threads: Optional[int]):
     from ._passes import numba_threads
 
     return numba_threads(V.check_n_threads(n_threads))
-
-
-def kernels_serialised() -> bool:
-    """Whether this process runs its parallel kernels one at a time.
-
-    numba's workqueue threading layer aborts the process when two Python threads run parallel
-    kernels at once, so under it (and before the first parallel kernel has made numba choose its
-    layer) every pass holds a lock while its kernels run. The omp and tbb layers run the kernels
-    of several Python threads at once: a driver that calls them from several threads (a Dask
-    worker) then divides the cores among them (:func:`kernel_threads`).
-
-    Returns
-    -------
-    bool
-    """
-    from ._passes import _KERNEL_LOCK, kernel_guard
-
-    return kernel_guard() is _KERNEL_LOCK
 
 
 def _dummy_coeffs(model):

@@ -262,4 +262,3 @@ def test_kernel_threads_sets_numba_threads_for_the_block_and_restores_them():
         assert numba.get_num_threads() == before
     with pytest.raises(ValueError, match="n_threads"):
         engine.kernel_threads(0)
-    assert isinstance(engine.kernels_serialised(), bool)

@@ -44,9 +44,12 @@ def set_handler(handler):
 
 
 def _describe(dispatcher, args):
-    name = getattr(dispatcher, "__name__", None) or getattr(dispatcher.py_func, "__name__", "kernel")
-    data = [a for a in args if getattr(a, "ndim", 0) == 2 and hasattr(a, "dtype")][:1]  # kernels take X first
-    return name + (f" for {data[0].dtype} data" if data else "")
+    import inspect
+
+    name = dispatcher.py_func.__name__
+    first = next(iter(inspect.signature(dispatcher.py_func).parameters), None)
+    data = args[0] if first == "X" and args else None  # the kernels that read the data take it first, as X
+    return name + (f" for {data.dtype} data" if data is not None and hasattr(data, "dtype") else "")
 
 
 class _Listener(event.Listener):
