@@ -22,7 +22,8 @@ and, once per thread count, two measures of the machine itself (``--parts`` pick
 - ``scalar``: independent scalar multiply-add chains in fixed blocks (numba): how far it scales
   light scalar work. A sweep's speed-up is bounded by these, not by the thread count alone.
 
-The machine (CPU model, cores, threads per core, numba's threading layer) goes into the report.
+The machine (CPU model, cores, threads per core) goes into the report (fastcavi's kernels run on its own
+threads, not numba's threading layer).
 """
 import argparse
 import json
@@ -199,9 +200,6 @@ def main():
             one_ms = (median_ms(lambda: engine.estep(model, state, X, check_finite=False, chunk_size=args.rows),
                                 args.rounds) if "one_chunk" in parts else nan)
             read_ms = median_ms(lambda: read(X, sums), args.rounds) if "read" in parts else nan
-            if "threading_layer" not in report:
-                report["threading_layer"] = numba.threading_layer()
-                print("numba threading layer:", report["threading_layer"], flush=True)
             if reference is None:
                 reference, base = stats.values.tobytes(), sweep_ms
             identical = stats.values.tobytes() == reference
