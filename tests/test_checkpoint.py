@@ -227,3 +227,17 @@ def test_a_tied_checkpoint_of_the_previous_statistics_layout_resumes():
     assert resumed.elbo[3:].tobytes() == whole.elbo[3:].tobytes()
     assert resumed.elbo[:3].tobytes() == old_elbo.tobytes()
     np.testing.assert_allclose(old_elbo, whole.elbo[:3], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("make", [np.random.default_rng, np.random.RandomState], ids=["Generator", "RandomState"])
+def test_a_checkpoint_from_one_generator_resumes_only_under_the_same_seed(make, tmp_path):
+    # a generator stands for its stream: the same seed resumes bitwise, another seed is refused by name
+    X = _blobs()
+    opts = dict(covariance_type="full", n_init=2, max_iter=4, tol=0)
+    whole = fastcavi.fit(X, 3, random_state=make(1), **opts)
+    path = tmp_path / "fit.ckpt"
+    with pytest.raises(Stop):
+        fastcavi.fit(X, 3, checkpoint=path, callback=_stop_after(5), random_state=make(1), **opts)
+    with pytest.raises(ValueError, match="random_state"):
+        fastcavi.fit(X, 3, resume=path, random_state=make(2), **opts)
+    _same(fastcavi.fit(X, 3, resume=path, random_state=make(1), **opts), whole)

@@ -197,10 +197,14 @@ def controls(arguments, checked):
     random_state = arguments["random_state"]
     if resp is not None:
         resp = np.asarray(resp, dtype=np.float64)  # (a Dask array is computed here: checkpoints are rare)
+    if not (random_state is None or isinstance(random_state, int)):
+        # a Generator or RandomState stands for its stream: the state of the generator the fit draws from,
+        # taken before any draw (the same object seeded the same way gives the same state; another seed
+        # another), never its type alone
+        state = checked["random_state"].bit_generator.state
+        random_state = f"{type(random_state).__name__} {_digest(json.dumps(state, sort_keys=True, default=str))}"
     return dict(max_iter=checked["max_iter"], tol=checked["tol"], tol_type=checked["tol_type"],
-                n_init=checked["n_init"], init=init, init_responsibilities=resp,
-                random_state=random_state if random_state is None or isinstance(random_state, int)
-                else type(random_state).__name__)
+                n_init=checked["n_init"], init=init, init_responsibilities=resp, random_state=random_state)
 
 
 def prepare(saved, checkpoint, resume, shape, dtype, summary, model, arguments, checked):
