@@ -340,6 +340,55 @@ class Model:
         model._set_config(clean)
         return model
 
+    def _check_state(self, state: "State") -> None:
+        """Raise a ValueError naming the first field of ``state`` that this model cannot hold.
+
+        For a state read from a file or another process (untrusted): each field must have the shape the
+        covariance type gives it for this model's K and D, be finite, and lie in its domain (positive
+        concentrations, mean precisions and covariances, degrees of freedom above D - 1, Cholesky factors
+        with a positive diagonal).
+        """
+        K, D, cov = self.n_components, self.n_features, self.covariance_type
+
+        def check(name, value, shape, positive=False, above=None):
+            value = np.asarray(value)
+            if value.shape != shape:
+                raise ValueError(f"{name} has shape {value.shape}; this model ({cov}, K={K}, D={D}) needs {shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} holds NaN or infinite values")
+            if positive and not np.all(value > 0):
+                raise ValueError(f"{name} holds values that are not positive")
+            if above is not None and not np.all(value > above):
+                raise ValueError(f"{name} holds values not above {above}")
+
+        wc = state.weight_concentration
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            if not isinstance(wc, tuple):
+                raise ValueError("weight_concentration must be a stick-breaking pair (_a, _b) for a Dirichlet process")
+            check("weight_concentration_a", wc[0], (K,), positive=True)
+            check("weight_concentration_b", wc[1], (K,), positive=True)
+        else:
+            if isinstance(wc, tuple):
+                raise ValueError("weight_concentration is a stick-breaking pair, but the weights are Dirichlet")
+            check("weight_concentration", wc, (K,), positive=True)
+        check("means", state.means, (K, D))
+        check("mean_precision", state.mean_precision, (K,), positive=True)
+        wishart = cov != "identity"
+        for name in ("degrees_of_freedom", "covariances", "precisions_cholesky"):
+            if (getattr(state, name) is None) == wishart:
+                raise ValueError(f"{name} is {'missing' if wishart else 'present'}: "
+                                 f"the {cov!r} covariance type {'has' if wishart else 'has no'} such field")
+        if not wishart:
+            return
+        shapes = dict(spherical=(K,), diag=(K, D), full=(K, D, D), tied=(D, D))
+        check("degrees_of_freedom", state.degrees_of_freedom, (K,), above=D - 1)
+        check("covariances", state.covariances, shapes[cov], positive=cov in ("spherical", "diag"))
+        check("precisions_cholesky", state.precisions_cholesky, shapes[cov], positive=cov in ("spherical", "diag"))
+        if cov in ("full", "tied"):
+            chol = np.asarray(state.precisions_cholesky).reshape(-1, D, D)
+            if not np.all(np.diagonal(chol, axis1=1, axis2=2) > 0):
+                raise ValueError("precisions_cholesky has a diagonal entry that is not positive")
+
     def __reduce__(self):  # pickles as its configuration (no family objects)
         return Model.from_dict, (self.to_dict(),)
 

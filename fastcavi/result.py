@@ -347,9 +347,12 @@ def _read_model_file(path):
     missing = [k for k in ("format_version", "elbo", "converged") if k not in data]
     if missing:
         raise not_a_model(f"it lacks the entries {', '.join(missing)}")
-    version = int(data["format_version"])
+    raw = data["format_version"]
+    if raw.shape != () or raw.dtype.kind not in "iu":
+        raise not_a_model(f"its format_version is not an integer (a {raw.dtype} array of shape {raw.shape})")
+    version = int(raw)
     if version != MODEL_FORMAT_VERSION:
-        hint = " (version 1 files, of fastcavi 0.1, hold no variational state: refit)" if version == 1 else ""
+        hint = " (version 1 files hold no variational state: refit)" if version == 1 else ""
         raise not_a_model(f"its format version is {version}; this fastcavi reads version "
                           f"{MODEL_FORMAT_VERSION}{hint}")
     return data
@@ -378,13 +381,26 @@ def load(path: Union[str, os.PathLike]) -> FitResult:
     data = _read_model_file(path)
     try:
         config = {k[len("model__"):]: v for k, v in data.items() if k.startswith("model__")}
+        for k, v in config.items():  # numbers in the configuration (priors, shift): real and finite
+            if v.dtype.kind == "c" or (v.dtype.kind in "fiub" and not np.all(np.isfinite(v))):
+                raise ValueError(f"model__{k} is {'complex' if v.dtype.kind == 'c' else 'not finite'}")
         config.update({k[len("model_none__"):]: None for k in data if k.startswith("model_none__")})
         config = {k: (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "fiub" and
                       k not in ("weight_concentration_prior", "covariance_prior", "mean_prior") else v)
                   for k, v in config.items()}
         model = Model.from_dict(config)
+        shift = np.asarray(model.shift)
+        if model.n_features < 1 or shift.shape != (model.n_features,) or not np.all(np.isfinite(shift)):
+            raise ValueError(f"model__shift of shape {shift.shape} does not fit n_features={model.n_features}, "
+                             "or is not finite")
         state = State.from_dict({k[len("state__"):]: v for k, v in data.items() if k.startswith("state__")})
-        result = FitResult.from_state(model, state, data["elbo"], bool(data["converged"]))
-    except (KeyError, ValueError, TypeError, IndexError, np.linalg.LinAlgError) as exc:
+        model._check_state(state)
+        elbo, converged = data["elbo"], data["converged"]
+        if elbo.ndim != 1 or elbo.dtype.kind != "f" or not np.all(np.isfinite(elbo)):
+            raise ValueError("elbo is not a 1-D array of finite floats")
+        if converged.shape != () or converged.dtype.kind not in "biu" or int(converged) not in (0, 1):
+            raise ValueError("converged is not a boolean")
+        result = FitResult.from_state(model, state, elbo, bool(converged))
+    except Exception as exc:  # anything in an untrusted file: a clear error naming the file
         raise ValueError(f"{path!r} is a corrupted fastcavi model file ({exc}).") from None
     return result

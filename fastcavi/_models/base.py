@@ -93,6 +93,9 @@ class State:
         State
         """
         kw = {}
+        for name, value in arrays.items():
+            if np.asarray(value).dtype.kind not in "fiub":  # complex, strings, objects: not a state
+                raise ValueError(f"{name} is not an array of real numbers (dtype {np.asarray(value).dtype})")
         for f in fields(State):
             if f.name in arrays:
                 kw[f.name] = np.asarray(arrays[f.name], dtype=np.float64)
