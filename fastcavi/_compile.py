@@ -304,14 +304,20 @@ _BACKGROUND = {}  # (module, function, dtype) -> the child process building it
 _BACKGROUND_LOCK = threading.Lock()
 
 
-def _background_wanted(module, function):
-    """Whether ``module.function`` should be built in a child process now: caching on, two or more CPUs, not
-    switched off, nothing of it in memory here, and no cache index of it on disk (a first use on this machine)."""
-    import glob
-
+def _background_allowed():
+    """Caching on, two or more CPUs, and background builds not switched off."""
     from ._config import CACHE
 
-    if not CACHE or (os.cpu_count() or 1) < 2 or os.environ.get("FASTCAVI_BACKGROUND_COMPILE", "1") in ("", "0"):
+    return bool(CACHE) and (os.cpu_count() or 1) >= 2 and \
+        os.environ.get("FASTCAVI_BACKGROUND_COMPILE", "1") not in ("", "0")
+
+
+def _background_wanted(module, function):
+    """Whether ``module.function`` should be built in a child process now: :func:`_background_allowed`, nothing
+    of it in memory here, and no cache index of it on disk (a first use on this machine)."""
+    import glob
+
+    if not _background_allowed():
         return False
     dispatcher = getattr(_load_module(module), function)
     if dispatcher.overloads:
@@ -320,7 +326,45 @@ def _background_wanted(module, function):
     return bool(cache_dir) and not glob.glob(os.path.join(glob.escape(cache_dir), f"{module}.{function}-*.nbi"))
 
 
-def build_in_background(dtype):
+def _cache_index_likely(module, function):
+    """Whether numba's cache index of ``module.function`` seems to exist, judged without importing numba.
+
+    It looks where numba 0.5x-0.6x puts it: under ``NUMBA_CACHE_DIR`` (in a folder named after the kernels'
+    folder and a sha1 of its path) when that is set, else in ``__pycache__`` beside the kernels. A wrong guess
+    costs time, never a result: a child started for a kernel that is cached loads it and exits, and a kernel
+    thought cached but missing compiles in the fit's process.
+    """
+    import glob
+    import hashlib
+
+    kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    folder = (os.path.join(root, "_kernels_" + hashlib.sha1(kernels.encode()).hexdigest()) if root
+              else os.path.join(kernels, "__pycache__"))
+    return bool(glob.glob(os.path.join(glob.escape(folder), f"{module}.{function}-*.nbi")))
+
+
+def build_early(X):
+    """:func:`build_in_background` at the very start of a fit on an ndarray, before numba is imported here.
+
+    Importing numba and the kernels takes this process a few tenths of a second; starting the child before
+    that takes as much off a first fit. Only when numba is not imported yet (a new process), for arrays
+    (whose dtype is known), and when the E-step does not seem to be cached (:func:`_cache_index_likely`).
+    """
+    import sys
+
+    import numpy as np
+
+    from ._io.sources import _compute_dtype
+
+    if "numba" in sys.modules or not isinstance(X, np.ndarray):
+        return
+    if all(_cache_index_likely(module, function) for module, function in BACKGROUND):
+        return
+    build_in_background(_compute_dtype(X.dtype), checked=False)
+
+
+def build_in_background(dtype, checked=True):
     """Start building the :data:`BACKGROUND` kernels for data of ``dtype`` in a child process, where that pays.
 
     A first fit on a machine compiles every kernel it calls; on two or more CPUs the E-step, which it calls
@@ -335,6 +379,9 @@ def build_in_background(dtype):
     ----------
     dtype : str or numpy dtype
         The float width the kernels will see (``"float64"`` or ``"float32"``).
+    checked : bool, default True
+        Check here that the kernel is neither loaded nor cached (importing numba); False leaves that to the
+        child (:func:`build_early`).
     """
     import subprocess
     import sys
@@ -348,7 +395,7 @@ def build_in_background(dtype):
             if key in _BACKGROUND:
                 continue
             try:
-                if not _background_wanted(module, function):
+                if not (_background_wanted(module, function) if checked else _background_allowed()):
                     continue
                 package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(

@@ -171,6 +171,9 @@ def fit(X: Any, n_components: int, *,
         from .dask import fit as dask_fit
 
         return dask_fit(X, **arguments)
+    from ._compile import build_early
+
+    build_early(X)  # a first fit on a machine: the E-step starts compiling in a second process now
     from . import engine
     from ._driver.loop import run_restarts
     from ._init import initial_state, warm_state
