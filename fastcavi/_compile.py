@@ -344,24 +344,21 @@ def _cache_index_likely(module, function):
     return bool(glob.glob(os.path.join(glob.escape(folder), f"{module}.{function}-*.nbi")))
 
 
-def build_early(X):
+def build_early(dtype):
     """:func:`build_in_background` at the very start of a fit on an ndarray, before numba is imported here.
 
     Importing numba and the kernels takes this process a few tenths of a second; starting the child before
-    that takes as much off a first fit. Only when numba is not imported yet (a new process), for arrays
-    (whose dtype is known), and when the E-step does not seem to be cached (:func:`_cache_index_likely`).
+    that takes as much off a first fit. Only when numba is not imported yet (a new process), for data whose
+    float width is known (``dtype``, None otherwise), and when the E-step does not seem to be cached
+    (:func:`_cache_index_likely`).
     """
     import sys
 
-    import numpy as np
-
-    from ._io.sources import _compute_dtype
-
-    if "numba" in sys.modules or not isinstance(X, np.ndarray):
+    if dtype is None or "numba" in sys.modules:
         return
     if all(_cache_index_likely(module, function) for module, function in BACKGROUND):
         return
-    build_in_background(_compute_dtype(X.dtype), checked=False)
+    build_in_background(dtype, checked=False)
 
 
 def build_in_background(dtype, checked=True):

@@ -172,8 +172,10 @@ def fit(X: Any, n_components: int, *,
 
         return dask_fit(X, **arguments)
     from ._compile import build_early
+    from ._io.sources import _compute_dtype
 
-    build_early(X)  # a first fit on a machine: the E-step starts compiling in a second process now
+    # a first fit on a machine: the E-step starts compiling in a second process now
+    build_early(_compute_dtype(X.dtype) if isinstance(X, np.ndarray) and X.dtype.kind in "fiub" else None)
     from . import engine
     from ._driver.loop import run_restarts
     from ._init import initial_state, warm_state
