@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install --quiet -e ".[docs]"
 rm -rf docs/_build docs/api/generated
-python -m sphinx -W --keep-going -b html docs docs/_build/html
+python -m sphinx -W --keep-going -q -b html docs docs/_build/html
