@@ -139,9 +139,44 @@ def read(path) -> Checkpoint:
         raise ValueError(f"{path!r} is not a fastcavi checkpoint ({type(exc).__name__}: {exc}).") from None
     if str(data.get("file_kind", "")) != _KIND:
         raise ValueError(f"{path!r} is not a fastcavi checkpoint.")
-    if int(data["checkpoint_version"]) != CHECKPOINT_VERSION:
-        raise ValueError(f"{path!r} has checkpoint version {int(data['checkpoint_version'])}; this fastcavi reads "
-                         f"version {CHECKPOINT_VERSION}.")
+    try:
+        return _parse(data)
+    except Exception as exc:  # anything in an untrusted file: a clear error naming the file and the field
+        raise ValueError(f"{path!r} is a corrupted fastcavi checkpoint ({exc}).") from None
+
+
+def _scalar(data, key, kinds):
+    value = data[key]
+    if value.shape != () or value.dtype.kind not in kinds:
+        raise ValueError(f"{key} is not a scalar of kind {kinds!r} (a {value.dtype} array of shape {value.shape})")
+    return value.item()
+
+
+def _trace(data, key):
+    value = data[key]
+    if value.ndim != 1 or value.dtype.kind not in "fiu" or not np.all(np.isfinite(value)):
+        raise ValueError(f"{key} is not a 1-D array of finite numbers")
+    return np.asarray(value, dtype=np.float64)
+
+
+def _flag(data, key):
+    value = _scalar(data, key, "biu")
+    if value not in (0, 1):
+        raise ValueError(f"{key} is not a boolean")
+    return bool(value)
+
+
+def _json(data, key, kind):
+    value = json.loads(str(_scalar(data, key, "U")))
+    if not isinstance(value, kind):
+        raise ValueError(f"{key} is not a JSON {kind.__name__}")
+    return value
+
+
+def _parse(data):
+    version = _scalar(data, "checkpoint_version", "iu")
+    if version != CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint version {version}; this fastcavi reads version {CHECKPOINT_VERSION}")
 
     def state_of(prefix):
         return State.from_dict({k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)})
@@ -150,11 +185,16 @@ def read(path) -> Checkpoint:
     config.update({k[len("model_none__"):]: None for k in data if k.startswith("model_none__")})
     best = None
     if "best_elbo" in data:
-        best = (state_of("best__"), np.asarray(data["best_elbo"]), bool(data["best_converged"]))
-    return Checkpoint(fingerprint=json.loads(str(data["fingerprint"])), model_config=config, run=int(data["run"]),
-                      state=state_of("state__"), elbo=np.asarray(data["elbo"]),
-                      rng_state=json.loads(str(data["rng_state"])), best=best,
-                      converged=bool(data["converged"]))
+        best = (state_of("best__"), _trace(data, "best_elbo"), _flag(data, "best_converged"))
+    fingerprint = _json(data, "fingerprint", dict)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in fingerprint.items()):
+        raise ValueError("fingerprint is not a mapping of names to strings")
+    run = _scalar(data, "run", "iu")
+    if run < 0:
+        raise ValueError("run is negative")
+    return Checkpoint(fingerprint=fingerprint, model_config=config, run=int(run), state=state_of("state__"),
+                      elbo=_trace(data, "elbo"), rng_state=_json(data, "rng_state", dict), best=best,
+                      converged=_flag(data, "converged"))
 
 
 def writer(path, fingerprint, model, run, done, rng_state, best):
@@ -222,4 +262,25 @@ def prepare(saved, checkpoint, resume, shape, dtype, summary, model, arguments, 
         differs = differences(saved.fingerprint, current)
         if differs:
             raise ValueError(f"Cannot resume from {resume!r}: it was made with other data or options ({differs}).")
+        try:
+            _check_resumable(saved, model, checked)
+        except Exception as exc:  # a checkpoint is untrusted input: a clear error naming the file
+            raise ValueError(f"{os.fspath(resume)!r} is a corrupted fastcavi checkpoint ({exc}).") from None
     return current
+
+
+def _check_resumable(saved, model, checked):
+    """Raise a ValueError naming what in ``saved`` this fit cannot resume from (states, run, trace, generator)."""
+    model._check_state(saved.state)
+    if saved.best is not None:
+        model._check_state(saved.best[0])
+        if saved.best[1].size == 0:
+            raise ValueError("best_elbo is empty: a finished run has made at least one sweep")
+    if not saved.run < checked["n_init"]:
+        raise ValueError(f"run {saved.run} is not below n_init={checked['n_init']}")
+    if saved.elbo.size > checked["max_iter"]:
+        raise ValueError(f"its ELBO trace has {saved.elbo.size} sweeps, more than max_iter={checked['max_iter']}")
+    generator = type(checked["random_state"].bit_generator)
+    if saved.rng_state.get("bit_generator") != generator.__name__:
+        raise ValueError(f"rng_state is not the state of a {generator.__name__}")
+    generator().state = saved.rng_state  # raises on a malformed state

@@ -1,6 +1,6 @@
-"""Model files are untrusted input: every field of a saved model, mutated in type, shape, dtype and value,
-either loads into a usable model or is refused with a ValueError that names the file (and the command line
-prints one line and exits 2)."""
+"""Model files and checkpoints are untrusted input: every field of a saved model or a checkpoint, mutated in
+type, shape, dtype and value, either loads (or resumes) into a usable result or is refused with a ValueError
+that names the file (and the command line prints one line and exits 2)."""
 import subprocess
 import sys
 import warnings
@@ -33,6 +33,23 @@ def _mutants(value):
             yield f"{bad} in it", w
 
 
+def _attempt(read, path, label, mishandled):
+    """``read()``'s result, or None when it refused with a ValueError naming ``path``; anything else is noted in
+    ``mishandled`` (then None too)."""
+    try:
+        return read()
+    except ValueError as exc:
+        if path not in str(exc):
+            mishandled.append(f"{label}: the error does not name the file: {exc}")
+    except Exception as exc:  # noqa: BLE001 - anything else is a failure of the reader
+        mishandled.append(f"{label}: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _finite(*arrays):
+    return all(a is None or np.all(np.isfinite(a)) for a in arrays)
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     rng = np.random.default_rng(0)
@@ -59,19 +76,12 @@ def test_every_mutated_field_loads_or_is_refused_naming_the_file(saved, cov, tmp
     for key, value in base.items():
         for what, mutant in _mutants(value):
             np.savez(path, **dict(base, **{key: mutant}))
-            try:
-                back = fastcavi.load(path)
-            except ValueError as exc:
+            back = _attempt(lambda: fastcavi.load(path), path, f"{key} ({what})", mishandled)
+            if back is None:
                 refused += 1
-                if path not in str(exc):
-                    mishandled.append(f"{key} ({what}): the error does not name the file: {exc}")
-                continue
-            except Exception as exc:  # noqa: BLE001 - anything else is a failure of the loader
-                mishandled.append(f"{key} ({what}): {type(exc).__name__}: {exc}")
                 continue
             loaded += 1
-            arrays = (back.elbo, back.weights, back.means) + (() if back.covariances is None else (back.covariances,))
-            if not all(np.all(np.isfinite(a)) for a in arrays):
+            if not _finite(back.elbo, back.weights, back.means, back.covariances):
                 mishandled.append(f"{key} ({what}): loaded with NaN or infinite values")
                 continue
             try:
@@ -94,3 +104,47 @@ def test_the_command_line_says_one_line_and_exits_2_on_a_bad_model_file(saved, t
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and str(path) in lines[0], done.stderr
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_every_mutated_checkpoint_field_resumes_or_is_refused_naming_the_file(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 2)) + rng.integers(0, 3, size=(600, 1)) * 4
+    opts = dict(covariance_type="full", n_init=2, max_iter=6, tol=0, random_state=np.random.default_rng(3))
+    seen = []
+
+    def stop(it, elbo, change):  # stop in the second run, so that the checkpoint holds a best run too
+        seen.append(it)
+        if len(seen) == 8:
+            raise _Stop
+
+    path = tmp_path / "fit.ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(_Stop):
+            fastcavi.fit(X, 3, checkpoint=path, callback=stop, **opts)
+    with np.load(path) as f:
+        base = {k: f[k] for k in f.files}
+    assert any(k.startswith("best__") for k in base)
+    mutant_path = str(tmp_path / "mutant.ckpt")
+    mishandled, refused, resumed = [], 0, 0
+    for key, value in base.items():
+        for what, mutant in _mutants(value):
+            with open(mutant_path, "wb") as fh:
+                np.savez(fh, **dict(base, **{key: mutant}))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = _attempt(lambda: fastcavi.fit(X, 3, resume=mutant_path,
+                                                  **dict(opts, random_state=np.random.default_rng(3))),
+                             mutant_path, f"{key} ({what})", mishandled)
+            if r is None:
+                refused += 1
+                continue
+            resumed += 1
+            if not _finite(r.elbo, r.weights, r.means, r.covariances):
+                mishandled.append(f"{key} ({what}): resumed into NaN or infinite values")
+    assert not mishandled, "\n".join(mishandled)
+    assert refused > 0 and resumed > 0
