@@ -405,16 +405,24 @@ def build_in_background(dtype, checked=True):
                 continue
 
 
-def await_background(module, function, dtype, timeout=600.0):
-    """Wait for the child building ``module.function`` for ``dtype`` (see :func:`build_in_background`), if any."""
+def await_background(module, function, dtype, timeout=120.0):
+    """Wait for the child building ``module.function`` for ``dtype`` (see :func:`build_in_background`), if any.
+
+    Every caller waits for the same child (two threads of one process fitting at once); past ``timeout``
+    seconds the caller goes on and the kernel compiles here (numba takes whichever is first into the cache).
+    """
+    key = (module, function, str(dtype))
     with _BACKGROUND_LOCK:
-        child = _BACKGROUND.pop((module, function, str(dtype)), None)
+        child = _BACKGROUND.get(key)
     if child is None:
         return
     try:
         child.wait(timeout=timeout)
-    except Exception:  # too slow: compile here (numba takes whichever is first into the cache)
-        pass
+    except Exception:  # too slow: compile here
+        return
+    with _BACKGROUND_LOCK:
+        if _BACKGROUND.get(key) is child:
+            del _BACKGROUND[key]
 
 
 def _build_one(module, function, dtype):

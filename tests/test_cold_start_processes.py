@@ -50,3 +50,44 @@ def test_sixteen_processes_on_one_empty_cache_agree_and_leave_it_loadable(tmp_pa
     assert digest in digests
     assert float(compiling) == 0.0  # every kernel loaded from the cache the sixteen left
     assert "compiling fastcavi's kernels" not in err
+
+
+BACKGROUND_CHILD = textwrap.dedent("""
+    import hashlib, warnings
+    import numpy as np
+    warnings.simplefilter("ignore")
+    from numba.core import event
+    compiled = []
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            compiled.append(ev.data["dispatcher"].py_func.__name__)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", Listener())
+    import fastcavi
+    rng = np.random.default_rng(4)
+    X = np.concatenate([rng.normal(loc=c, size=(2000, 2)) for c in (0.0, 5.0)])
+    r = fastcavi.fit(X, 2, covariance_type="diag", max_iter=3, tol=0, random_state=0)
+    h = hashlib.sha256(np.ascontiguousarray(r.means).tobytes() + np.ascontiguousarray(r.elbo).tobytes())
+    print(h.hexdigest(), "estep_blocks" in compiled)
+""")
+
+
+def test_a_first_fit_takes_the_e_step_from_the_second_process_with_the_same_bits(tmp_path):
+    # two CPUs or more: the E-step compiles in a child process and loads here; switched off, it compiles here
+    import os as _os
+
+    if (_os.cpu_count() or 1) < 2:
+        pytest.skip("the background build needs two CPUs")
+    runs = {}
+    for name, flag in (("background", "1"), ("here", "0")):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / name), FASTCAVI_BACKGROUND_COMPILE=flag)
+        done = subprocess.run([sys.executable, "-c", BACKGROUND_CHILD], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[name] = done.stdout.split()
+    assert runs["background"][0] == runs["here"][0]  # the same bits
+    assert runs["background"][1] == "False" and runs["here"][1] == "True"
