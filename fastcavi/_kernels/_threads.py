@@ -35,12 +35,21 @@ if hasattr(os, "register_at_fork"):
 
 
 def _pool(workers):
+    """The shared pool, able to run ``workers`` slots for each of several callers at once.
+
+    A ThreadPoolExecutor starts its threads only as work arrives and no thread is idle, so its size is a
+    cap: several Python threads calling kernels at once (a Dask worker's tasks) each get threads of their
+    own rather than queueing behind each other's slots.
+    """
     global _POOL, _POOL_SIZE
+    import numba
+
     with _LOCK:
-        if _POOL is None or _POOL_SIZE < workers:
+        cap = max(workers, 4 * int(numba.config.NUMBA_NUM_THREADS))
+        if _POOL is None or _POOL_SIZE < cap:
             old = _POOL
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastcavi")
-            _POOL_SIZE = workers
+            _POOL = ThreadPoolExecutor(max_workers=cap, thread_name_prefix="fastcavi")
+            _POOL_SIZE = cap
             if old is not None:
                 old.shutdown(wait=False)
         return _POOL
