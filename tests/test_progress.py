@@ -77,6 +77,35 @@ def test_plain_lines_with_a_fake_clock():
     ]
 
 
+def test_compile_time_is_left_out_of_rates_and_added_to_the_total():
+    # a pass of 4 s of which 3 s compiled a kernel: 1,000 rows in 1 s; the first compile's notice is a line
+    clock, compiling, out = _Clock(), _Clock(), io.StringIO()
+    r = Reporter(out, tty=False, interval=0.0, clock=clock, compile_clock=compiling)
+    with reporting(r):
+        tick = track("validating pass", 1000)
+        r.note("compiling fastcavi's kernels for this CPU (summarize_blocks for float64 data): ...")
+        clock.t, compiling.t = 4.0, 3.0
+        tick(1000)
+    r.close()
+    assert out.getvalue().split("\n")[:-1] == [
+        "compiling fastcavi's kernels for this CPU (summarize_blocks for float64 data): ...",
+        "validating pass: 1,000 rows in 1.00 s (1k rows/s)",
+        "total: 0 sweeps, 1 pass, 1,000 rows read in 1.00 s (and 3.00 s compiling kernels)",
+    ]
+
+
+def test_a_first_compile_under_a_reporter_is_one_progress_line():
+    # the compile notice goes to the installed reporter while it listens, and back to the logger after
+    from fastcavi._kernels import _compiling
+
+    out = io.StringIO()
+    r = Reporter(out, tty=False, interval=0.0)
+    with reporting(r):
+        assert _compiling.set_handler(None) == r.note  # the reporter's line writer is the handler
+        _compiling.set_handler(r.note)
+    assert _compiling.set_handler(None) is None  # restored
+
+
 def test_a_long_pass_prints_a_line_every_heartbeat_off_a_terminal():
     clock, out = _Clock(), io.StringIO()
     r = Reporter(out, tty=False, heartbeat=30.0, clock=clock)
