@@ -227,7 +227,7 @@ def _load_module(module):
         raise
 
 
-#: Modules whose kernels take longest to build (``bench/cold_start.py --only kernels``): with ``jobs > 1``
+#: Modules whose kernels take longest to build (``fastcavi compile``'s own output): with ``jobs > 1``
 #: they are started first, so that the longest build does not start last.
 _SLOWEST_FIRST = ("estep", "kmeans", "seeding")
 

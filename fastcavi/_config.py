@@ -11,8 +11,8 @@ import os
 #: contraction and reassociation, which the reductions need to vectorise.
 FASTMATH = {"contract", "reassoc", "nsz", "arcp", "afn"}  # a set: numba rejects a frozenset
 
-#: Cache compiled kernels on disk (in ``__pycache__`` beside the modules). A
-#: parallel kernel takes 10-20 s to compile and under a second to load. Set
+#: Cache compiled kernels on disk (in ``__pycache__`` beside the modules): a
+#: kernel takes tenths of a second to seconds to compile, hundredths to load. Set
 #: ``FASTCAVI_NO_CACHE=1`` to compile in memory only (read-only installs).
 CACHE = os.environ.get("FASTCAVI_NO_CACHE", "0") in ("", "0")
 
@@ -33,6 +33,3 @@ SEGMENT_ROWS = 4096
 #: block partial sums, the converted chunk). The default chunk size in rows is
 #: derived from it, so memory stays bounded whatever N is.
 CHUNK_BYTES = 32 * 2**20
-
-#: Options of every parallel kernel (numpy's error model: no exceptions from division).
-PARALLEL_JIT = dict(parallel=True, fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy")

@@ -32,9 +32,9 @@ otherwise into the exponentials (and ``s`` set to 1). ``sum r_k`` is then ``sum 
 read-only pass per tile of 4 components.
 
 Determinism: the chunk is cut into blocks of ``BLOCK_ROWS`` rows (computed in
-sub-blocks of ``SUB_ROWS`` rows, in order). Blocks run in parallel and each writes its
-own float64 partial sums, added in row order: a block's partials depend on its rows
-alone. The kernel stops there. Adding the blocks up is the job of
+sub-blocks of ``SUB_ROWS`` rows, in order). Contiguous runs of blocks run on separate threads
+(:func:`~fastcavi._kernels._threads.run_slots`) and each block writes its own float64 partial
+sums, added in row order: a block's partials depend on its rows alone. The kernel stops there. Adding the blocks up is the job of
 :func:`fastcavi._kernels.exactsum.fold_segments`, compiled without fast-math and called
 from Python (a fold inside this fast-math kernel could be regrouped by ``reassoc``, and
 was, differently in the compiling process and in a process that loaded it from the
