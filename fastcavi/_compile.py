@@ -330,18 +330,24 @@ def _cache_index_likely(module, function):
     """Whether numba's cache index of ``module.function`` seems to exist, judged without importing numba.
 
     It looks where numba 0.5x-0.6x puts it: under ``NUMBA_CACHE_DIR`` (in a folder named after the kernels'
-    folder and a sha1 of its path) when that is set, else in ``__pycache__`` beside the kernels. A wrong guess
-    costs time, never a result: a child started for a kernel that is cached loads it and exits, and a kernel
-    thought cached but missing compiles in the fit's process.
+    folder and a sha1 of its path) when that is set, else in ``__pycache__`` beside the kernels or, for a
+    read-only install, under the user-wide cache (``$XDG_CACHE_HOME/numba`` or ``~/.cache/numba``, the same
+    folder name): an index in either counts. A wrong guess costs time, never a result: a child started for
+    a kernel that is cached loads it and exits, and a kernel thought cached but missing compiles in the
+    fit's process.
     """
     import glob
     import hashlib
 
     kernels = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
+    named = "_kernels_" + hashlib.sha1(kernels.encode()).hexdigest()
     root = os.environ.get("NUMBA_CACHE_DIR")
-    folder = (os.path.join(root, "_kernels_" + hashlib.sha1(kernels.encode()).hexdigest()) if root
-              else os.path.join(kernels, "__pycache__"))
-    return bool(glob.glob(os.path.join(glob.escape(folder), f"{module}.{function}-*.nbi")))
+    if root:
+        folders = [os.path.join(root, named)]
+    else:
+        user = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folders = [os.path.join(kernels, "__pycache__"), os.path.join(user, "numba", named)]
+    return any(glob.glob(os.path.join(glob.escape(folder), f"{module}.{function}-*.nbi")) for folder in folders)
 
 
 def build_early(dtype):
