@@ -422,10 +422,13 @@ def await_background(module, function, dtype, timeout=120.0):
         child = _BACKGROUND.get(key)
     if child is None:
         return
+    start = time.perf_counter()
     try:
         child.wait(timeout=timeout)
     except Exception:  # too slow: compile here
         return
+    finally:  # the wait is compile time: progress rates leave it out
+        _load_module("_compiling").add_waited(time.perf_counter() - start)
     with _BACKGROUND_LOCK:
         if _BACKGROUND.get(key) is child:
             del _BACKGROUND[key]

@@ -36,6 +36,12 @@ def seconds():
         return total
 
 
+def add_waited(seconds):
+    """Count ``seconds`` spent waiting for a kernel compiled in another process as compile time here."""
+    with _LOCK:
+        _STATE["seconds"] += max(0.0, float(seconds))
+
+
 def set_handler(handler):
     """Send the notice to ``handler(text)`` instead of the logger (``None``: back to the logger); returns the old one."""
     with _LOCK:
