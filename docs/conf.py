@@ -56,18 +56,3 @@ else:
     html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_title = f"fastcavi {release}"
 html_static_path = []
-
-
-def _literal_attribute_names(app, what, name, obj, options, lines):
-    """Render scikit-learn attribute names in prose as literals.
-
-    ``BayesianGaussianMixture.sample``'s summary names ``weights_, means_, covariances_`` bare,
-    which reStructuredText reads as references to undefined targets (an error under -W).
-    """
-    if name.endswith("BayesianGaussianMixture.sample"):
-        for i, line in enumerate(lines):
-            lines[i] = line.replace("(weights_, means_, covariances_)", "(``weights_``, ``means_``, ``covariances_``)")
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _literal_attribute_names, priority=400)

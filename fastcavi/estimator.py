@@ -373,7 +373,8 @@ class BayesianGaussianMixture(_DensityMixin, _Base):
         return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1):
-        """Draw ``n_samples`` rows from the plug-in mixture (weights_, means_, covariances_), as scikit-learn.
+        """Draw ``n_samples`` rows from the plug-in mixture (``weights_``, ``means_``, ``covariances_``), as
+        scikit-learn does.
 
         Parameters
         ----------
