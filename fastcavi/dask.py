@@ -101,8 +101,9 @@ def warm_kernels(dtypes=("float64", "float32")):
     """Load the compiled kernels a Dask fit and its predictions use into this process.
 
     Run it once on every worker of a new cluster, ``client.run(fastcavi.dask.warm_kernels)``:
-    the first worker of each machine compiles the kernels into numba's on-disk cache (10-60 s;
-    ``NUMBA_CACHE_DIR`` should be node-local), the others load them from it (about a second),
+    the first worker of each machine compiles the kernels into numba's on-disk cache (every variant of
+    both float widths: about 15 s of CPU on a 2-core EPYC; ``NUMBA_CACHE_DIR`` should be node-local), the
+    others load them from it (under a second, import of fastcavi and numba included),
     so that no task of the first sweep waits for a compilation. It is
     :func:`fastcavi.compile_kernels` (every kernel variant), timed.
 
