@@ -93,6 +93,12 @@ def _weighted_key_signature(dtype):
     return (ro(T.float64, 1), T.uint64, T.int64, T.int64)
 
 
+def _transform_signature(dtype):
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    # X, shift, AT, out, block_rows, b0, b1
+    return (ro(dtype, 2), f64v, f64m, f64m, T.int64, T.int64, T.int64)
+
+
 def _exact_add_at_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
     # values, index, acc
@@ -153,6 +159,7 @@ KERNELS: Tuple[Tuple[str, str, bool, Callable], ...] = (
     ("exactsum", "merge", False, _merge_signature),
     ("exactsum", "finalize", False, _finalize_signature),
     ("seeding", "exact_add_at", False, _exact_add_at_signature),
+    ("transform", "transform_blocks", True, _transform_signature),
 )
 
 

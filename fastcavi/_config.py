@@ -5,11 +5,17 @@ for them live next to them.
 """
 import os
 
-#: LLVM fast-math flags for the kernels. Not ``fastmath=True``: that adds ``nnan``
-#: and ``ninf``, which let LLVM fold away ``isnan``/``isfinite`` and mishandle
-#: ``-inf`` log-weights (numba #6217, #2923). These flags still allow FMA
-#: contraction and reassociation, which the reductions need to vectorise.
-FASTMATH = {"contract", "reassoc", "nsz", "arcp", "afn"}  # a set: numba rejects a frozenset
+#: LLVM fast-math flags for the kernels: FMA contraction (and no signed zeros), nothing else.
+#: Not ``reassoc``: with it LLVM regroups every sum to fit the CPU's vector width, so the bits
+#: of a result changed between AVX2, AVX-512 and 128-bit code. The kernels instead sum in explicit
+#: lanes (four accumulators over consecutive rows, added as ``(l0 + l1) + (l2 + l3)``), which the
+#: vectoriser maps onto any register width without changing the order. Not ``arcp`` or ``afn``
+#: (reciprocal and function approximations, which may follow the target too), and not
+#: ``fastmath=True``: that adds ``nnan`` and ``ninf``, which let LLVM fold away
+#: ``isnan``/``isfinite`` and mishandle ``-inf`` log-weights (numba #6217, #2923). Contraction
+#: is the same rule on every CPU with FMA; CPUs without FMA round differently (see the
+#: documentation's determinism section).
+FASTMATH = {"contract", "nsz"}  # a set: numba rejects a frozenset
 
 #: Cache compiled kernels on disk (in ``__pycache__`` beside the modules): a
 #: kernel takes tenths of a second to seconds to compile, hundredths to load. Set

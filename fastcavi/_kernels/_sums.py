@@ -35,3 +35,22 @@ def lane_sum(v, start, m):
     if m4 + 2 < m:
         a2 += v[start + m4 + 2]
     return (a0 + a1) + (a2 + a3)
+
+
+@njit(fastmath=False, cache=CACHE, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def lane_dot(u, u0, v, m):
+    """``sum_i u[u0 + i] v[i]`` for i < m, in :func:`lane_sum`'s four lanes and order."""
+    a0 = a1 = a2 = a3 = 0.0
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        a0 += u[u0 + i] * v[i]
+        a1 += u[u0 + i + 1] * v[i + 1]
+        a2 += u[u0 + i + 2] * v[i + 2]
+        a3 += u[u0 + i + 3] * v[i + 3]
+    if m4 < m:
+        a0 += u[u0 + m4] * v[m4]
+    if m4 + 1 < m:
+        a1 += u[u0 + m4 + 1] * v[m4 + 1]
+    if m4 + 2 < m:
+        a2 += u[u0 + m4 + 2] * v[m4 + 2]
+    return (a0 + a1) + (a2 + a3)

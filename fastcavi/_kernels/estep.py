@@ -16,9 +16,11 @@ the updates and the ELBO need. Two run-time modes replace the soft responsibilit
 given ones (an M-step from responsibilities) and the hard assignment to each row's largest
 logit (the nearest-mean start, ``hard``).
 
-The two products (logits ``W phi`` and statistics ``r phi^T``) run as register-tiled
-loops over tiles of 4 components x 4 features, the rows innermost so they vectorise,
-the exponential included (:func:`~fastcavi._kernels._fastexp.exp_normal_range`).
+The two products (logits ``W phi`` and statistics ``r phi^T``) run over tiles of 4 components
+x 4 features, the rows innermost so they vectorise, the exponential included
+(:func:`~fastcavi._kernels._fastexp.exp_normal_range`). The statistics' sums over the rows run
+in four explicit lanes (:mod:`~fastcavi._kernels._lanes`), so that their bits do not depend on
+the CPU's vector width.
 
 Per sub-block of rows the kernel makes these passes over its scratch slot: the features (for
 narrow rows, D < 4, with squares as the quadratic terms: ``y`` and ``y**2`` in one pass over
@@ -36,9 +38,7 @@ sub-blocks of ``SUB_ROWS`` rows, in order). Contiguous runs of blocks run on sep
 (:func:`~fastcavi._kernels._threads.run_slots`) and each block writes its own float64 partial
 sums, added in row order: a block's partials depend on its rows alone. The kernel stops there. Adding the blocks up is the job of
 :func:`fastcavi._kernels.exactsum.fold_segments`, compiled without fast-math and called
-from Python (a fold inside this fast-math kernel could be regrouped by ``reassoc``, and
-was, differently in the compiling process and in a process that loaded it from the
-cache).
+from Python.
 
 Memory: the caller passes ``partials`` (one row per block of the largest chunk) and
 ``scratch`` (a few slots, normally one per thread), both reused across chunks and
@@ -52,7 +52,8 @@ from numba import njit
 
 from .._config import CACHE, FASTMATH
 from ._fastexp import exp_normal_range, log_ge1
-from ._sums import lane_sum
+from ._lanes import tile4x1, tile4x4
+from ._sums import lane_dot, lane_sum
 from ._threads import run_slots
 
 #: The kernel's options (it releases the GIL: :func:`~fastcavi._kernels._threads.run_slots` runs one call
@@ -185,17 +186,8 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     for i in range(m):
         mx[i] = mx[i] + log_ge1(s[i])  # s >= 1: the largest term is exp(0)
         s[i] = 1.0 / s[i]
-    # Sums only in loops that store nothing: a sum in a loop that also stores into the scratch
-    # slot was vectorised differently in a compiling process and in one that loaded the kernel
-    # from the cache (a run-time alias check picks the vector or the scalar loop).
-    lse_sum = 0.0
-    if has_weights:
-        for i in range(m):
-            lse_sum += weights[row0 + i] * mx[i]
-    else:
-        for i in range(m):
-            lse_sum += mx[i]
-    p[1] += lse_sum
+    # in lanes, in a fixed order (see _sums)
+    p[1] += lane_dot(weights, row0, mx, m) if has_weights else lane_sum(mx, 0, m)
 
 
 @njit(**_HELPER)
@@ -265,61 +257,36 @@ def _hard(L, mx, s, m, K):
 @njit(**_HELPER)
 def _statistics(L, phi, s, m, K, F, p):
     """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x 4
-    features."""
+    features.
+
+    Each sum runs in four lanes over the rows (:mod:`~fastcavi._kernels._lanes`: the same bits for any vector
+    width). The rows past ``m`` up to a multiple of 4 are zeroed first, so they add exact zeros.
+    """
     K4 = L.shape[0]
     F4 = phi.shape[0]
     base = 3 + K
+    m4 = (m + 3) // 4 * 4
+    for i in range(m, m4):
+        s[i] = 0.0
+        for k in range(K4):
+            L[k, i] = 0.0
+        for f in range(F4):
+            phi[f, i] = 0.0
+    s_row = s.reshape((1, s.shape[0]))
     for k0 in range(0, K4, 4):
-        n0 = n1 = n2 = n3 = 0.0
-        for i in range(m):
-            si = s[i]
-            n0 += L[k0, i] * si
-            n1 += L[k0 + 1, i] * si
-            n2 += L[k0 + 2, i] * si
-            n3 += L[k0 + 3, i] * si
-        col = (n0, n1, n2, n3)
+        col = tile4x1(L, k0, s_row, 0, m4)
         for r in range(4):
             if k0 + r < K:
                 p[3 + k0 + r] += col[r]
         for f0 in range(0, F4, 4):
-            a00 = a01 = a02 = a03 = 0.0
-            a10 = a11 = a12 = a13 = 0.0
-            a20 = a21 = a22 = a23 = 0.0
-            a30 = a31 = a32 = a33 = 0.0
-            for i in range(m):
-                p0 = phi[f0, i]
-                p1 = phi[f0 + 1, i]
-                p2 = phi[f0 + 2, i]
-                p3 = phi[f0 + 3, i]
-                r0 = L[k0, i]
-                r1 = L[k0 + 1, i]
-                r2 = L[k0 + 2, i]
-                r3 = L[k0 + 3, i]
-                a00 += r0 * p0
-                a01 += r0 * p1
-                a02 += r0 * p2
-                a03 += r0 * p3
-                a10 += r1 * p0
-                a11 += r1 * p1
-                a12 += r1 * p2
-                a13 += r1 * p3
-                a20 += r2 * p0
-                a21 += r2 * p1
-                a22 += r2 * p2
-                a23 += r2 * p3
-                a30 += r3 * p0
-                a31 += r3 * p1
-                a32 += r3 * p2
-                a33 += r3 * p3
-            tile = ((a00, a01, a02, a03), (a10, a11, a12, a13), (a20, a21, a22, a23), (a30, a31, a32, a33))
+            tile = tile4x4(L, k0, phi, f0, m4)
             for r in range(4):
                 k = k0 + r
                 if k < K:
-                    row = tile[r]
                     for c in range(4):
                         f = f0 + c
                         if f < F:
-                            p[base + k * F + f] += row[c]
+                            p[base + k * F + f] += tile[4 * r + c]
 
 
 @njit(**_HELPER)

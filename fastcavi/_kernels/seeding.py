@@ -45,10 +45,10 @@ def _nearest_d2_rows(X, row0, m, shift, centres, d2):
     """``d2[i]`` = the squared distance of row ``row0 + i`` of ``X`` (minus ``shift``) to its nearest centre.
 
     Row by row, for rows too wide for :func:`~fastcavi._kernels.kmeans.nearest_tile`'s transpose to pay.
-    Compiled with the fast-math flags, unlike the kernel that calls it, so that each sum over the features
-    vectorises (at D = 16 a pass against 7 centres took 41 ms on 2 threads without them, 22 ms with);
-    a function of its own, not inlined as numba IR (which would take the caller's flags), and called once
-    per tile of rows. A row's distance still depends on that row alone.
+    Compiled with the kernels' flags (FMA contraction, the same on every CPU with FMA; no reassociation, so
+    each sum over the features runs in order on any vector width); a function of its own, not inlined as
+    numba IR (which would take the caller's flags), and called once per tile of rows. A row's distance
+    depends on that row alone.
     """
     for i in range(m):
         d2min = np.inf
