@@ -257,7 +257,7 @@ def nearest_mean_coeffs(means, layout):
     K, D = means.shape
     W = np.zeros((K, feature_count(D, layout)))
     W[:, :D] = means
-    return -0.5 * np.einsum("kd,kd->k", means, means), W
+    return -0.5 * np.sum(means * means, axis=1), W
 
 
 def estep_pass(source, weights, coords, layout, coeffs, chunk_rows, *, outputs=None, given=None, hard_means=None,

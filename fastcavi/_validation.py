@@ -160,10 +160,12 @@ def check_known_covariance(covariance, D):
         raise ValueError(f"'covariance' should have the shape ({D}, {D}), but got {arr.shape}.")
     if not np.allclose(arr, arr.T, rtol=1e-10, atol=0.0):
         raise ValueError("'covariance' should be symmetric.")
-    try:
-        return np.linalg.cholesky(arr)
-    except np.linalg.LinAlgError:
-        raise ValueError("'covariance' should be symmetric, positive-definite.") from None
+    from ._models.fixed import cholesky, not_positive_definite
+
+    L = cholesky(arr)  # in a fixed order (the same bits on every CPU), not LAPACK's
+    if not_positive_definite(L).size:
+        raise ValueError("'covariance' should be symmetric, positive-definite.")
+    return L
 
 
 def check_init(init, K, D):

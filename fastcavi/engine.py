@@ -34,6 +34,7 @@ import numpy as np
 
 from . import options as _declared
 from ._config import SEGMENT_ROWS
+from ._models import fixed
 from ._models.base import State, Stats, frozen_array
 from ._models.summary import DataSummary
 
@@ -161,7 +162,7 @@ class Model:
         names = ("weight_concentration_prior", "mean_precision_prior", "mean_prior")
         if self.covariance_type == "identity":
             whiten = self._config["whiten"]
-            extra = dict(covariance=None if whiten is None else _frozen(whiten @ whiten.T))
+            extra = dict(covariance=None if whiten is None else _frozen(fixed.gram(whiten)))
         else:
             names += ("degrees_of_freedom_prior", "covariance_prior", "reg_covar")
             extra = {}

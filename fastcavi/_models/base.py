@@ -549,7 +549,7 @@ def kernel_dot(coeffs, stats):
     float
     """
     bias, W = coeffs
-    return float(bias @ stats.Nk + np.sum(W * stats.S))
+    return float(np.sum(bias * stats.Nk) + np.sum(W * stats.S))
 
 
 def elbo_from_stats(family, stats, new_state):

@@ -5,6 +5,8 @@ exact far from the origin); the known-covariance model also whitens, ``y = L^-1 
 """
 import numpy as np
 
+from . import fixed
+
 
 class Coordinates:
     """Maps raw rows to the coordinates the model works in.
@@ -16,22 +18,24 @@ class Coordinates:
         for data far from the origin).
     whiten : ndarray of shape (D, D) or None
         Lower Cholesky factor ``L`` of a known covariance; rows become
-        ``L^{-1} (x - shift)``. Done in NumPy per chunk (O(chunk x D) memory).
+        ``L^{-1} (x - shift)``, per chunk (O(chunk x D) memory), by a kernel that adds each
+        row's terms in a fixed order (:mod:`fastcavi._kernels.transform`), not by LAPACK.
     """
 
     def __init__(self, shift, whiten=None):
         self.shift = np.array(shift, dtype=np.float64, order="C")
         self.whiten = None if whiten is None else np.array(whiten, dtype=np.float64, order="C")
+        self._unwhiten = None if whiten is None else fixed.lower_inverse(self.whiten)
         self._zero = np.zeros_like(self.shift)
 
     def __call__(self, chunk):
         """Return ``(rows, kernel_shift)``: what to hand a kernel for this chunk."""
         if self.whiten is None:
             return chunk, self.shift
-        from scipy.linalg import solve_triangular
+        from .._kernels.transform import transform
 
-        y = solve_triangular(self.whiten, (chunk - self.shift).T, lower=True).T
-        y = np.ascontiguousarray(y)
+        chunk = np.ascontiguousarray(chunk)
+        y = transform(chunk, self.shift, self._unwhiten, np.empty(chunk.shape, dtype=np.float64))
         y.flags.writeable = False
         return y, self._zero
 
@@ -39,14 +43,12 @@ class Coordinates:
         """Map points (K, D) in data coordinates to model coordinates."""
         y = np.asarray(points, dtype=np.float64) - self.shift
         if self.whiten is not None:
-            from scipy.linalg import solve_triangular
-
-            y = solve_triangular(self.whiten, y.T, lower=True).T
+            y = fixed.matmul(y, self._unwhiten.T)
         return y
 
     def to_data(self, points):
         """Map points (K, D) in model coordinates back to data coordinates."""
         y = np.asarray(points, dtype=np.float64)
         if self.whiten is not None:
-            y = y @ self.whiten.T
+            y = fixed.matmul(y, self.whiten.T)
         return y + self.shift

@@ -10,6 +10,7 @@ when it comes back from a model file).
 """
 import numpy as np
 
+from . import fixed
 from .coordinates import Coordinates
 from .known import KnownCovariance
 from .weights import DirichletProcessWeights, DirichletWeights
@@ -138,7 +139,7 @@ def rebuild(config):
     coords = Coordinates(config["shift"], whiten=whiten)
     m0 = coords.to_model(np.asarray(config["mean_prior"], dtype=np.float64)[None])[0]
     if config["covariance_type"] == "identity":
-        log_det = 0.0 if whiten is None else float(np.sum(np.log(np.diag(whiten))))
+        log_det = 0.0 if whiten is None else float(np.sum(fixed.log(np.diag(whiten))))
         return KnownCovariance(weights, float(config["mean_precision_prior"]), m0, log_det), coords
     family = NormalWishart(config["covariance_type"], weights, float(config["mean_precision_prior"]), m0,
                            float(config["degrees_of_freedom_prior"]), config["covariance_prior"],

@@ -10,11 +10,14 @@ gets the Jacobian term ``-N log|det L|``. q(mu_k) = N(m_k, Sigma / nu_k).
 The state (:class:`~fastcavi._models.base.State`) holds ``(weight_concentration, means,
 mean_precision)`` in whitened, shifted coordinates.
 """
+import math
+
 import numpy as np
 
+from . import fixed
 from .base import State
 
-LOG_2PI = np.log(2.0 * np.pi)
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 class KnownCovariance:
@@ -75,19 +78,19 @@ class KnownCovariance:
         D = self.D
         nu = state.mean_precision
         sq = np.sum((state.means - self.m0) ** 2, axis=1)
-        kl_mu = 0.5 * (D * self.nu0 / nu + self.nu0 * sq - D + D * np.log(nu / self.nu0))
+        kl_mu = 0.5 * (D * self.nu0 / nu + self.nu0 * sq - D + D * fixed.log(nu / self.nu0))
         return self.weight_prior.kl(state.weight_concentration) + float(np.sum(kl_mu))
 
     def public_parameters(self, state, prep):
         """The fitted parameters in data coordinates, under the result's names."""
         L = prep.whiten if prep.whiten is not None else np.eye(self.D)
-        cov = L @ L.T
-        prec_chol = np.linalg.inv(L).T  # upper triangular, precision = P P^T (scikit-learn's convention)
+        cov = fixed.gram(L)
+        prec_chol = fixed.lower_inverse(L).T  # upper triangular, precision = P P^T (scikit-learn's convention)
         return dict(weights=self.weight_prior.mean(state.weight_concentration),
                     weight_concentration=state.weight_concentration,
                     means=prep.to_data(state.means),
                     mean_precision=state.mean_precision,
                     covariances=cov,
-                    precisions=prec_chol @ prec_chol.T,
+                    precisions=fixed.gram(prec_chol),
                     precisions_cholesky=prec_chol,
                     degrees_of_freedom=None)

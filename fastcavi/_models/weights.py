@@ -40,7 +40,7 @@ class DirichletWeights:
         a = self.alpha
         return float(gammaln(conc.sum()) - gammaln(conc).sum()
                      - gammaln(a.sum()) + gammaln(a).sum()
-                     + np.dot(conc - a, self.expected_log(conc)))
+                     + np.sum((conc - a) * self.expected_log(conc)))
 
     @staticmethod
     def mean(conc):

@@ -18,9 +18,12 @@ All statistics are in shifted coordinates (``y = x - shift``, ``shift`` the data
 which leaves every covariance and the ELBO unchanged and keeps sums of squares exact
 for data far from the origin.
 """
-import numpy as np
-from scipy.special import digamma, multigammaln
+import math
 
+import numpy as np
+from scipy.special import digamma
+
+from . import fixed
 from .base import State, layout_of, quadratic_weights
 from .known import LOG_2PI
 
@@ -34,7 +37,7 @@ ILL_DEFINED = ("Fitting the mixture model failed because some components have il
 def _log_wishart_B(Psi, nu):
     """log B(W, nu) of the Wishart density with W^-1 = Psi (D, D); or of a stack, Psi (K, D, D) and nu (K,)."""
     D = Psi.shape[-1]
-    return 0.5 * nu * np.linalg.slogdet(Psi)[1] - 0.5 * nu * D * np.log(2.0) - multigammaln(0.5 * nu, D)
+    return 0.5 * nu * fixed.log_det_spd(Psi) - 0.5 * nu * D * math.log(2.0) - fixed.multigammaln(0.5 * nu, D)
 
 
 class NormalWishart:
@@ -100,18 +103,18 @@ class NormalWishart:
         if self.covariance_type == "tied":
             return np.broadcast_to(C, (K, self.D, self.D))
         if self.covariance_type == "diag":
-            return np.einsum("kd,de->kde", C, np.eye(self.D))
+            return C[:, :, None] * np.eye(self.D)
         return C[:, None, None] * np.eye(self.D)
 
     def precision_matrices(self, state):
         """E[Lambda_k] = C_k^-1 as (K, D, D) matrices, from the Cholesky factors."""
         P, K = state.precisions_cholesky, state.means.shape[0]
         if self.covariance_type == "full":
-            return P @ P.transpose(0, 2, 1)
+            return fixed.gram(P)
         if self.covariance_type == "tied":
-            return np.broadcast_to(P @ P.T, (K, self.D, self.D))
+            return np.broadcast_to(fixed.gram(P), (K, self.D, self.D))
         if self.covariance_type == "diag":
-            return np.einsum("kd,de->kde", P * P, np.eye(self.D))
+            return (P * P)[:, :, None] * np.eye(self.D)
         return (P * P)[:, None, None] * np.eye(self.D)
 
     # -- the CAVI updates -------------------------------------------------------------------
@@ -137,16 +140,16 @@ class NormalWishart:
         shrink = nk * self.beta0 / beta
         if ct == "full":
             dof = self.nu0 + nk
-            scatter = stats.S2 - excess[:, None, None] * np.einsum("ki,kj->kij", xk, xk)
+            scatter = stats.S2 - excess[:, None, None] * (xk[:, :, None] * xk[:, None, :])
             Psi = (self.Psi0 + scatter + (nk * self.reg_covar)[:, None, None] * np.eye(D)
-                   + shrink[:, None, None] * np.einsum("ki,kj->kij", dm, dm))
+                   + shrink[:, None, None] * (dm[:, :, None] * dm[:, None, :]))
             cov = Psi / dof[:, None, None]
         elif ct == "tied":
             dof_scalar = self.nu0 + nk.sum() / K
             dof = np.full(K, dof_scalar)
-            pooled = self.total_scatter - np.einsum("k,ki,kj->ij", excess, xk, xk)
+            pooled = self.total_scatter - fixed.matmul(xk.T, excess[:, None] * xk)
             pooled = pooled / nk.sum() + self.reg_covar * np.eye(D)
-            Psi = self.Psi0 + pooled * nk.sum() / K + np.einsum("k,ki,kj->ij", shrink, dm, dm) / K
+            Psi = self.Psi0 + pooled * nk.sum() / K + fixed.matmul(dm.T, shrink[:, None] * dm) / K
             cov = Psi / dof_scalar
         else:
             dof = self.nu0 + nk
@@ -160,15 +163,11 @@ class NormalWishart:
     def _precision_cholesky(self, cov):
         ct, D = self.covariance_type, self.D
         if ct in ("full", "tied"):
-            mats = cov if ct == "full" else cov[None]
-            out = np.empty_like(mats)
-            for k, C in enumerate(mats):
-                try:
-                    L = np.linalg.cholesky(C)
-                except np.linalg.LinAlgError:
-                    raise ValueError(f"{ILL_DEFINED} (component {k})" if ct == "full" else ILL_DEFINED) from None
-                out[k] = np.linalg.solve(L, np.eye(D)).T
-            return out if ct == "full" else out[0]
+            L = fixed.cholesky(cov)
+            bad = fixed.not_positive_definite(L)
+            if bad.size:
+                raise ValueError(f"{ILL_DEFINED} (component {int(bad[0])})" if ct == "full" else ILL_DEFINED)
+            return np.swapaxes(fixed.lower_inverse(L), -1, -2)
         bad = np.flatnonzero(~(cov > 0.0).reshape(cov.shape[0], -1).all(1))
         if bad.size:
             raise ValueError(f"{ILL_DEFINED} (component {int(bad[0])})")
@@ -180,15 +179,15 @@ class NormalWishart:
         D, ct, P = self.D, self.covariance_type, state.precisions_cholesky
         nu = state.degrees_of_freedom
         if ct == "full":
-            logdet_prec = 2.0 * np.sum(np.log(np.diagonal(P, axis1=1, axis2=2)), axis=1)
+            logdet_prec = 2.0 * np.sum(fixed.log(np.diagonal(P, axis1=1, axis2=2)), axis=1)
         elif ct == "tied":
-            logdet_prec = np.full(nu.shape[0], 2.0 * np.sum(np.log(np.diag(P))))
+            logdet_prec = np.full(nu.shape[0], 2.0 * np.sum(fixed.log(np.diag(P))))
         elif ct == "diag":
-            logdet_prec = 2.0 * np.sum(np.log(P), axis=1)
+            logdet_prec = 2.0 * np.sum(fixed.log(P), axis=1)
         else:
-            logdet_prec = 2.0 * D * np.log(P)
+            logdet_prec = 2.0 * D * fixed.log(P)
         psi = digamma(0.5 * (nu[:, None] - np.arange(D)[None, :])).sum(1)
-        return psi + D * np.log(2.0) + logdet_prec - D * np.log(nu)
+        return psi + D * math.log(2.0) + logdet_prec - D * fixed.log(nu)
 
     def coefficients(self, state):
         """Kernel logit coefficients of ``E[log pi_k] + E[log N(y | mu_k, Lambda_k^-1)]``."""
@@ -197,17 +196,18 @@ class NormalWishart:
         base = (self.weight_prior.expected_log(state.weight_concentration) + 0.5 * self._expected_logdet(state)
                 - 0.5 * D * LOG_2PI - 0.5 * D / state.mean_precision)
         if self.smoothed:  # E over the N(0, reg_covar I) noise of -(y + e - mu)^T Lambda (y + e - mu) / 2
-            base = base - 0.5 * self.reg_covar * np.einsum("kii->k", self.precision_matrices(state))
+            base = base - 0.5 * self.reg_covar * np.sum(np.diagonal(self.precision_matrices(state), axis1=1,
+                                                                     axis2=2), axis=1)
         if ct == "full":
             # -(y - m)^T Lam (y - m)/2 = -y^T Lam y/2 + y . Lam m - m^T Lam m/2
             Lam = self.precision_matrices(state)
-            W1 = np.einsum("kij,kj->ki", Lam, m)
+            W1 = fixed.matvec(Lam, m)
             return base - 0.5 * np.sum(W1 * m, axis=1), np.hstack((W1, quadratic_weights(Lam)))
         if ct == "tied":
             # the quadratic term -y^T Lam y/2 is the same for every k: left out (see dropped_sum), and the
             # "linear" layout has no quadratic features
-            Lam = state.precisions_cholesky @ state.precisions_cholesky.T
-            W1 = m @ Lam
+            Lam = fixed.gram(state.precisions_cholesky)
+            W1 = fixed.matmul(m, Lam)
             return base - 0.5 * np.sum(W1 * m, axis=1), W1
         prec = state.precisions_cholesky ** 2
         prec = prec if ct == "diag" else np.repeat(prec[:, None], D, axis=1)
@@ -217,14 +217,18 @@ class NormalWishart:
         """Tied: ``-y^T E[Lambda] y / 2`` per row (``y = rows - shift``), left out of the logits; else 0."""
         if self.covariance_type != "tied":
             return 0.0
-        z = (np.asarray(rows, dtype=np.float64) - shift) @ state.precisions_cholesky
-        return -0.5 * np.einsum("nd,nd->n", z, z)
+        from .._kernels.transform import transform
+
+        rows = np.ascontiguousarray(rows)
+        z = transform(rows, np.asarray(shift, dtype=np.float64), state.precisions_cholesky.T,
+                      np.empty((rows.shape[0], self.D)))
+        return -0.5 * np.sum(z * z, axis=1)
 
     def dropped_sum(self, state, stats):
         """Tied: the common quadratic term ``-1/2 sum_n y_n^T E[Lambda] y_n`` left out of the logits."""
         if self.covariance_type != "tied":
             return 0.0
-        Lam = state.precisions_cholesky @ state.precisions_cholesky.T
+        Lam = fixed.gram(state.precisions_cholesky)
         return -0.5 * float(np.sum(Lam * self.total_scatter))
 
     # -- KL ---------------------------------------------------------------------------------
@@ -237,12 +241,12 @@ class NormalWishart:
         Psi = nu[:, None, None] * self.covariance_matrices(state)
         dm = state.means - self.m0
         total = self.weight_prior.kl(state.weight_concentration)
-        # all components at once (one slogdet and one multigammaln call on the stacks: per-component
+        # all components at once (one log-determinant and one multigammaln call on the stacks: per-component
         # calls cost about 0.7 ms a sweep, ~10% of a 2-thread D = 2 sweep of 1e6 rows)
-        e_log_p = (0.5 * D * np.log(self.beta0) - 0.5 * self.beta0 * (D / beta + np.einsum("ki,kij,kj->k", dm, Lam, dm))
+        e_log_p = (0.5 * D * math.log(self.beta0) - 0.5 * self.beta0 * (D / beta + fixed.quadratic(Lam, dm))
                    + self._logB0 + 0.5 * (self.nu0 - D - 1.0) * E_logdet
                    - 0.5 * np.sum(self.Psi0 * Lam, axis=(1, 2)))
-        e_log_q = (0.5 * D * np.log(beta) - 0.5 * D + _log_wishart_B(Psi, nu)
+        e_log_q = (0.5 * D * fixed.log(beta) - 0.5 * D + _log_wishart_B(Psi, nu)
                    + 0.5 * (nu - D - 1.0) * E_logdet - 0.5 * nu * D)
         for term in e_log_q - e_log_p:  # added in component order
             total += term
@@ -252,10 +256,8 @@ class NormalWishart:
     def public_parameters(self, state, prep):
         """scikit-learn's attributes, means moved back to data coordinates."""
         ct, P = self.covariance_type, state.precisions_cholesky
-        if ct == "full":
-            precisions = P @ P.transpose(0, 2, 1)
-        elif ct == "tied":
-            precisions = P @ P.T
+        if ct in ("full", "tied"):
+            precisions = fixed.gram(P)
         else:
             precisions = P * P
         dof = state.degrees_of_freedom
