@@ -17,8 +17,29 @@ import numpy as np
 
 from .._models.base import State
 
-CHECKPOINT_VERSION = 1
+#: Version 2: the kernels' sums run in a fixed order on every CPU (version 1 checkpoints were written
+#: by a fastcavi whose sums followed the CPU's vector width: they cannot resume bit for bit).
+CHECKPOINT_VERSION = 2
 _KIND = "fastcavi checkpoint"
+
+
+def arithmetic():
+    """The kind of CPU arithmetic a fit's bits depend on: the architecture, and whether multiply-adds are fused.
+
+    fastcavi's results are the same bit for bit on every CPU of one kind (x86-64 with FMA: AVX2 and
+    AVX-512 machines alike, whatever BLAS kernels are in use); a CPU without FMA rounds each
+    multiply-add twice, so its bits differ.
+    """
+    import platform
+
+    from llvmlite import binding
+    from numba.core import config
+
+    fma = bool(binding.get_host_cpu_features().get("fma")) or platform.machine().lower() in ("arm64", "aarch64")
+    if config.CPU_NAME:  # numba told to compile for another target (NUMBA_CPU_NAME / NUMBA_CPU_FEATURES)
+        features = (config.CPU_FEATURES or "").split(",")
+        fma = fma and config.CPU_NAME != "generic" and "-fma" not in features
+    return f"{platform.machine()} {'with' if fma else 'without'} FMA"
 
 
 @dataclass(frozen=True)
@@ -62,7 +83,7 @@ def fingerprint(shape, dtype, summary, model, controls):
     dict of str to str
     """
     out = {"data shape": repr(tuple(int(s) for s in shape)), "data dtype": str(np.dtype(dtype)),
-           "data content": _digest(summary.to_array())}
+           "data content": _digest(summary.to_array()), "arithmetic": arithmetic()}
     config = model.to_dict()
     out["model"] = _digest(*[(k, config[k]) if not isinstance(config[k], np.ndarray) else config[k]
                              for k in sorted(config)])
@@ -77,6 +98,13 @@ def differences(saved, current):
     if not keys:
         return ""
     parts = []
+    if "arithmetic" in keys:
+        # the data's digest and the model's (whose priors default to the data's moments) are sums of the
+        # data: under another arithmetic they differ for the same data, so they cannot be blamed on it
+        parts.append(f"it was written on a CPU of another kind ({saved.get('arithmetic')}; this one is "
+                     f"{current.get('arithmetic')}): fastcavi gives the same bits only on CPUs of one kind, so "
+                     f"a fit cannot resume across them, even on the same data")
+        keys = [k for k in keys if k not in ("arithmetic", "data content", "model")]
     for k in keys:
         if k in ("data content", "model"):
             parts.append(f"the {k} differs")
@@ -176,7 +204,9 @@ def _json(data, key, kind):
 def _parse(data):
     version = _scalar(data, "checkpoint_version", "iu")
     if version != CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint version {version}; this fastcavi reads version {CHECKPOINT_VERSION}")
+        hint = (" (version 1 checkpoints were written by an earlier fastcavi whose sums followed the CPU's vector "
+                "width: start the fit again)") if version == 1 else ""
+        raise ValueError(f"checkpoint version {version}; this fastcavi reads version {CHECKPOINT_VERSION}{hint}")
 
     def state_of(prefix):
         return State.from_dict({k[len(prefix):]: v for k, v in data.items() if k.startswith(prefix)})
