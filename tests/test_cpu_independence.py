@@ -1,0 +1,115 @@
+"""The same bits on every x86-64 CPU with FMA, whatever its vector width, BLAS kernels or numpy SIMD loops.
+
+One machine stands in for several: each child process (tests/_cpu_child.py) runs the same work under
+another numba target (the host's CPU with 128-bit vectors preferred, and, on an AVX-512 machine, with
+512-bit vectors allowed), another OpenBLAS kernel set (``OPENBLAS_CORETYPE``) and numpy's SIMD loops
+switched off (``NPY_DISABLE_CPU_FEATURES``), each with a cache directory of its own, and every output
+must match the host run's byte for byte. A checkpoint written under one target resumes under another
+and gives the uninterrupted fit's bits.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).with_name("_cpu_child.py")
+
+pytestmark = pytest.mark.slow
+
+
+def _host():
+    from llvmlite import binding
+
+    binding.initialize_native_target()
+    return binding.get_host_cpu_name(), binding.get_host_cpu_features()
+
+
+def _numpy_dispatch():
+    """The SIMD features numpy dispatches to at run time on this machine (what NPY_DISABLE_CPU_FEATURES can
+    switch off)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+
+
+def variants():
+    """name -> environment overrides. "host" changes nothing."""
+    name, features = _host()
+    if not features.get("fma"):
+        pytest.skip("fastcavi's results are CPU-independent across CPUs with FMA; this one has none")
+    flat = features.flatten()
+    out = {"host": {},
+           "narrow": {"NUMBA_CPU_NAME": name, "NUMBA_CPU_FEATURES": flat + ",+prefer-128-bit",
+                      "OPENBLAS_CORETYPE": "Sandybridge",
+                      "NPY_DISABLE_CPU_FEATURES": " ".join(_numpy_dispatch())}}
+    if features.get("avx512f"):
+        out["wide"] = {"NUMBA_CPU_NAME": name, "NUMBA_CPU_FEATURES": flat + ",-prefer-256-bit",
+                       "OPENBLAS_CORETYPE": "SkylakeX"}
+    return out
+
+
+def run_child(tmp_path, variant, env_overrides, *args):
+    env = dict(os.environ)
+    env.update(env_overrides)
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / f"cache-{variant}")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    env["PYTHONWARNINGS"] = "ignore"
+    proc = subprocess.run([sys.executable, str(CHILD), *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, f"{variant}: {proc.stderr[-4000:]}"
+
+
+def load(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def mismatches(a, b):
+    """The keys whose arrays differ in bytes (or exist in one only), with the largest relative difference."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k not in a or k not in b:
+            out.append(f"{k}: missing")
+        elif a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or a[k].tobytes() != b[k].tobytes():
+            rel = ""
+            if a[k].dtype.kind == "f" and a[k].shape == b[k].shape:
+                d = np.abs(a[k].astype(np.float64) - b[k])
+                rel = f" (max relative difference {np.max(d / np.maximum(np.abs(a[k]), 1e-300)):.1e})"
+            out.append(f"{k}{rel}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cpu")
+    results = {}
+    for variant, env in variants().items():
+        (tmp / variant).mkdir()
+        run_child(tmp, variant, env, "outputs", tmp / f"{variant}.npz", tmp / variant)
+        results[variant] = load(tmp / f"{variant}.npz")
+    return tmp, results
+
+
+def test_every_output_is_the_same_under_every_cpu_target(outputs):
+    _, results = outputs
+    host = results["host"]
+    assert len(host) > 500
+    for variant, got in results.items():
+        bad = mismatches(host, got)
+        assert not bad, f"{variant}: {len(bad)} of {len(host)} outputs differ from the host's: " + "; ".join(bad[:20])
+
+
+def test_a_checkpoint_resumes_under_another_cpu_target(outputs):
+    tmp, results = outputs
+    envs = variants()
+    ckpt = tmp / "narrow.ckpt"
+    run_child(tmp, "narrow", envs["narrow"], "checkpoint", ckpt)
+    run_child(tmp, "host", envs["host"], "resume", ckpt, tmp / "resumed.npz")
+    resumed = load(tmp / "resumed.npz")
+    whole = {k: v for k, v in results["host"].items() if k.startswith("resumable/")}
+    assert resumed.keys() == whole.keys()
+    assert not mismatches(whole, resumed)
