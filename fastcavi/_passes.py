@@ -214,13 +214,13 @@ def summary_pass(source, weights, chunk_rows, shift, full_scatter, row_offset=0)
         Naming the first row holding NaN or inf, or the first negative or non-finite weight.
     """
     from ._compile import build_in_background
-    from ._kernels.summary import summarize
+    from ._kernels.summary import summarize, summary_scratch_rows
 
     build_in_background(getattr(source, "compute_dtype", "float64"))  # a first fit: the E-step compiles beside this pass
     D = source.n_features
     size = summary_size(D, full_scatter)
     summary = DataSummary(shift, full_scatter, source.n_samples)
-    ws = Workspace(size, chunk_rows, (D, BLOCK_ROWS))
+    ws = Workspace(size, chunk_rows, (summary_scratch_rows(D), BLOCK_ROWS))
     shift = summary.shift.copy()  # writable: read-only arrays are another numba type
     wchunks = weights.chunks(chunk_rows) if weights is not None else None
     tick = _progress.track("validating pass", source.n_samples)

@@ -103,7 +103,7 @@ def _read_only(a):
 def kernel_calls(out, n=20_000):
     """The E-step and summary kernels called directly on fixed inputs (the arguments a fit hands them)."""
     from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
-    from fastcavi._kernels.summary import summarize, summary_size
+    from fastcavi._kernels.summary import summarize, summary_scratch_rows, summary_size
     from fastcavi._models.base import feature_count
 
     rng = np.random.default_rng(7)
@@ -123,7 +123,7 @@ def kernel_calls(out, n=20_000):
             for weighted in (False, True):
                 tag = f"kernel/{np.dtype(dtype).name}/{layout}/{'w' if weighted else 'uw'}"
                 part = np.zeros((nb, summary_size(D, full)))
-                summarize(X, shift, full, w, weighted, part, np.zeros((2, D, B)), B)
+                summarize(X, shift, full, w, weighted, part, np.zeros((2, summary_scratch_rows(D), B)), B)
                 out[f"{tag}/summary"] = part
                 for mode in ("computed", "given", "hard"):
                     part = np.zeros((nb, 3 + K + K * F))

@@ -85,6 +85,9 @@ def test_the_registry_holds_the_exact_types_fits_hand_the_kernels():
             for sw in (None, w):  # every start, with and without row weights
                 fastcavi.fit(X, 2, max_iter=1, init=init, random_state=1, sample_weight=sw)
         r.predict(X)
+        # the fixed-order row map: whitening by a known covariance, and tied's common quadratic term in predictions
+        fastcavi.fit(X, 2, max_iter=1, covariance=np.array([[2.0, 0.5], [0.5, 1.0]]))
+        fastcavi.fit(X, 2, max_iter=1, covariance_type="tied").score_samples(X)
     seen = set()
     for key, sigs in registered.items():
         for used in {tuple(s) for s in dispatchers[key].signatures} - before[key]:

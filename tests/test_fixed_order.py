@@ -17,14 +17,14 @@ import scipy.special
 from numba import njit
 
 from fastcavi._config import FASTMATH
-from fastcavi._kernels._lanes import tile4x1, tile4x4
+from fastcavi._kernels._lanes import diagonal4, tile4x1, tile4x4
 from fastcavi._kernels.transform import transform
 from fastcavi._models import fixed
 
 
 @njit
 def _tiles(a, a0, b, b0, m4):  # a shim: the intrinsics have no Python entry point
-    return tile4x4(a, a0, b, b0, m4), tile4x1(a, a0, b, b0, m4)
+    return tile4x4(a, a0, b, b0, m4), tile4x1(a, a0, b, b0, m4), diagonal4(a, a0, b, b0, m4)
 
 
 @njit(fastmath=FASTMATH)
@@ -44,12 +44,13 @@ def test_lane_tiles_are_the_scalar_lanes_bit_for_bit(m4):
     rng = np.random.default_rng(m4)
     a = rng.normal(size=(9, 128)) * rng.lognormal(size=(9, 1))
     b = rng.normal(size=(7, 128))
-    t44, t41 = _tiles(a, 3, b, 2, m4)
+    t44, t41, diag = _tiles(a, 3, b, 2, m4)
     for r in range(4):
         for c in range(4):
             assert t44[4 * r + c] == _scalar_lanes(a[3 + r], b[2 + c], m4)
             np.testing.assert_allclose(t44[4 * r + c], a[3 + r, :m4] @ b[2 + c, :m4], rtol=1e-12, atol=1e-12)
         assert t41[r] == _scalar_lanes(a[3 + r], b[2], m4)
+        assert diag[r] == _scalar_lanes(a[3 + r], b[2 + r], m4)
 
 
 def _spd(K, D, seed=0):

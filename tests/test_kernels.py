@@ -8,7 +8,7 @@ from naive import diag_kernel_reference, full_kernel_reference
 from fastcavi._kernels import exactsum
 from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
 from fastcavi._kernels.seeding import kmeanspp_draw
-from fastcavi._kernels.summary import first_non_finite, summarize, summary_size
+from fastcavi._kernels.summary import first_non_finite, summarize, summary_scratch_rows, summary_size
 from fastcavi._models.base import empty_accumulator, feature_count
 from fastcavi._passes import SCRATCH_ALIGN, Workspace, aligned_empty
 
@@ -143,7 +143,7 @@ def _run_summary(X, shift, full, weights=None, slots=2):
     n, D = X.shape
     nblocks = -(-n // BLOCK)
     partials = np.full((nblocks, summary_size(D, full)), np.nan)
-    scratch = np.full((slots, D, BLOCK), np.nan)
+    scratch = np.full((slots, summary_scratch_rows(D), BLOCK), np.nan)
     bad = summarize(readonly(X), shift, full, readonly(np.ones(1) if weights is None else weights), weights is not None,
                     partials, scratch, BLOCK)
     return bad, (_folded(partials, nblocks) if bad < 0 else None)

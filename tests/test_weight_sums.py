@@ -17,7 +17,7 @@ from numba import njit  # noqa: E402
 
 from fastcavi._kernels._sums import lane_sum  # noqa: E402
 from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows  # noqa: E402
-from fastcavi._kernels.summary import summarize, summary_size  # noqa: E402
+from fastcavi._kernels.summary import summarize, summary_scratch_rows, summary_size  # noqa: E402
 
 B = 256
 N = 5 * B + 3 * 64 + 7  # a partial last block with a partial sub-block whose length is not a multiple of 4
@@ -72,7 +72,7 @@ def test_block_weight_sums_of_estep_and_summarize(weights, dtype):
         expect_estep.append(p)
 
     part = np.zeros((nb, summary_size(D, True)))
-    summarize(X, shift, True, readonly(weights), True, part, np.zeros((2, D, B)), B)
+    summarize(X, shift, True, readonly(weights), True, part, np.zeros((2, summary_scratch_rows(D), B)), B)
     assert part[:, 0].tolist() == expect_summary
 
     F = D + D * (D + 1) // 2

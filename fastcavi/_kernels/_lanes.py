@@ -6,7 +6,7 @@ same kernel gave other bits on another CPU. Without ``reassoc`` it does not vect
 all, and numba does not run LLVM's SLP vectoriser, which could pack scalar lanes written out in
 Python: the statistics then ran scalar, 1.5-2x slower per sweep.
 
-So the row sums of the E-step are written here, as numba intrinsics that emit the loop in LLVM
+So the row sums of the E-step and of the validating pass are written here, as numba intrinsics that emit the loop in LLVM
 IR with ``<4 x double>`` accumulators: lane ``j`` adds the products of rows ``j, j + 4, j + 8,
 ...`` in order, each as ``acc + a * b`` (one FMA, by the ``contract`` flag, on every CPU with
 FMA), and the lanes end as ``(lane0 + lane1) + (lane2 + lane3)``. LLVM maps a ``<4 x double>``
@@ -36,10 +36,10 @@ def _row_pointer(builder, array, row):
     return builder.bitcast(byte, _DOUBLE.as_pointer())
 
 
-def _lane_loop(builder, a_rows, b_rows, m4):
-    """``<4 x double>`` accumulators ``acc[r][c] += a_rows[r][i:i+4] * b_rows[c][i:i+4]`` for i = 0, 4, .. < m4."""
+def _lane_loop(builder, a_rows, b_rows, pairs, m4):
+    """``<4 x double>`` accumulators ``acc[j] += a_rows[r][i:i+4] * b_rows[c][i:i+4]`` for ``(r, c) = pairs[j]`` and
+    i = 0, 4, .. < m4; returns each accumulator's ``(lane0 + lane1) + (lane2 + lane3)``."""
     zero = ir.Constant(_VECTOR, [0.0] * 4)
-    pairs = [(r, c) for r in range(len(a_rows)) for c in range(len(b_rows))]
     entry = builder.block
     loop = builder.append_basic_block("lanes.loop")
     done = builder.append_basic_block("lanes.done")
@@ -75,9 +75,9 @@ def _lane_loop(builder, a_rows, b_rows, m4):
     return out
 
 
-def _tile_intrinsic(n_a, n_b):
-    def tile(typingctx, a, a0, b, b0, m4):
-        sig = types.UniTuple(types.float64, n_a * n_b)(a, a0, b, b0, m4)
+def _lanes_intrinsic(name, n_a, n_b, pairs):
+    def lanes(typingctx, a, a0, b, b0, m4):
+        sig = types.UniTuple(types.float64, len(pairs))(a, a0, b, b0, m4)
 
         def codegen(context, builder, signature, args):
             arrays = [context.make_array(signature.args[j])(context, builder, args[j]) for j in (0, 2)]
@@ -87,15 +87,17 @@ def _tile_intrinsic(n_a, n_b):
                       for r in range(n_a)]
             b_rows = [_row_pointer(builder, arrays[1], builder.add(firsts[1], ir.Constant(_INT, c)))
                       for c in range(n_b)]
-            return context.make_tuple(builder, signature.return_type, _lane_loop(builder, a_rows, b_rows, m))
+            return context.make_tuple(builder, signature.return_type, _lane_loop(builder, a_rows, b_rows, pairs, m))
 
         return sig, codegen
 
-    tile.__name__ = f"tile{n_a}x{n_b}"
-    return intrinsic(tile)
+    lanes.__name__ = name
+    return intrinsic(lanes)
 
 
 #: ``tile4x4(a, a0, b, b0, m4)[4 r + c]`` = the lane sum of ``a[a0 + r, i] * b[b0 + c, i]`` over ``i < m4``.
-tile4x4 = _tile_intrinsic(4, 4)
+tile4x4 = _lanes_intrinsic("tile4x4", 4, 4, [(r, c) for r in range(4) for c in range(4)])
 #: ``tile4x1(a, a0, b, b0, m4)[r]`` = the lane sum of ``a[a0 + r, i] * b[b0, i]`` over ``i < m4``.
-tile4x1 = _tile_intrinsic(4, 1)
+tile4x1 = _lanes_intrinsic("tile4x1", 4, 1, [(r, 0) for r in range(4)])
+#: ``diagonal4(a, a0, b, b0, m4)[r]`` = the lane sum of ``a[a0 + r, i] * b[b0 + r, i]`` over ``i < m4``.
+diagonal4 = _lanes_intrinsic("diagonal4", 4, 4, [(r, r) for r in range(4)])

@@ -11,12 +11,12 @@ thread count, and memory is O(K x D).
 import numpy as np
 from numba import njit
 
-from .._config import BLOCK_ROWS, CACHE, FASTMATH
+from .._config import BLOCK_ROWS, CACHE
 from ._threads import n_slots, run_slots
 from .exactsum import _insert_bits
 from .kmeans import TILE_ROWS, nearest_tile
 
-# The kernels here are compiled without fast-math flags (all but _nearest_d2_rows, see there): each row's
+# The kernels here are compiled without fast-math flags: each row's
 # result (a distance, a key, a uniform) then depends on that row alone, with no reassociation and no
 # vectorised maths library, so any split of the rows into chunks, and a process that compiled the kernel or
 # loaded it from the cache, give the same bits.
@@ -37,28 +37,6 @@ def uniform_from_hash(seed, stream, index):
     """A uniform draw in (0, 1) determined by (seed, stream, index) alone."""
     h = splitmix64(splitmix64(seed ^ splitmix64(np.uint64(stream))) + np.uint64(index))
     return (np.float64(h >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
-
-
-@njit(fastmath=FASTMATH, cache=CACHE, nogil=True, error_model="numpy", no_cpython_wrapper=True,
-      no_cfunc_wrapper=True)
-def _nearest_d2_rows(X, row0, m, shift, centres, d2):
-    """``d2[i]`` = the squared distance of row ``row0 + i`` of ``X`` (minus ``shift``) to its nearest centre.
-
-    Row by row, for rows too wide for :func:`~fastcavi._kernels.kmeans.nearest_tile`'s transpose to pay.
-    Compiled with the kernels' flags (FMA contraction, the same on every CPU with FMA; no reassociation, so
-    each sum over the features runs in order on any vector width); a function of its own, not inlined as
-    numba IR (which would take the caller's flags), and called once per tile of rows. A row's distance
-    depends on that row alone.
-    """
-    for i in range(m):
-        d2min = np.inf
-        for j in range(centres.shape[0]):
-            s = 0.0
-            for d in range(X.shape[1]):
-                t = np.float64(X[row0 + i, d]) - shift[d] - centres[j, d]
-                s += t * t
-            d2min = min(d2min, s)
-        d2[i] = d2min
 
 
 @njit(**_EXACT_JIT)
@@ -88,10 +66,7 @@ def draw_blocks(X, shift, centres, seed, stream, row0, weights, has_weights, key
         stop = min(n, (b + 1) * B)
         for t0 in range(b * B, stop, T):
             m = min(T, stop - t0)
-            if D <= 3:
-                nearest_tile(X, t0, m, shift, centres, Y, A, d2, arg)
-            else:
-                _nearest_d2_rows(X, t0, m, shift, centres, d2)
+            nearest_tile(X, t0, m, shift, centres, Y, A, d2, arg)
             if has_weights:
                 for i in range(m):
                     d2[i] *= weights[t0 + i]
@@ -149,10 +124,10 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     Notes
     -----
     The rows are taken a tile of ``TILE_ROWS`` at a time (:func:`draw_blocks`, one contiguous run of blocks
-    per thread), in three steps: each row's squared distance to its nearest centre (for D <= 3 vectorised
-    over the rows by :func:`~fastcavi._kernels.kmeans.nearest_tile`, whose rows load as columns with a
-    constant stride, and added up from 0 in feature order; row by row for wider rows, :func:`_nearest_d2_rows`,
-    where that transpose costs more than it saves); each row's uniform and the lower bound
+    per thread), in three steps: each row's squared distance to its nearest centre (vectorised
+    over the rows by :func:`~fastcavi._kernels.kmeans.nearest_tile`, from the tile's rows loaded as columns,
+    and added up from 0 in feature order: a row-by-row sum over the features vectorised only by regrouping it,
+    which would follow the CPU's vector width); each row's uniform and the lower bound
     ``(1 - u) / (w d**2)`` of its key, vectorised over the rows; then, row by row, the key
     ``-log(u) / (w d**2)``, correctly rounded, of only the rows whose bound does not already lose to the
     best key so far. A row's key depends on that row

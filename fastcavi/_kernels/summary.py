@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from .._config import BLOCK_ROWS, CACHE, FASTMATH
+from ._lanes import diagonal4, tile4x1, tile4x4
 from ._sums import lane_sum
 from ._threads import run_slots
 
@@ -20,16 +21,38 @@ def summary_size(D, full_scatter):
     return 1 + D + (D * (D + 1) // 2 if full_scatter else D)
 
 
+def summary_scratch_rows(D):
+    """Rows of ``block_rows`` float64 one thread's scratch slot needs: ``y`` and ``w y`` (D rounded up to a
+    multiple of 4 each) and a row of ones."""
+    D4 = (D + 3) // 4 * 4
+    return 2 * D4 + 1
+
+
 @njit(**_JIT)
 def summarize_blocks(X, shift, full_scatter, weights, has_weights, partials, y, block_rows, b0, b1):
     """:func:`summarize` for blocks ``b0 .. b1 - 1`` (one call per thread), with ``y`` of shape
-    ``(D, >= block_rows)`` as scratch: the first bad row of those blocks, or -1."""
+    ``(>= summary_scratch_rows(D), >= block_rows)`` as scratch: the first bad row of those blocks, or -1.
+
+    The sums over the rows run in four lanes (:mod:`~fastcavi._kernels._lanes`: the same bits for any vector
+    width), on ``y = x - shift`` (rows ``0 .. D4``; rows ``D .. D4`` and the columns from ``m`` up to a multiple
+    of 4 zero) and, weighted, ``w y`` (rows ``D4 .. 2 D4``), against a row of ones for the first moments.
+    """
     n, D = X.shape
     B = block_rows
+    D4 = (D + 3) // 4 * 4
+    wy = D4 if has_weights else 0  # the rows summed against y and the ones: w y, or y itself
+    ones = 2 * D4
+    for i in range(B):
+        y[ones, i] = 1.0
+    for d in range(D, D4):
+        for i in range(B):
+            y[d, i] = 0.0
+            y[D4 + d, i] = 0.0
     first_bad = -1
     for b in range(b0, b1):
         start = b * B
         m = min(B, n - start)
+        m4 = (m + 3) // 4 * 4
         p = partials[b]
         bad = -1
         for i in range(m):
@@ -49,32 +72,40 @@ def summarize_blocks(X, shift, full_scatter, weights, has_weights, partials, y, 
             if first_bad < 0:
                 first_bad = bad
             continue
+        for d in range(D):
+            for i in range(m, m4):
+                y[d, i] = 0.0
         if has_weights:
             p[0] = lane_sum(weights, start, m)  # in a fixed order (see _sums)
-            for a in range(D):
-                acc = 0.0
+            for d in range(D):
                 for i in range(m):
-                    acc += weights[start + i] * y[a, i]
-                p[1 + a] = acc
+                    y[D4 + d, i] = weights[start + i] * y[d, i]
+                for i in range(m, m4):
+                    y[D4 + d, i] = 0.0
         else:
             p[0] = m
-            for a in range(D):
-                acc = 0.0
-                for i in range(m):
-                    acc += y[a, i]
-                p[1 + a] = acc
-        f = 1 + D
-        for a in range(D):
-            for e in range(a, D if full_scatter else a + 1):
-                acc = 0.0
-                if has_weights:
-                    for i in range(m):
-                        acc += weights[start + i] * y[a, i] * y[e, i]
-                else:
-                    for i in range(m):
-                        acc += y[a, i] * y[e, i]
-                p[f] = acc
-                f += 1
+        for a0 in range(0, D4, 4):
+            col = tile4x1(y, wy + a0, y, ones, m4)
+            for r in range(4):
+                if a0 + r < D:
+                    p[1 + a0 + r] = col[r]
+        base = 1 + D
+        if full_scatter:  # the upper triangle, row-major: entry (a, e) at base + a D - a (a - 1) / 2 + e - a
+            for a0 in range(0, D4, 4):
+                for e0 in range(a0, D4, 4):
+                    tile = tile4x4(y, wy + a0, y, e0, m4)
+                    for r in range(4):
+                        a = a0 + r
+                        for c in range(4):
+                            e = e0 + c
+                            if a <= e < D:
+                                p[base + a * D - a * (a - 1) // 2 + e - a] = tile[4 * r + c]
+        else:
+            for a0 in range(0, D4, 4):
+                diag = diagonal4(y, wy + a0, y, a0, m4)
+                for r in range(4):
+                    if a0 + r < D:
+                        p[base + a0 + r] = diag[r]
     return first_bad
 
 
@@ -94,7 +125,7 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, b
     has_weights : bool
     partials : ndarray of shape (>= n_blocks, >= summary_size(D, full_scatter)), float64
         Output: block b's sums ``[sum w, sum w y, second moments]``, in row order.
-    scratch : ndarray of shape (n_slots, D, >= block_rows), float64
+    scratch : ndarray of shape (n_slots, >= summary_scratch_rows(D), >= block_rows), float64
         Work space; slot g serves the contiguous run of blocks ``g * nblocks // n_slots`` up to
         ``(g + 1) * nblocks // n_slots`` (any number of slots >= 1).
     block_rows : int
