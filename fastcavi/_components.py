@@ -6,6 +6,8 @@ from typing import Dict
 
 import numpy as np
 
+from ._models import fixed
+
 #: The share of the total weight that the components counted as used hold, by default.
 DEFAULT_MASS = 0.99
 
@@ -73,11 +75,11 @@ def component_table(result: "FitResult", mass: float = DEFAULT_MASS) -> Dict[str
     cumulative = np.cumsum(weights[order])
     n_used = min(int(np.searchsorted(cumulative, mass * cumulative[-1] * (1 - 1e-12))) + 1, weights.size)
     covs = covariance_matrices(result)[order]
-    eig = np.linalg.eigvalsh(covs)[:, ::-1]
+    eig = np.linalg.eigvalsh(covs)[:, ::-1]  # LAPACK: the one figure that may differ in its last bits across CPUs
     return dict(component=order.astype(np.int64), weight=weights[order], cumulative_weight=cumulative,
                 used=np.arange(weights.size) < n_used, size=expected_counts(result)[order],
                 mean=np.asarray(result.means, dtype=np.float64)[order], sd=np.sqrt(np.clip(eig, 0.0, None)),
-                log_det=np.linalg.slogdet(covs)[1])
+                log_det=fixed.log_det_spd(covs))
 
 
 def numbers(values, limit):
