@@ -113,3 +113,18 @@ def test_a_checkpoint_resumes_under_another_cpu_target(outputs):
     whole = {k: v for k, v in results["host"].items() if k.startswith("resumable/")}
     assert resumed.keys() == whole.keys()
     assert not mismatches(whole, resumed)
+
+
+def test_a_checkpoint_from_a_cpu_without_fma_is_refused_naming_the_arithmetic(outputs):
+    # numba's generic x86-64 target has no FMA: a multiply-add is rounded twice there, so its bits differ, and
+    # resuming its checkpoint on this CPU is refused for that reason, not for "other data"
+    tmp, _ = outputs
+    ckpt = tmp / "generic.ckpt"
+    run_child(tmp, "generic", {"NUMBA_CPU_NAME": "generic", "NUMBA_CPU_FEATURES": ""}, "checkpoint", ckpt)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp / "cache-host"),
+               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    proc = subprocess.run([sys.executable, str(CHILD), "resume", str(ckpt), str(tmp / "refused.npz")], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode != 0
+    assert "written on a CPU of another kind (x86_64 without FMA; this one is x86_64 with FMA)" in proc.stderr
+    assert "data content differs" not in proc.stderr
