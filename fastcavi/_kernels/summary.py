@@ -129,8 +129,9 @@ def summarize(X, shift, full_scatter, weights, has_weights, partials, scratch, b
         Work space; slot g serves the contiguous run of blocks ``g * nblocks // n_slots`` up to
         ``(g + 1) * nblocks // n_slots`` (any number of slots >= 1).
     block_rows : int
-        Rows per block, passed at run time (nothing frozen into a cached kernel sizes or indexes
-        a buffer the caller allocated).
+        Rows per block (``BLOCK_ROWS``, a multiple of 4: the lanes read whole groups of 4 columns),
+        passed at run time (nothing frozen into a cached kernel sizes or indexes a buffer the caller
+        allocated).
 
     Returns
     -------
