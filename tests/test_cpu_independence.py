@@ -2,7 +2,7 @@
 
 One machine stands in for several: each child process (tests/_cpu_child.py) runs the same work under
 another numba target (the host's CPU with 128-bit vectors preferred, and, on an AVX-512 machine, with
-512-bit vectors allowed), another OpenBLAS kernel set (``OPENBLAS_CORETYPE``) and numpy's SIMD loops
+512-bit vectors allowed, and an AVX2 CPU's code), another OpenBLAS kernel set (``OPENBLAS_CORETYPE``) and numpy's SIMD loops
 switched off (``NPY_DISABLE_CPU_FEATURES``), each with a cache directory of its own, and every output
 must match the host run's byte for byte. A checkpoint written under one target resumes under another
 and gives the uninterrupted fit's bits.
@@ -49,6 +49,9 @@ def variants():
     if features.get("avx512f"):
         out["wide"] = {"NUMBA_CPU_NAME": name, "NUMBA_CPU_FEATURES": flat + ",-prefer-256-bit",
                        "OPENBLAS_CORETYPE": "SkylakeX"}
+        # an AVX2 machine's code (no AVX-512 instruction at all), with its BLAS kernels
+        out["avx2"] = {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "", "OPENBLAS_CORETYPE": "Haswell",
+                       "NPY_DISABLE_CPU_FEATURES": " ".join(f for f in _numpy_dispatch() if "512" in f or "V4" in f)}
     return out
 
 
