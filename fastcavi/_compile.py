@@ -95,8 +95,8 @@ def _weighted_key_signature(dtype):
 
 def _transform_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, AT, out, block_rows, b0, b1
-    return (ro(dtype, 2), f64v, f64m, f64m, T.int64, T.int64, T.int64)
+    # X, shift, AT, squared, out, block_rows, b0, b1
+    return (ro(dtype, 2), f64v, f64m, T.boolean, f64m, T.int64, T.int64, T.int64)
 
 
 def _exact_add_at_signature(dtype):

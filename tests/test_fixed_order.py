@@ -18,7 +18,7 @@ from numba import njit
 
 from fastcavi._config import FASTMATH
 from fastcavi._kernels._lanes import diagonal4, tile4x1, tile4x4
-from fastcavi._kernels.transform import transform
+from fastcavi._kernels.transform import squared_norms, transform
 from fastcavi._models import fixed
 
 
@@ -107,3 +107,4 @@ def test_transform_is_the_matrix_product_in_column_order(dtype):
     np.testing.assert_allclose(out, y @ A.T, rtol=1e-12, atol=1e-12)
     # each entry's terms are added in column order, whatever the number of rows or threads
     assert transform(X[:7], shift, A, np.empty((7, 4))).tobytes() == out[:7].tobytes()
+    np.testing.assert_allclose(squared_norms(X, shift, A), np.sum((y @ A.T) ** 2, axis=1), rtol=1e-12)

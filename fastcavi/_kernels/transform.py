@@ -4,7 +4,8 @@ The model layer needs two per-row maps: whitening by a known covariance's Choles
 (``A = L^-1``) and tied's common quadratic term (``z = P^T y``, then ``-|z|^2 / 2``). A matrix
 product (BLAS) or a triangular solve (LAPACK) there would give other bits on another CPU:
 OpenBLAS picks its kernels for the CPU at run time. Here ``out[i, e] = sum_d A[e, d] y_d`` adds
-the terms in the order ``d = 0, 1, ...`` (the loop over ``e`` vectorises; no sum is regrouped).
+the terms in the order ``d = 0, 1, ...`` (the loop over ``e`` vectorises; no sum is regrouped), and
+:func:`squared_norms` adds up ``out[i, e]**2`` in the order of ``e`` without writing ``out``.
 """
 import numpy as np
 from numba import njit
@@ -14,17 +15,38 @@ from ._threads import n_slots, run_slots
 
 
 @njit(fastmath=FASTMATH, nogil=True, cache=CACHE, error_model="numpy")
-def transform_blocks(X, shift, AT, out, block_rows, b0, b1):
-    """:func:`transform` for blocks ``b0 .. b1 - 1`` (one call per thread); ``AT`` is ``A`` transposed, (D, E)."""
+def transform_blocks(X, shift, AT, squared, out, block_rows, b0, b1):
+    """:func:`transform` (or, ``squared``, :func:`squared_norms`) for blocks ``b0 .. b1 - 1`` (one call per
+    thread); ``AT`` is ``A`` transposed, (D, E)."""
     n, D = X.shape
     E = AT.shape[1]
+    z = np.empty(E)
     for i in range(b0 * block_rows, min(n, b1 * block_rows)):
         for e in range(E):
-            out[i, e] = 0.0
+            z[e] = 0.0
         for d in range(D):
             y = np.float64(X[i, d]) - shift[d]
             for e in range(E):
-                out[i, e] += AT[d, e] * y
+                z[e] += AT[d, e] * y
+        if squared:
+            q = 0.0
+            for e in range(E):
+                q += z[e] * z[e]
+            out[i, 0] = q
+        else:
+            for e in range(E):
+                out[i, e] = z[e]
+
+
+def _run(X, shift, A, squared, out):
+    # the numba types the registry compiles (fastcavi._compile): read-only data, writable float64 copies
+    X = X.view()
+    X.flags.writeable = False
+    AT = np.array(np.asarray(A, dtype=np.float64).T, order="C")
+    shift = np.array(shift, dtype=np.float64)
+    nblocks = (X.shape[0] + BLOCK_ROWS - 1) // BLOCK_ROWS
+    run_slots(transform_blocks, nblocks, n_slots(), lambda g: (X, shift, AT, squared, out, np.int64(BLOCK_ROWS)))
+    return out
 
 
 def transform(X, shift, A, out):
@@ -36,13 +58,22 @@ def transform(X, shift, A, out):
     shift : ndarray of shape (D,), float64
     A : ndarray of shape (E, D), float64
     out : ndarray of shape (n, E), float64, C-contiguous
-        Written in place.
+        Written in place, and returned.
     """
-    # the numba types the registry compiles (fastcavi._compile): read-only data, writable float64 copies
-    X = X.view()
-    X.flags.writeable = False
-    AT = np.array(np.asarray(A, dtype=np.float64).T, order="C")
-    shift = np.array(shift, dtype=np.float64)
-    nblocks = (X.shape[0] + BLOCK_ROWS - 1) // BLOCK_ROWS
-    run_slots(transform_blocks, nblocks, n_slots(), lambda g: (X, shift, AT, out, np.int64(BLOCK_ROWS)))
-    return out
+    return _run(X, shift, A, False, out)
+
+
+def squared_norms(X, shift, A):
+    """``|A (X[i] - shift)|^2`` for every row: :func:`transform`'s rows, their squares added in order.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D), float32 or float64, C-contiguous
+    shift : ndarray of shape (D,), float64
+    A : ndarray of shape (E, D), float64
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+    """
+    return _run(X, shift, A, True, np.empty((X.shape[0], 1)))[:, 0]

@@ -217,12 +217,9 @@ class NormalWishart:
         """Tied: ``-y^T E[Lambda] y / 2`` per row (``y = rows - shift``), left out of the logits; else 0."""
         if self.covariance_type != "tied":
             return 0.0
-        from .._kernels.transform import transform
+        from .._kernels.transform import squared_norms
 
-        rows = np.ascontiguousarray(rows)
-        z = transform(rows, np.asarray(shift, dtype=np.float64), state.precisions_cholesky.T,
-                      np.empty((rows.shape[0], self.D)))
-        return -0.5 * np.sum(z * z, axis=1)
+        return -0.5 * squared_norms(np.ascontiguousarray(rows), shift, state.precisions_cholesky.T)
 
     def dropped_sum(self, state, stats):
         """Tied: the common quadratic term ``-1/2 sum_n y_n^T E[Lambda] y_n`` left out of the logits."""
