@@ -54,6 +54,7 @@ def matmul(a, b):
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
+    # a loop, not one reduction over the products: numpy sums a contiguous axis pairwise, another one in order
     out = a[..., :, 0, None] * b[..., None, 0, :]
     for j in range(1, a.shape[-1]):
         out = out + a[..., :, j, None] * b[..., None, j, :]
@@ -80,6 +81,10 @@ def quadratic(a, v):
 def cholesky(a):
     """Lower Cholesky factors of symmetric matrices (a stack or one), column by column.
 
+    Right-looking: column ``j`` is the remaining matrix's column divided by the square root of its
+    pivot, and the remaining matrix then loses that column's outer product, so entry ``(i, j)`` of
+    the factor comes from ``a[i, j] - L[i, 0] L[j, 0] - L[i, 1] L[j, 1] - ...`` in that order.
+
     Parameters
     ----------
     a : ndarray of shape (..., D, D)
@@ -91,16 +96,18 @@ def cholesky(a):
         Lower triangular, ``L L^T = a``. Where a matrix is not (numerically) positive definite its
         factor holds NaN: see :func:`not_positive_definite`.
     """
-    a = np.asarray(a, dtype=np.float64)
-    D = a.shape[-1]
-    L = np.zeros_like(a)
+    rest = np.tril(np.asarray(a, dtype=np.float64))
+    D = rest.shape[-1]
+    L = np.zeros_like(rest)
     for j in range(D):
-        pivot = a[..., j, j] - np.sum(L[..., j, :j] * L[..., j, :j], axis=-1)
+        pivot = rest[..., j, j]
         d = np.sqrt(np.where(pivot > 0.0, pivot, np.nan))
-        L[..., j, j] = d
+        column = rest[..., j:, j] / d[..., None]
+        column[..., 0] = d
+        L[..., j:, j] = column
         if j + 1 < D:
-            below = a[..., j + 1:, j] - np.sum(L[..., j + 1:, :j] * L[..., j, None, :j], axis=-1)
-            L[..., j + 1:, j] = below / d[..., None]
+            below = column[..., 1:]
+            rest[..., j + 1:, j + 1:] -= below[..., :, None] * below[..., None, :]
     return L
 
 

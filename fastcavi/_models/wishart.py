@@ -243,7 +243,10 @@ class NormalWishart:
         e_log_p = (0.5 * D * math.log(self.beta0) - 0.5 * self.beta0 * (D / beta + fixed.quadratic(Lam, dm))
                    + self._logB0 + 0.5 * (self.nu0 - D - 1.0) * E_logdet
                    - 0.5 * np.sum(self.Psi0 * Lam, axis=(1, 2)))
-        e_log_q = (0.5 * D * fixed.log(beta) - 0.5 * D + _log_wishart_B(Psi, nu)
+        # tied: one scale matrix and one nu for every component (its log B once, not K times)
+        log_B = np.full(nu.shape[0], _log_wishart_B(Psi[0], nu[0])) if self.covariance_type == "tied" else \
+            _log_wishart_B(Psi, nu)
+        e_log_q = (0.5 * D * fixed.log(beta) - 0.5 * D + log_B
                    + 0.5 * (nu - D - 1.0) * E_logdet - 0.5 * nu * D)
         for term in e_log_q - e_log_p:  # added in component order
             total += term
