@@ -260,3 +260,18 @@ def test_a_checkpoint_from_one_generator_resumes_only_under_the_same_seed(make, 
     with pytest.raises(ValueError, match="random_state"):
         fastcavi.fit(X, 3, resume=path, random_state=make(2), **opts)
     _same(fastcavi.fit(X, 3, resume=path, random_state=make(1), **opts), whole)
+
+
+def test_a_checkpoint_from_another_fastcavi_version_is_refused_naming_the_versions(tmp_path, monkeypatch):
+    from fastcavi._driver import checkpoint as checkpoint_module
+
+    X = _blobs()
+    path = tmp_path / "fit.ckpt"
+    with pytest.raises(Stop):
+        fastcavi.fit(X, 3, covariance_type="full", max_iter=6, tol=0, init=X[:3], checkpoint=path,
+                     callback=_stop_after(2))
+    monkeypatch.setattr(checkpoint_module, "_version", lambda: "99.0")
+    with pytest.raises(ValueError, match=rf"written by fastcavi {fastcavi.__version__} and this is fastcavi 99.0") \
+            as info:
+        fastcavi.fit(X, 3, covariance_type="full", max_iter=6, tol=0, init=X[:3], resume=path)
+    assert "differs" not in str(info.value)

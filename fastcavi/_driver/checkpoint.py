@@ -63,6 +63,12 @@ def _digest(*parts):
     return h.hexdigest()[:32]
 
 
+def _version():
+    from .. import __version__
+
+    return __version__
+
+
 def fingerprint(shape, dtype, summary, model, controls):
     """What a checkpoint must match to be resumed: the data and every option that changes the result.
 
@@ -83,7 +89,7 @@ def fingerprint(shape, dtype, summary, model, controls):
     dict of str to str
     """
     out = {"data shape": repr(tuple(int(s) for s in shape)), "data dtype": str(np.dtype(dtype)),
-           "data content": _digest(summary.to_array()), "arithmetic": arithmetic()}
+           "data content": _digest(summary.to_array()), "arithmetic": arithmetic(), "fastcavi": _version()}
     config = model.to_dict()
     out["model"] = _digest(*[(k, config[k]) if not isinstance(config[k], np.ndarray) else config[k]
                              for k in sorted(config)])
@@ -98,6 +104,12 @@ def differences(saved, current):
     if not keys:
         return ""
     parts = []
+    if "fastcavi" in keys:
+        # another release may sum in another order: the digests of the same data and model may differ too
+        parts.append(f"it was written by fastcavi {saved.get('fastcavi', 'of another version')} and this is "
+                     f"fastcavi {current.get('fastcavi')}: a fit resumes bit for bit only under the version that "
+                     f"started it")
+        keys = [k for k in keys if k not in ("fastcavi", "data content", "model")]
     if "arithmetic" in keys:
         # the data's digest and the model's (whose priors default to the data's moments) are sums of the
         # data: under another arithmetic they differ for the same data, so they cannot be blamed on it
