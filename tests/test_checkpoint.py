@@ -233,14 +233,20 @@ def test_a_checkpoint_of_version_1_is_refused_by_name():
         fastcavi.fit(X, 3, resume=REPO / "tests" / "data" / "checkpoint_version1.npz", **opts)
 
 
-def test_a_checkpoint_from_a_cpu_of_another_kind_is_refused_without_blaming_the_data(tmp_path, monkeypatch):
-    from fastcavi._driver import checkpoint as checkpoint_module
-
+def _stopped_full_fit(tmp_path):
+    """Data and the checkpoint of a full-covariance fit from given means, stopped after 2 of 6 sweeps."""
     X = _blobs()
     path = tmp_path / "fit.ckpt"
     with pytest.raises(Stop):
         fastcavi.fit(X, 3, covariance_type="full", max_iter=6, tol=0, init=X[:3], checkpoint=path,
                      callback=_stop_after(2))
+    return X, path
+
+
+def test_a_checkpoint_from_a_cpu_of_another_kind_is_refused_without_blaming_the_data(tmp_path, monkeypatch):
+    from fastcavi._driver import checkpoint as checkpoint_module
+
+    X, path = _stopped_full_fit(tmp_path)
     monkeypatch.setattr(checkpoint_module, "arithmetic", lambda: "x86_64 without FMA")
     with pytest.raises(ValueError, match=r"written on a CPU of another kind \(x86_64 with FMA; this one is x86_64 "
                                          r"without FMA\)") as info:
@@ -265,11 +271,7 @@ def test_a_checkpoint_from_one_generator_resumes_only_under_the_same_seed(make, 
 def test_a_checkpoint_from_another_fastcavi_version_is_refused_naming_the_versions(tmp_path, monkeypatch):
     from fastcavi._driver import checkpoint as checkpoint_module
 
-    X = _blobs()
-    path = tmp_path / "fit.ckpt"
-    with pytest.raises(Stop):
-        fastcavi.fit(X, 3, covariance_type="full", max_iter=6, tol=0, init=X[:3], checkpoint=path,
-                     callback=_stop_after(2))
+    X, path = _stopped_full_fit(tmp_path)
     monkeypatch.setattr(checkpoint_module, "_version", lambda: "99.0")
     with pytest.raises(ValueError, match=rf"written by fastcavi {fastcavi.__version__} and this is fastcavi 99.0") \
             as info:
