@@ -8,8 +8,7 @@
 from .api import fit
 from .exceptions import ELBODecreaseError, ELBODecreaseWarning
 from .result import FitResult, load
-
-__version__ = "0.2.0"
+from ._version import __version__  # noqa: F401  (re-exported; pyproject reads the version there)
 
 
 def __getattr__(name):

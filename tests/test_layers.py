@@ -18,6 +18,7 @@ LAYERS = {
     # 0 declarations: nothing of fastcavi imported
     "fastcavi._config": 0,  # compile policy and tunables
     "fastcavi.exceptions": 0,  # the public warnings and errors
+    "fastcavi._version": 0,  # the release version
     # 1 compiled kernels (@njit only), and their ahead-of-time compilation
     "fastcavi._kernels": 1,
     "fastcavi._compile": 1,

@@ -64,7 +64,7 @@ def _digest(*parts):
 
 
 def _version():
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

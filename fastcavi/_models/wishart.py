@@ -161,13 +161,13 @@ class NormalWishart:
         return State(self.weight_prior.update(nk), means, beta, dof, cov, self._precision_cholesky(cov))
 
     def _precision_cholesky(self, cov):
-        ct, D = self.covariance_type, self.D
+        ct = self.covariance_type
         if ct in ("full", "tied"):
             L = fixed.cholesky(cov)
             bad = fixed.not_positive_definite(L)
             if bad.size:
                 raise ValueError(f"{ILL_DEFINED} (component {int(bad[0])})" if ct == "full" else ILL_DEFINED)
-            return np.swapaxes(fixed.lower_inverse(L), -1, -2)
+            return np.ascontiguousarray(np.swapaxes(fixed.lower_inverse(L), -1, -2))
         bad = np.flatnonzero(~(cov > 0.0).reshape(cov.shape[0], -1).all(1))
         if bad.size:
             raise ValueError(f"{ILL_DEFINED} (component {int(bad[0])})")
