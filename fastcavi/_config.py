@@ -7,9 +7,9 @@ import os
 
 #: LLVM fast-math flags for the kernels: FMA contraction (and no signed zeros), nothing else.
 #: Not ``reassoc``: with it LLVM regroups every sum to fit the CPU's vector width, so the bits
-#: of a result changed between AVX2, AVX-512 and 128-bit code. The kernels instead sum in explicit
-#: lanes (four accumulators over consecutive rows, added as ``(l0 + l1) + (l2 + l3)``), which the
-#: vectoriser maps onto any register width without changing the order. Not ``arcp`` or ``afn``
+#: of a result would differ between AVX2, AVX-512 and 128-bit code. The kernels instead sum in
+#: explicit lanes (four accumulators over consecutive rows, added as ``(l0 + l1) + (l2 + l3)``:
+#: :mod:`fastcavi._kernels._lanes`), which LLVM maps onto any register width without changing the order. Not ``arcp`` or ``afn``
 #: (reciprocal and function approximations, which may follow the target too), and not
 #: ``fastmath=True``: that adds ``nnan`` and ``ninf``, which let LLVM fold away
 #: ``isnan``/``isfinite`` and mishandle ``-inf`` log-weights (numba #6217, #2923). Contraction

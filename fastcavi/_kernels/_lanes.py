@@ -1,19 +1,19 @@
 """Sums of products over rows in four explicit lanes, emitted as LLVM vector code.
 
-A sum's bits depend on its order. Under LLVM's ``reassoc`` flag the loop vectoriser picks that
-order from the CPU's vector width (4 lanes on AVX2, 8 on AVX-512, 2 for 128-bit code), so the
-same kernel gave other bits on another CPU. Without ``reassoc`` it does not vectorise a sum at
-all, and numba does not run LLVM's SLP vectoriser, which could pack scalar lanes written out in
-Python: the statistics then ran scalar, 1.5-2x slower per sweep.
+A sum's bits depend on its order. Under LLVM's ``reassoc`` flag the loop vectoriser would pick
+that order from the CPU's vector width (4 lanes on AVX2, 8 on AVX-512, 2 for 128-bit code), so
+the bits would follow the CPU. Without ``reassoc`` it does not vectorise a sum at all, and numba
+does not run LLVM's SLP vectoriser, which could pack scalar lanes written out in Python: such
+sums run scalar, 1.4-2x slower per sweep.
 
-So the row sums of the E-step and of the validating pass are written here, as numba intrinsics that emit the loop in LLVM
-IR with ``<4 x double>`` accumulators: lane ``j`` adds the products of rows ``j, j + 4, j + 8,
-...`` in order, each as ``acc + a * b`` (one FMA, by the ``contract`` flag, on every CPU with
-FMA), and the lanes end as ``(lane0 + lane1) + (lane2 + lane3)``. LLVM maps a ``<4 x double>``
-onto any register width (two 128-bit registers, one 256-bit register, or half of a 512-bit
-one) without changing what each lane computes, so every CPU with FMA gives the same bits. The
-scalar code ``acc_j + a * b`` with the same flags computes exactly the same (tests/test_kernels.py
-checks the intrinsics against it).
+So the row sums of the E-step and of the validating pass are numba intrinsics that emit the loop
+in LLVM IR with ``<4 x double>`` accumulators: lane ``j`` adds the products of rows ``j, j + 4,
+j + 8, ...`` in order, each as ``acc + a * b`` (one FMA, by the ``contract`` flag, on every CPU
+with FMA), and the lanes end as ``(lane0 + lane1) + (lane2 + lane3)``. LLVM maps a ``<4 x
+double>`` onto any register width (two 128-bit registers, one 256-bit register, or half of a
+512-bit one) without changing what each lane computes, so every CPU with FMA gives the same
+bits. Scalar code ``acc_j + a * b`` with the same flags computes exactly the same
+(tests/test_fixed_order.py checks the intrinsics against it).
 
 The intrinsics read float64 rows with unit inner stride (the kernels' scratch slots) and take
 ``m4``, a multiple of 4; they check nothing (the callers zero the rows up to ``m4``).
