@@ -10,6 +10,7 @@ and gives the uninterrupted fit's bits.
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,47 @@ def test_a_checkpoint_from_a_cpu_without_fma_is_refused_naming_the_arithmetic(ou
     assert proc.returncode != 0
     assert "written on a CPU of another kind (x86_64 without FMA; this one is x86_64 with FMA)" in proc.stderr
     assert "data content differs" not in proc.stderr
+
+
+def test_a_dask_fit_on_workers_compiled_for_different_cpus_is_the_local_fit():
+    # two workers, one running numba's 128-bit code for this CPU and one an AVX2 CPU's code, each with its own
+    # kernel cache, hold the chunks of one array: the fit is the local fit (this process's code) bit for bit
+    pytest.importorskip("distributed")
+    import dask.array as da
+    from distributed import Client, LocalCluster, wait
+
+    import fastcavi
+
+    variant = variants()
+    targets = [variant["narrow"]] + ([variant["avx2"]] if "avx2" in variant else [variant["narrow"]])
+    with tempfile.TemporaryDirectory() as tmp, LocalCluster(n_workers=0, dashboard_address=":0") as cluster:
+        workers = []
+        for i, target in enumerate(targets):
+            env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, f"cache{i}"),
+                       NUMBA_CPU_NAME=target["NUMBA_CPU_NAME"], NUMBA_CPU_FEATURES=target["NUMBA_CPU_FEATURES"],
+                       PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+            workers.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
+                                             cluster.scheduler_address, "--nthreads", "1", "--no-dashboard"],
+                                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        try:
+            with Client(cluster) as client:
+                client.wait_for_workers(2, timeout=120)
+                assert sorted(client.run(lambda: os.environ["NUMBA_CPU_NAME"]).values()) == \
+                    sorted(t["NUMBA_CPU_NAME"] for t in targets)
+                rng = np.random.default_rng(0)
+                X = rng.normal(size=(8, 6))[rng.integers(8, size=40960)] * 3 + rng.normal(size=(40960, 6))
+                chunks = client.persist(da.from_array(X, chunks=(4096, 6)))
+                wait(chunks)
+                client.rebalance(chunks)
+                assert all(client.has_what().values()), "both workers hold chunks"
+                for cov in ("full", "tied", "diag"):
+                    local = fastcavi.fit(X, 5, covariance_type=cov, init=X[:5], max_iter=5, tol=0)
+                    remote = fastcavi.fit(chunks, 5, covariance_type=cov, init=X[:5], max_iter=5, tol=0,
+                                          client=client, persist=False)
+                    for name in ("elbo", "weights", "means", "covariances", "precisions_cholesky"):
+                        assert np.asarray(getattr(local, name)).tobytes() == \
+                            np.asarray(getattr(remote, name)).tobytes(), (cov, name)
+        finally:
+            for w in workers:
+                w.terminate()
+                w.wait(timeout=30)
