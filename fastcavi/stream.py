@@ -360,22 +360,10 @@ def _check_no_decrease(model: Model, last: float, elbo: float, magnitude: float,
     exact coordinate ascent, else warns :class:`fastcavi.ELBODecreaseWarning` (scikit-learn's
     ``reg_covar`` M-step), as :func:`fastcavi.fit` does.
     """
-    import warnings
+    from ._driver.loop import check_elbo_drop
 
-    from ._driver.loop import ELBO_DECREASE_RTOL
-    from .exceptions import ELBODecreaseError, ELBODecreaseWarning
-
-    change, scale = elbo - last, max(magnitude, 1.0)
-    if change >= -ELBO_DECREASE_RTOL * scale:
-        return
-    message = (f"The ELBO went down on a revisit of batch {batch_id!r} (the same rows): from {last!r} to "
-               f"{elbo!r} (a drop of {-change:.6g}, {-change / scale:.3g} of the magnitude of its terms), more "
-               "than round-off.")
-    if model.exact_coordinate_ascent:
-        raise ELBODecreaseError(message + " Memoized VI is coordinate ascent, which never decreases the ELBO: "
-                                "this is a bug or a numerical breakdown.")
-    warnings.warn(message + " With reg_covar > 0 scikit-learn's M-step (reproduced exactly) is not an exact "
-                  "coordinate-ascent step; pass exact_cavi=True for exact CAVI.", ELBODecreaseWarning, stacklevel=3)
+    check_elbo_drop(model, last, elbo, magnitude, f"on a revisit of batch {batch_id!r} (the same rows)",
+                    "Memoized VI is coordinate ascent, which never decreases the ELBO", "", stacklevel=3)
 
 
 def _check_options(learning_method, learning_offset, learning_decay, total_samples, n_threads, chunk_size):

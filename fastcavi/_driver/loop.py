@@ -18,6 +18,27 @@ from ..exceptions import ELBODecreaseError, ELBODecreaseWarning
 ELBO_DECREASE_RTOL = 1e-9
 
 
+def check_elbo_drop(model, last, elbo, magnitude, where, exact_rule, exact_hint, stacklevel):
+    """Raise or warn when the ELBO went from ``last`` down to ``elbo`` by more than round-off.
+
+    Round-off is :data:`ELBO_DECREASE_RTOL` of ``magnitude`` (the size of the ELBO's terms, at least 1). A
+    larger drop raises :class:`fastcavi.ELBODecreaseError` when every step is exact coordinate ascent (``exact_rule``
+    says which rule it breaks), else warns :class:`fastcavi.ELBODecreaseWarning` (scikit-learn's ``reg_covar``
+    M-step; ``exact_hint`` adds to the advice). ``where`` says when it happened; ``stacklevel`` is the warning's,
+    as seen from the caller.
+    """
+    change, scale = elbo - last, max(magnitude, 1.0)
+    if change >= -ELBO_DECREASE_RTOL * scale:
+        return
+    message = (f"The ELBO went down {where}: from {last!r} to {elbo!r} (a drop of {-change:.6g}, "
+               f"{-change / scale:.3g} of the magnitude of its terms), more than round-off.")
+    if model.exact_coordinate_ascent:
+        raise ELBODecreaseError(f"{message} {exact_rule}: this is a bug or a numerical breakdown.")
+    warnings.warn(f"{message} With reg_covar > 0 scikit-learn's M-step (reproduced exactly) is not an exact "
+                  f"coordinate-ascent step; pass exact_cavi=True{exact_hint} for exact CAVI.", ELBODecreaseWarning,
+                  stacklevel=stacklevel + 1)
+
+
 def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callback=None, previous_elbo=None,
              on_sweep=None):
     """Coordinate ascent from ``state`` until the ELBO converges or ``max_iter`` sweeps.
@@ -71,18 +92,9 @@ def run_cavi(sweep, model, state, *, max_iter, tol, tol_is_relative=True, callba
         change = math.nan
         if last is not None:
             change = elbo - last
-            scale = max(magnitude, 1.0)
-            if change < -ELBO_DECREASE_RTOL * scale:
-                message = (f"The ELBO went down at CAVI iteration {it}: from {last!r} to {elbo!r} "
-                           f"(a drop of {-change:.6g}, {-change / scale:.3g} of the magnitude of its terms), "
-                           "more than round-off.")
-                if model.exact_coordinate_ascent:
-                    raise ELBODecreaseError(message + " Coordinate ascent never decreases the ELBO: this is a "
-                                            "bug or a numerical breakdown.")
-                warnings.warn(message + " With reg_covar > 0 scikit-learn's M-step (reproduced exactly) is not an "
-                              "exact coordinate-ascent step; pass exact_cavi=True (or reg_covar=0 with a "
-                              "positive definite covariance_prior) for exact CAVI.", ELBODecreaseWarning,
-                              stacklevel=3)
+            check_elbo_drop(model, last, elbo, magnitude, f"at CAVI iteration {it}",
+                            "Coordinate ascent never decreases the ELBO",
+                            " (or reg_covar=0 with a positive definite covariance_prior)", stacklevel=3)
         elbos.append(elbo)
         last = elbo
         state = new_state
