@@ -133,11 +133,6 @@ def _merge_signature(dtype):
     return (i64m, i64m, i64m)
 
 
-def _finalize_signature(dtype):
-    T, f64v, f64m, f64t, i64m, ro = _types()
-    return (i64m, f64v)
-
-
 #: The registry: ``(module under fastcavi._kernels, function, per_dtype, signature(dtype) -> argument types)``.
 #: ``per_dtype`` kernels take the data and compile once per float width; the others once.
 #: Each signature is the exact numba type of what the passes hand the kernel (read-only inputs,
@@ -157,7 +152,6 @@ KERNELS: Tuple[Tuple[str, str, bool, Callable], ...] = (
     ("exactsum", "fold_segments", False, _fold_signature),
     ("exactsum", "insert_values", False, _insert_signature),
     ("exactsum", "merge", False, _merge_signature),
-    ("exactsum", "finalize", False, _finalize_signature),
     ("seeding", "exact_add_at", False, _exact_add_at_signature),
     ("transform", "transform_blocks", True, _transform_signature),
 )

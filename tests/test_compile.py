@@ -219,7 +219,7 @@ def test_compile_jobs_builds_in_child_processes(tmp_path):
     # records come back in registry order, and a second run finds them all in the cache
     code = textwrap.dedent("""
         from fastcavi import _compile
-        _compile.KERNELS = tuple(k for k in _compile.KERNELS if k[0] == "assignment" or k[1] == "finalize")
+        _compile.KERNELS = tuple(k for k in _compile.KERNELS if k[0] == "assignment" or k[1] == "merge")
         first = _compile.compile_kernels(("float64",), jobs=2)
         again = _compile.compile_kernels(("float64",), jobs=2)
         for r in first + again:
@@ -228,7 +228,7 @@ def test_compile_jobs_builds_in_child_processes(tmp_path):
     done = _run([sys.executable, "-c", code], _env(tmp_path / "cache"), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split() for line in done.stdout.splitlines()]
-    names = [("assignment.assignment_sums", "float64"), ("assignment.add_blocks", "any"), ("exactsum.finalize", "any")]
+    names = [("assignment.assignment_sums", "float64"), ("assignment.add_blocks", "any"), ("exactsum.merge", "any")]
     assert [(n, d) for n, d, _, _ in rows] == names * 2
     assert [a for _, _, a, _ in rows] == ["compiled"] * 3 + ["cached"] * 3
     assert all(same == "True" for *_, same in rows)
@@ -270,7 +270,7 @@ def test_a_read_only_install_caches_in_the_user_wide_directory(tmp_path):
     # numba's order: NUMBA_CACHE_DIR, else __pycache__ beside the sources when writable, else the
     # user-wide cache directory ($XDG_CACHE_HOME/numba)
     code = ["-c", "import fastcavi._kernels.exactsum as e, numpy as np; acc = np.zeros((2, 5), np.int64); "
-                  "acc[:, 0] = -1; out = np.ones(2); e.finalize(acc, out); print(out.sum(), e.finalize.stats.cache_path)"]
+                  "acc[:, 0] = -1; out = acc.copy(); e.merge(acc, acc, out); print(out[:, 1:].sum(), e.merge.stats.cache_path)"]
     done, site = _read_only_run(tmp_path, code, XDG_CACHE_HOME=str(tmp_path / "xdg"))
     assert done.returncode == 0, done.stderr[-3000:]
     total, path = done.stdout.split()

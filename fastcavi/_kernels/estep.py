@@ -125,32 +125,24 @@ def _logits(Wp, biasp, phi, L, mx, m):
     """
     K4, F4 = Wp.shape
     for k0 in range(0, K4, 4):
+        for r in range(4):  # the bias first: each tile of features then adds its 4 products to the logit
+            b = biasp[k0 + r]
+            for i in range(m):
+                L[k0 + r, i] = b
         for f0 in range(0, F4, 4):
             w00, w01, w02, w03 = Wp[k0, f0], Wp[k0, f0 + 1], Wp[k0, f0 + 2], Wp[k0, f0 + 3]
             w10, w11, w12, w13 = Wp[k0 + 1, f0], Wp[k0 + 1, f0 + 1], Wp[k0 + 1, f0 + 2], Wp[k0 + 1, f0 + 3]
             w20, w21, w22, w23 = Wp[k0 + 2, f0], Wp[k0 + 2, f0 + 1], Wp[k0 + 2, f0 + 2], Wp[k0 + 2, f0 + 3]
             w30, w31, w32, w33 = Wp[k0 + 3, f0], Wp[k0 + 3, f0 + 1], Wp[k0 + 3, f0 + 2], Wp[k0 + 3, f0 + 3]
-            if f0 == 0:
-                b0, b1, b2, b3 = biasp[k0], biasp[k0 + 1], biasp[k0 + 2], biasp[k0 + 3]
-                for i in range(m):
-                    p0 = phi[0, i]
-                    p1 = phi[1, i]
-                    p2 = phi[2, i]
-                    p3 = phi[3, i]
-                    L[k0, i] = b0 + (w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3)
-                    L[k0 + 1, i] = b1 + (w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3)
-                    L[k0 + 2, i] = b2 + (w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3)
-                    L[k0 + 3, i] = b3 + (w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3)
-            else:
-                for i in range(m):
-                    p0 = phi[f0, i]
-                    p1 = phi[f0 + 1, i]
-                    p2 = phi[f0 + 2, i]
-                    p3 = phi[f0 + 3, i]
-                    L[k0, i] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
-                    L[k0 + 1, i] += w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3
-                    L[k0 + 2, i] += w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3
-                    L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
+            for i in range(m):
+                p0 = phi[f0, i]
+                p1 = phi[f0 + 1, i]
+                p2 = phi[f0 + 2, i]
+                p3 = phi[f0 + 3, i]
+                L[k0, i] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
+                L[k0 + 1, i] += w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3
+                L[k0 + 2, i] += w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3
+                L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
         if k0 == 0:
             for i in range(m):
                 mx[i] = max(max(L[0, i], L[1, i]), max(L[2, i], L[3, i]))
