@@ -424,6 +424,10 @@ def await_background(module, function, dtype, timeout=120.0):
     if child is None:
         return
     start = time.perf_counter()
+    if child.poll() is None:  # idle until the child is done: meanwhile, what a fit may need after its sweeps
+        from .exceptions import _make_convergence_warning_in_background
+
+        _make_convergence_warning_in_background()
     try:
         child.wait(timeout=timeout)
     except Exception:  # too slow: compile here

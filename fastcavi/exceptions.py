@@ -5,9 +5,11 @@ installed, so that code (and scikit-learn's own tests) catching scikit-learn's w
 fastcavi's; without scikit-learn it is a ``UserWarning``, as scikit-learn's is. Importing
 scikit-learn takes about a second, so the class is made on first use (``fastcavi.ConvergenceWarning``,
 ``from fastcavi.exceptions import ConvergenceWarning``, or the first fit that warns), not at
-``import fastcavi``; it is the same class every time.
+``import fastcavi``; it is the same class every time. A first fit that waits, idle, for a kernel being
+compiled in another process makes it meanwhile, in a thread.
 """
 import importlib.util
+import threading
 
 __all__ = list(("ELBODecreaseError", "ELBODecreaseWarning", "ConvergenceWarning"))  # the last made on first use
 
@@ -52,10 +54,29 @@ def _make_convergence_warning():
     return ConvergenceWarning
 
 
+_MAKING = threading.Lock()  # two threads asking at once get one class
+
+
 def __getattr__(name):
     # PEP 562: ConvergenceWarning is made on first use (scikit-learn is imported then, not at import fastcavi)
     if name == "ConvergenceWarning":
-        cls = _make_convergence_warning()
-        globals()[name] = cls  # the same class from now on
+        with _MAKING:
+            cls = globals().get(name)
+            if cls is None:
+                cls = _make_convergence_warning()
+                globals()[name] = cls  # the same class from now on
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _make_convergence_warning_in_background():
+    """Make :class:`ConvergenceWarning` in a daemon thread, unless it is made already or needs no import.
+
+    For a process that is about to wait, idle, for seconds (a first fit waiting for a kernel compiled in another
+    process): importing scikit-learn takes 0.7-0.9 s of CPU, which a fit that stops at ``max_iter`` would
+    otherwise spend after its sweeps. The class is the same whichever thread makes it.
+    """
+    if "ConvergenceWarning" in globals() or importlib.util.find_spec("sklearn") is None:
+        return
+    threading.Thread(target=__getattr__, args=("ConvergenceWarning",), daemon=True,
+                     name="fastcavi-convergence-warning").start()

@@ -268,6 +268,23 @@ def test_import_does_not_import_scikit_learn():
                 "print('sklearn' in sys.modules)").split() == ["False", "True"]
 
 
+def test_convergence_warning_made_in_a_thread_is_the_one_class():
+    # a first fit that waits for a kernel compiled in another process makes the class in a thread meanwhile;
+    # threads asking at the same time get that same class, scikit-learn's subclass
+    out = _run("""
+import threading, fastcavi.exceptions as e
+e._make_convergence_warning_in_background()
+got = []
+threads = [threading.Thread(target=lambda: got.append(e.ConvergenceWarning)) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+from sklearn.exceptions import ConvergenceWarning
+import fastcavi
+print(len(got), len(set(got)), got[0] is fastcavi.ConvergenceWarning, issubclass(got[0], ConvergenceWarning))
+""")
+    assert out.split() == ["4", "1", "True", "True"]
+
+
 def test_the_same_messages_without_scikit_learn():
     # scikit-learn blocked: the estimator falls back to its own base, ConvergenceWarning to UserWarning, and
     # the input checks (fastcavi's own) give scikit-learn's messages
