@@ -285,3 +285,33 @@ def test_a_read_only_install_without_a_writable_cache_is_a_clear_error(tmp_path)
     done, _ = _read_only_run(tmp_path, ["-m", "fastcavi", "compile"], XDG_CACHE_HOME=str(blocker), HOME=str(blocker))
     assert done.returncode == 2, done.stdout + done.stderr[-3000:]
     assert "no writable kernel cache for fastcavi" in done.stderr and "NUMBA_CACHE_DIR" in done.stderr
+
+
+def test_a_compile_pauses_the_garbage_collector_and_restores_it(tmp_path):
+    # paused for the compile of a kernel (numba's objects would be traversed by every full collection
+    # meanwhile), then as it was: on again, or still off where the caller had switched it off
+    code = textwrap.dedent("""
+        import gc, numpy as np
+        from numba.core import event
+        import fastcavi._kernels.exactsum as e  # fastcavi's listener is registered first
+        during = []
+
+        class Listener(event.Listener):
+            def on_start(self, ev):
+                during.append(gc.isenabled())
+
+            def on_end(self, ev):
+                pass
+
+        event.register("numba:compile", Listener())
+        acc = np.zeros((2, 5), np.int64)
+        acc[:, 0] = -1
+        e.merge(acc, acc, acc.copy())  # compiled here: an empty cache
+        after_on = gc.isenabled()
+        gc.disable()
+        e.insert_values(np.ones(2), acc)
+        print(during[0], after_on, gc.isenabled(), len(during) >= 2)
+    """)
+    done = _run([sys.executable, "-c", code], _env(tmp_path / "cache"), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True", "False", "True"]

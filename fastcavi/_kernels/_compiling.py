@@ -10,10 +10,16 @@ the kernels are imported) counts the wall time of the outermost compiles of fast
 :func:`seconds`, and, on the first one in the process, sends one line to :func:`notice`'s handler.
 Loading from the cache raises no event, so a warm process says nothing.
 
+The listener also pauses Python's cyclic garbage collector for the outermost compile (when it was on):
+numba makes some 150,000 objects compiling the E-step, and each full collection triggered meanwhile
+traverses all of them (five of them, 0.25 s of the E-step's 3.5 s); the collector's next run after the
+compile finds the garbage at once. Memory peaks about 20 MB higher.
+
 The line goes to the ``"fastcavi"`` logger at level WARNING (so that, with logging not configured, it reaches
 standard error; silence it with ``logging.getLogger("fastcavi").setLevel(logging.ERROR)``), or, while a progress reporter is installed
 (the command line's), to the reporter (:func:`set_handler`).
 """
+import gc
 import logging
 import threading
 import time
@@ -21,7 +27,7 @@ import time
 from numba.core import event
 
 _LOCK = threading.Lock()
-_STATE = {"depth": 0, "began": 0.0, "seconds": 0.0, "told": False, "handler": None}
+_STATE = {"depth": 0, "began": 0.0, "seconds": 0.0, "told": False, "handler": None, "gc": False}
 
 MESSAGE = ("compiling fastcavi's kernels for this CPU ({what}): seconds, once per machine, then loaded from "
            "numba's disk cache; `fastcavi compile` builds them all ahead of time")
@@ -68,6 +74,8 @@ class _Listener(event.Listener):
             if _STATE["depth"] > 1:
                 return
             _STATE["began"] = time.perf_counter()
+            _STATE["gc"] = gc.isenabled()
+            gc.disable()  # for the compile only (see the module docstring)
             tell = not _STATE["told"]
             _STATE["told"] = True
             handler = _STATE["handler"]
@@ -86,6 +94,8 @@ class _Listener(event.Listener):
             _STATE["depth"] -= 1
             if _STATE["depth"] == 0:
                 _STATE["seconds"] += time.perf_counter() - _STATE["began"]
+                if _STATE["gc"]:
+                    gc.enable()
 
 
 _LISTENER = _Listener()
