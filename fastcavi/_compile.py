@@ -61,24 +61,12 @@ def _first_non_finite_signature(dtype):
     return (ro(dtype, 2), T.int64, T.int64, T.int64)
 
 
-def _kmeanspp_signature(dtype):
-    T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, centres, seed, stream, row0, weights, has_weights, keys, rows, b0, b1
-    return (ro(dtype, 2), f64v, f64m, T.uint64, T.int64, T.int64, ro(T.float64, 1), T.boolean, f64v, T.int64[::1],
-            T.int64, T.int64)
-
-
-def _lloyd_signature(dtype):
-    T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, centres, weights, has_weights, partials, far, far_row, block_rows, b0, b1
-    return (ro(dtype, 2), f64v, f64m, ro(T.float64, 1), T.boolean, f64m, f64m, T.int64[::1], T.int64, T.int64,
-            T.int64)
-
-
 def _nearest_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # X, shift, centres, d2, nearest, t0, t1
-    return (ro(dtype, 2), f64v, f64m, f64v, T.int64[::1], T.int64, T.int64)
+    # X, shift, centres, weights, has_weights, mode, seed, stream, row0, partials, far, far_row, keys, rows, d2,
+    # nearest, block_rows, b0, b1
+    return (ro(dtype, 2), f64v, f64m, ro(T.float64, 1), T.boolean, T.int64, T.uint64, T.int64, T.int64, f64m, f64m,
+            T.int64[::1], f64v, T.int64[::1], f64v, T.int64[::1], T.int64, T.int64, T.int64)
 
 
 def _hashed_uniforms_signature(dtype):
@@ -119,8 +107,8 @@ def _add_blocks_signature(dtype):
 
 def _fold_signature(dtype):
     T, f64v, f64m, f64t, i64m, ro = _types()
-    # partials, nblocks, segment_blocks, segsums, acc
-    return (f64m, T.int64, T.int64, f64m, i64m)
+    # partials, nblocks, segment_blocks, segsums, segbits, acc
+    return (f64m, T.int64, T.int64, f64m, T.uint64[:, ::1], i64m)
 
 
 def _insert_signature(dtype):
@@ -141,11 +129,9 @@ def _merge_signature(dtype):
 KERNELS: Tuple[Tuple[str, str, bool, Callable], ...] = (
     ("summary", "summarize_blocks", True, _summarize_signature),
     ("summary", "first_non_finite_blocks", True, _first_non_finite_signature),
-    ("seeding", "draw_blocks", True, _kmeanspp_signature),
-    ("seeding", "nearest_tiles", True, _nearest_signature),
+    ("nearest", "nearest_blocks", True, _nearest_signature),
     ("seeding", "hashed_uniforms", False, _hashed_uniforms_signature),
     ("seeding", "weighted_key_draw", False, _weighted_key_signature),
-    ("kmeans", "lloyd_blocks", True, _lloyd_signature),
     ("assignment", "assignment_sums", True, _assignment_signature),
     ("assignment", "add_blocks", False, _add_blocks_signature),
     ("estep", "estep_blocks", True, _estep_signature),
@@ -230,7 +216,7 @@ def _load_module(module):
 
 #: Modules whose kernels take longest to build (``fastcavi compile``'s own output): with ``jobs > 1``
 #: they are started first, so that the longest build does not start last.
-_SLOWEST_FIRST = ("estep", "kmeans", "seeding")
+_SLOWEST_FIRST = ("estep", "nearest")
 
 
 def _compile_variants(variants, verbose):
@@ -301,7 +287,84 @@ def _compile_in_processes(variants, jobs, verbose):
 #: kernels (the validating pass, the seeding) itself: the E-step, the largest, needed last.
 BACKGROUND = (("estep", "estep_blocks"),)
 
-_BACKGROUND = {}  # (module, function, dtype) -> the child process building it
+#: Seconds a background child waits for a job before it exits (the estimator was imported, no fit came).
+IDLE_SECONDS = 300.0
+
+
+def _phase_signatures():
+    """The E-step's phases that serve both float widths, with the exact types its kernel hands them.
+
+    A background child builds these first, before it is told the data's float width (it may be started when
+    the estimator is imported, before any data is seen); the kernel then finds them built. A signature that
+    differed from the kernel's call would build a second variant (``tests/test_compile.py`` checks them).
+    """
+    T, f64v, f64m, f64t, i64m, ro = _types()
+    i, b, ro2, ro1 = T.int64, T.boolean, ro(T.float64, 2), ro(T.float64, 1)
+    return (
+        ("estep", "_given", (ro2, f64m, f64v, i, i, ro1, b, i, f64v)),
+        ("estep", "_logits", (f64m, f64v, f64m, f64m, f64v, i)),
+        ("estep", "_hard", (f64m, f64v, f64v, i, i)),
+        ("estep", "_normalise", (f64m, f64v, f64v, i, i, ro1, b, i, f64v, b, f64m, f64v)),
+        ("estep", "_statistics", (f64m, f64m, f64v, i, i, i, ro1, b, i, f64v)),
+    )
+
+
+class _Child:
+    """The background child of this process and the jobs (``(module, function, dtype)``) sent to it."""
+
+    def __init__(self, proc):
+        self.proc = proc
+        self.pid = os.getpid()  # a forked copy of this process does not share it
+        self.sent, self.done = set(), set()
+        self.ended = False
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True, name="fastcavi-compile-child").start()
+
+    def _read(self):
+        try:
+            for line in self.proc.stdout:
+                words = line.split()
+                if len(words) == 4 and words[0] == "done":
+                    with self.changed:
+                        self.done.add(tuple(words[1:]))
+                        self.changed.notify_all()
+        except (OSError, ValueError):
+            pass
+        with self.changed:
+            self.ended = True
+            self.changed.notify_all()
+        self.proc.wait()  # reaped: no zombie
+
+    def usable(self):
+        return self.pid == os.getpid() and not self.ended and self.proc.poll() is None
+
+    def send(self, job):
+        try:
+            self.proc.stdin.write(" ".join(job) + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):  # the child is gone: the kernel compiles here when needed
+            return False
+        self.sent.add(job)
+        return True
+
+    def wait(self, job, timeout):
+        """Wait until the child has built ``job``, or ended, or ``timeout`` seconds passed."""
+        with self.changed:
+            self.changed.wait_for(lambda: job in self.done or self.ended, timeout)
+
+    def pending(self):
+        with self.changed:
+            return bool(self.sent - self.done) and not self.ended
+
+    def close(self):
+        """No more jobs: the child exits once its current one is built."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+
+_CHILD = None  # this process's background child, if any
 _BACKGROUND_LOCK = threading.Lock()
 
 
@@ -351,6 +414,41 @@ def _cache_index_likely(module, function):
     return any(glob.glob(os.path.join(glob.escape(folder), f"{module}.{function}-*.nbi")) for folder in folders)
 
 
+def _child():
+    """This process's background child, started if there is none (None where none can start). Under the lock."""
+    global _CHILD
+    import subprocess
+    import sys
+
+    if _CHILD is not None and _CHILD.usable():
+        return _CHILD
+    try:
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from fastcavi._compile import _serve; _serve()"], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+    except Exception:  # no child (no executable, no fork, ...): the kernels compile here when needed
+        _CHILD = None
+        return None
+    _CHILD = _Child(proc)
+    return _CHILD
+
+
+def start_early():
+    """Start the background child before the data is known (when the estimator is imported), where it pays.
+
+    Importing scikit-learn's base classes takes the estimator's process most of a second; a child started
+    before that builds the E-step's phases that serve both float widths meanwhile, and the kernel itself once
+    a fit says the width. Nothing starts where :func:`build_early` would start nothing. Without numba.
+    """
+    if not _background_allowed() or all(_cache_index_likely(module, function) for module, function in BACKGROUND):
+        return
+    with _BACKGROUND_LOCK:
+        _child()
+
+
 def build_early(dtype):
     """:func:`build_in_background` at the very start of a fit on an ndarray, before numba is imported here.
 
@@ -369,13 +467,13 @@ def build_early(dtype):
 
 
 def build_in_background(dtype, checked=True):
-    """Start building the :data:`BACKGROUND` kernels for data of ``dtype`` in a child process, where that pays.
+    """Build the :data:`BACKGROUND` kernels for data of ``dtype`` in a child process, where that pays.
 
     A first fit on a machine compiles every kernel it calls; on two or more CPUs the E-step, which it calls
     last, compiles in a child process (``python -c``, the same ``fastcavi`` on its path) into numba's disk
     cache while this process compiles and runs the setup passes; :func:`await_background` then waits for it,
     and the kernel loads from the cache. The kernel is the same compiled code either way (the same compiler,
-    sources and argument types), so nothing of a result changes. Nothing is started when the kernel is loaded
+    sources and argument types), so nothing of a result changes. Nothing is sent when the kernel is loaded
     or cached already, caching is off, there is one CPU, or ``FASTCAVI_BACKGROUND_COMPILE=0``; any failure
     to start falls back to compiling here.
 
@@ -387,29 +485,24 @@ def build_in_background(dtype, checked=True):
         Check here that the kernel is neither loaded nor cached (importing numba); False leaves that to the
         child (:func:`build_early`).
     """
-    import subprocess
-    import sys
-
     dtype = str(dtype)
     if dtype not in DTYPES:
         return
-    for module, function in BACKGROUND:
-        key = (module, function, dtype)
-        with _BACKGROUND_LOCK:
-            if key in _BACKGROUND:
+    with _BACKGROUND_LOCK:
+        for module, function in BACKGROUND:
+            job = (module, function, dtype)
+            if _CHILD is not None and _CHILD.usable() and job in _CHILD.sent:
                 continue
             try:
-                if not (_background_wanted(module, function) if checked else _background_allowed()):
-                    continue
-                package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-                _BACKGROUND[key] = subprocess.Popen(
-                    [sys.executable, "-c", "import sys; from fastcavi._compile import _build_one; _build_one(*sys.argv[1:])",
-                     module, function, dtype], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
-            except Exception:  # no child (no executable, no fork, ...): the kernel compiles here when needed
-                continue
+                wanted = _background_wanted(module, function) if checked else _background_allowed()
+            except Exception:
+                wanted = False
+            if wanted:
+                child = _child()
+                if child is not None:
+                    child.send(job)
+        if _CHILD is not None and _CHILD.usable() and not _CHILD.pending():
+            _CHILD.close()  # an early child with nothing to build here: let it go
 
 
 def await_background(module, function, dtype, timeout=120.0):
@@ -418,34 +511,73 @@ def await_background(module, function, dtype, timeout=120.0):
     Every caller waits for the same child (two threads of one process fitting at once); past ``timeout``
     seconds the caller goes on and the kernel compiles here (numba takes whichever is first into the cache).
     """
-    key = (module, function, str(dtype))
+    job = (module, function, str(dtype))
     with _BACKGROUND_LOCK:
-        child = _BACKGROUND.get(key)
-    if child is None:
+        child = _CHILD
+    if child is None or child.pid != os.getpid() or job not in child.sent:
         return
     start = time.perf_counter()
-    if child.poll() is None:  # idle until the child is done: meanwhile, what a fit may need after its sweeps
-        from .exceptions import _make_convergence_warning_in_background
+    if job not in child.done and not child.ended:  # idle until the child is done: meanwhile, what a fit may
+        from .exceptions import _make_convergence_warning_in_background  # need after its sweeps
 
         _make_convergence_warning_in_background()
-    try:
-        child.wait(timeout=timeout)
-    except Exception:  # too slow: compile here
-        return
-    finally:  # the wait is compile time: progress rates leave it out
-        _load_module("_compiling").add_waited(time.perf_counter() - start)
+    child.wait(job, timeout)
+    _load_module("_compiling").add_waited(time.perf_counter() - start)  # compile time: rates leave it out
     with _BACKGROUND_LOCK:
-        if _BACKGROUND.get(key) is child:
-            del _BACKGROUND[key]
+        if _CHILD is child and not child.pending():
+            child.close()
 
 
-def _build_one(module, function, dtype):
-    """The child of :func:`build_in_background`: build one registered kernel variant into the cache, quietly."""
-    for m, f, per_dtype, signature in KERNELS:
-        if (m, f) == (module, function):
-            _load_module("_compiling").set_handler(lambda text: None)
-            _compile_variants([(m, f, dtype if per_dtype else "any", signature)], False)
+def _serve():
+    """The background child: build the E-step's phases, then each job read from standard input.
+
+    A job is a line ``module function dtype``; after building it (or failing to: the parent then compiles it
+    itself) the child writes ``done module function dtype``. It exits at the end of its input, or after
+    :data:`IDLE_SECONDS` without a job. Quiet: no first-compile notice.
+    """
+    import queue
+    import sys
+
+    _load_module("_compiling").set_handler(lambda text: None)
+    lines = queue.Queue()
+
+    def read():
+        for line in sys.stdin:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    first = []  # a line read while the phases build
+    for module, function, signature in _phase_signatures():
+        if not first:
+            try:
+                first.append(lines.get_nowait())
+            except queue.Empty:
+                pass
+        if first == [None]:  # the input ended before any job (the process that started it is gone): stop
             return
+        try:
+            getattr(_load_module(module), function).compile(signature)
+        except Exception:  # the kernel then builds it itself
+            pass
+    while True:
+        try:
+            line = first.pop() if first else lines.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            return
+        if line is None:
+            return
+        words = line.split()
+        if len(words) != 3:
+            continue
+        module, function, dtype = words
+        for m, f, per_dtype, signature in KERNELS:
+            if (m, f) == (module, function):
+                try:
+                    _compile_variants([(m, f, dtype if per_dtype else "any", signature)], False)
+                except Exception:
+                    pass
+        print("done", module, function, dtype, flush=True)
 
 
 def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False, jobs: int = 1) -> List[CompiledKernel]:

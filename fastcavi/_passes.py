@@ -125,6 +125,7 @@ class Workspace:
         # (at most 7 values per block) so that the layout never depends on that.
         self.partials = aligned_empty((nblocks, padded_row(size)))
         self.segsums = np.empty((-(-nblocks // _SEGMENT_BLOCKS), size))
+        self.segbits = self.segsums.view(np.uint64)
         # one slot per thread that can run (the slots' number cannot change a result)
         self.scratch = aligned_empty((numba.get_num_threads(),) + tuple(slot_shape))
 
@@ -165,7 +166,7 @@ def summary_chunk_rows(chunk_size, source, n_moments):
 def _fold(workspace, n, acc):
     from ._kernels.exactsum import fold_segments
 
-    fold_segments(workspace.partials, -(-n // BLOCK_ROWS), _SEGMENT_BLOCKS, workspace.segsums, acc)
+    fold_segments(workspace.partials, -(-n // BLOCK_ROWS), _SEGMENT_BLOCKS, workspace.segsums, workspace.segbits, acc)
 
 
 def raise_bad_row(chunk, weights, row0, bad):
@@ -373,7 +374,7 @@ def lloyd_pass(source, weights, centres, shift, chunk_rows, workspace=None):
         every weight is 0), its squared distance, its weight and its cluster.
     workspace : Workspace
     """
-    from ._kernels.kmeans import lloyd_assign, stats_size
+    from ._kernels.nearest import lloyd_assign, stats_size
     from ._models.base import empty_accumulator
 
     K, D = centres.shape

@@ -22,11 +22,15 @@ import time
 
 import numpy as np
 
+from . import _compile
 from . import _validation as V
 from . import options
 from ._io.sources import DataSource
 from .api import fit as _fit
 from .result import _is_dask
+
+# A first use on this machine: the kernels start compiling in a second process before scikit-learn's import
+_compile.start_early()
 
 try:  # optional
     from sklearn.base import BaseEstimator as _Base

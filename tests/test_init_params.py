@@ -132,7 +132,7 @@ def test_lloyd_kernel_is_the_row_by_row_assignment_bit_for_bit(D, K_centres):
     every block's sums, farthest row and its distance are the same bits. Ties (duplicated centres and
     rows on a centre), zero weights, a last block and a last tile that are partial, float32 data."""
     from fastcavi._config import BLOCK_ROWS
-    from fastcavi._kernels.kmeans import lloyd_assign, stats_size
+    from fastcavi._kernels.nearest import lloyd_assign, stats_size
 
     rng = np.random.default_rng(D * 100 + K_centres)
     n = 3 * BLOCK_ROWS + 77

@@ -7,7 +7,7 @@ from naive import diag_kernel_reference, full_kernel_reference
 
 from fastcavi._kernels import exactsum
 from fastcavi._kernels.estep import SUB_ROWS, estep, scratch_rows
-from fastcavi._kernels.seeding import kmeanspp_draw
+from fastcavi._kernels.nearest import kmeanspp_draw
 from fastcavi._kernels.summary import first_non_finite, summarize, summary_scratch_rows, summary_size
 from fastcavi._models.base import empty_accumulator, feature_count
 from fastcavi._passes import SCRATCH_ALIGN, Workspace, aligned_empty
@@ -23,7 +23,7 @@ def _folded(partials, nblocks, size=None):
     size = partials.shape[1] if size is None else size
     acc = empty_accumulator(size)
     segsums = np.empty((nblocks, size))
-    exactsum.fold_segments(partials, nblocks, 16, segsums, acc)
+    exactsum.fold_segments(partials, nblocks, 16, segsums, segsums.view(np.uint64), acc)
     out = np.empty(size)
     exactsum.finalize(acc, out)
     return out

@@ -168,7 +168,7 @@ def test_kmeanspp_draw_is_the_smallest_key_when_keys_are_close():
     """Rows at nearly the same distance from the centre: each new running best of a block then improves
     on the last by a uniform fraction, so a pass that skipped a row which could still win (a wrong
     bound on -log u) would draw another row for some of these 60 seeds."""
-    from fastcavi._kernels.seeding import kmeanspp_draw
+    from fastcavi._kernels.nearest import kmeanspp_draw
 
     t = np.linspace(0.0, 2 * np.pi, 200, endpoint=False)
     X = np.column_stack([np.cos(t), np.sin(t)]) * (1.0 + 1e-3 * np.sin(7 * t))[:, None]
@@ -187,7 +187,7 @@ def test_nearest_centre_is_the_row_by_row_distance_bit_for_bit(D, m):
     """k-means||'s distance kernel (tiles of rows, 4 candidates x 4 features at a time) gives each row the
     distance a row-at-a-time loop adds up, ((0 + t_0**2) + t_1**2) + ..., and the first nearest candidate
     (duplicated candidates: the lower index), for a chunk whose last tile is partial."""
-    from fastcavi._kernels.seeding import nearest_centre
+    from fastcavi._kernels.nearest import nearest_centre
 
     rng = np.random.default_rng(D * 1000 + m)
     X = rng.normal(size=(1000 + 37, D)) * 2

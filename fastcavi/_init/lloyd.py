@@ -108,7 +108,7 @@ def lloyd_chunk(chunk, weights, row0, centres, shift, chunk_size=None):
         farthest row (its global index ``row0 + i``; -1 when every weight is 0).
     """
     from .._io.sources import DataSource, WeightSource
-    from .._kernels.kmeans import stats_size
+    from .._kernels.nearest import stats_size
     from .._models.base import accumulator_to_floats
     from .._passes import chunk_rows, lloyd_pass
 

@@ -188,7 +188,7 @@ def _read_only_weights(weights):
 def kmeanspp_chunk(chunk, weights, row0, shift, centres, seed, j):
     """One chunk's k-means++ draw (in proportion to ``w d**2``): ``[key, row]`` (float64; row -1 when every
     row of positive weight sits on a centre)."""
-    from .._kernels.seeding import kmeanspp_draw
+    from .._kernels.nearest import kmeanspp_draw
     from .._passes import _read_only
 
     key, row = kmeanspp_draw(_read_only(np.ascontiguousarray(chunk)), np.array(shift, dtype=np.float64),
@@ -270,7 +270,7 @@ def kmeans_parallel(run_pass, read_rows, n_samples, K, rng, shift, weighted, rou
 
 
 def _nearest(chunk, shift, centres):
-    from .._kernels.seeding import nearest_centre
+    from .._kernels.nearest import nearest_centre
     from .._passes import _read_only
 
     n = chunk.shape[0]

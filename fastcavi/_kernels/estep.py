@@ -152,12 +152,13 @@ def _logits(Wp, biasp, phi, L, mx, m):
 
 
 @njit(**_HELPER)
-def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
+def _normalise(L, mx, s, m, K, weights, has_weights, row0, p, want_out, resp_out, lse_out):
     """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place; padding rows zeroed.
 
     ``mx`` holds each row's maximum logit (from :func:`_logits`) and gets its log-sum-exp; ``s``
     gets the reciprocal of the row's sum of exponentials (``L * s`` are the responsibilities); the
-    weighted sum of the log-sum-exp goes to ``p[1]``.
+    weighted sum of the log-sum-exp goes to ``p[1]``. With ``want_out``, each row's log-sum-exp and
+    responsibilities go to the caller's ``lse_out`` and ``resp_out`` too.
     """
     for i in range(m):
         s[i] = 0.0
@@ -180,28 +181,11 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
         s[i] = 1.0 / s[i]
     # in lanes, in a fixed order (see _sums)
     p[1] += lane_dot(weights, row0, mx, m) if has_weights else lane_sum(mx, 0, m)
-
-
-@njit(**_HELPER)
-def _weigh(L, phi, s, m, K, F, weights, has_weights, row0):
-    """Fold the row factors ``s`` (times the row weights) into the features or the exponentials.
-
-    Where F < K, ``phi[:F] *= s`` (F multiplies a row) and ``s`` stays; otherwise ``L[:K] *= s`` and
-    ``s = 1``. Either way ``sum_i L[k, i] phi[f, i]`` and ``sum_i L[k, i] s[i]`` are the statistics.
-    """
-    if has_weights:
+    if want_out:
         for i in range(m):
-            s[i] *= weights[row0 + i]
-    if F < K:
-        for f in range(F):
-            for i in range(m):
-                phi[f, i] = phi[f, i] * s[i]
-    else:
-        for k in range(K):
-            for i in range(m):
-                L[k, i] = L[k, i] * s[i]
-        for i in range(m):
-            s[i] = 1.0
+            lse_out[row0 + i] = mx[i]
+            for k in range(K):
+                resp_out[row0 + i, k] = L[k, i] * s[i]
 
 
 @njit(**_HELPER)
@@ -247,13 +231,29 @@ def _hard(L, mx, s, m, K):
 
 
 @njit(**_HELPER)
-def _statistics(L, phi, s, m, K, F, p):
-    """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x 4
-    features.
+def _statistics(L, phi, s, m, K, F, weights, has_weights, row0, p):
+    """p[3 + k] += sum_i r_ki and p[3 + K + k F + f] += sum_i r_ki phi_fi, ``r = L s w``, in tiles of 4
+    components x 4 features.
 
-    Each sum runs in four lanes over the rows (:mod:`~fastcavi._kernels._lanes`: the same bits for any vector
-    width). The rows past ``m`` up to a multiple of 4 are zeroed first, so they add exact zeros.
+    First the row factors ``s`` (times the row weights) are folded into the features or the exponentials:
+    where F < K, ``phi[:F] *= s`` (F multiplies a row) and ``s`` stays; otherwise ``L[:K] *= s`` and ``s = 1``.
+    Either way the sums are then ``sum_i L[k, i] s[i]`` and ``sum_i L[k, i] phi[f, i]``. Each runs in four
+    lanes over the rows (:mod:`~fastcavi._kernels._lanes`: the same bits for any vector width). The rows past
+    ``m`` up to a multiple of 4 are zeroed first, so they add exact zeros.
     """
+    if has_weights:
+        for i in range(m):
+            s[i] *= weights[row0 + i]
+    if F < K:
+        for f in range(F):
+            for i in range(m):
+                phi[f, i] = phi[f, i] * s[i]
+    else:
+        for k in range(K):
+            for i in range(m):
+                L[k, i] = L[k, i] * s[i]
+        for i in range(m):
+            s[i] = 1.0
     K4 = L.shape[0]
     F4 = phi.shape[0]
     base = 3 + K
@@ -279,23 +279,6 @@ def _statistics(L, phi, s, m, K, F, p):
                         f = f0 + c
                         if f < F:
                             p[base + k * F + f] += tile[4 * r + c]
-
-
-@njit(**_HELPER)
-def _block_entropy(bias, W, p):
-    """Block entropy of q(z), ``-sum r log r = sum_n lse_n - sum_nk r_nk logit_nk``, into ``p[2]``.
-
-    The second sum is the coefficients' dot product with the block's own statistics (the logits are
-    linear in the features): O(K F) per block instead of work per row and component, and a
-    cancellation only within one block.
-    """
-    K, F = W.shape
-    dot = 0.0
-    for k in range(K):
-        dot += bias[k] * p[3 + k]
-        for f in range(F):
-            dot += W[k, f] * p[3 + K + k * F + f]
-    p[2] = p[1] - dot
 
 
 @njit(**_KERNEL)
@@ -333,22 +316,19 @@ def estep_blocks(X, shift, bias, W, Wp, biasp, full_quad, weights, has_weights, 
                 if hard:
                     _hard(L, mx, s, m, K)
                 else:
-                    _normalise(L, mx, s, m, K, weights, has_weights, row0, p)
-                    if want_out:
-                        _write_out(L, mx, s, m, K, row0, resp_out, lse_out)
-            _weigh(L, phi, s, m, K, F, weights, has_weights, row0)
-            _statistics(L, phi, s, m, K, F, p)
+                    _normalise(L, mx, s, m, K, weights, has_weights, row0, p, want_out, resp_out, lse_out)
+            _statistics(L, phi, s, m, K, F, weights, has_weights, row0, p)
         if not (given or hard):
-            _block_entropy(bias, W, p)
-
-
-@njit(**_HELPER)
-def _write_out(L, mx, s, m, K, row0, resp_out, lse_out):
-    """Each row's log-sum-exp and responsibilities ``L * s``, to the caller's output arrays."""
-    for i in range(m):
-        lse_out[row0 + i] = mx[i]
-        for k in range(K):
-            resp_out[row0 + i, k] = L[k, i] * s[i]
+            # the block's entropy of q(z), -sum r log r = sum_n lse_n - sum_nk r_nk logit_nk: the second sum is
+            # the coefficients' dot product with the block's own statistics (the logits are linear in the
+            # features), O(K F) per block instead of work per row and component, and a cancellation only
+            # within one block
+            dot = 0.0
+            for k in range(K):
+                dot += bias[k] * p[3 + k]
+                for f in range(F):
+                    dot += W[k, f] * p[3 + K + k * F + f]
+            p[2] = p[1] - dot
 
 
 def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_in, want_out, resp_out, lse_out,

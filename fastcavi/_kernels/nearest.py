@@ -111,44 +111,6 @@ def nearest_of_columns(Y, m, D, centres, A, best, arg):
             arg[i] = k if closer else arg[i]
 
 
-def stats_size(K, D):
-    """Statistics per block: ``[sum w, sum w d2_min, sum w (K), sum w y (K, D)]``."""
-    return 2 + K + K * D
-
-
-def lloyd_assign(X, shift, centres, weights, has_weights, partials, far, far_row, block_rows):
-    """Assign each row of a chunk to its nearest centre; per-block weighted counts and sums.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, D), float32 or float64, C-contiguous
-        A chunk of rows.
-    shift : ndarray of shape (D,), float64
-        Subtracted from every row first (``centres`` are in these coordinates).
-    centres : ndarray of shape (K, D), float64
-        The current centres. A row goes to the centre with the smallest squared distance
-        ``sum_d (y_d - c_kd)**2``; ties go to the lowest index.
-    weights : ndarray of shape (n,), float64
-        Row weights (read only when ``has_weights``; any 1-D array otherwise).
-    has_weights : bool
-    partials : ndarray of shape (>= n_blocks, >= stats_size(K, D)), float64
-        Output: row b holds block b's ``[sum w, sum w d2_min, sum w per cluster (K),
-        sum w y per cluster (K, D)]``, each added up in row order within the block.
-    far : ndarray of shape (>= n_blocks, 3), float64
-        Output: per block, the row of positive weight farthest from its centre (the first one on
-        ties): its squared distance (-1 when the block has no row of positive weight), its weight
-        and its cluster.
-    far_row : ndarray of shape (>= n_blocks,), int64
-        Output: the index (in the chunk) of that row (-1 when none).
-    block_rows : int
-        Rows per block (``BLOCK_ROWS``), passed at run time.
-    """
-    nblocks = (X.shape[0] + block_rows - 1) // block_rows
-    run_slots(nearest_blocks, nblocks, n_slots(),
-              lambda g: (X, shift, centres, weights, has_weights, LLOYD, np.uint64(0), np.int64(0), np.int64(0),
-                         partials, far, far_row, _NO_VALUES, _NO_ROWS, _NO_VALUES, _NO_ROWS, np.int64(block_rows)))
-
-
 #: What :func:`nearest_blocks` does with each row's nearest centre.
 DRAW, LLOYD, NEAREST = 0, 1, 2
 
@@ -171,7 +133,7 @@ def nearest_blocks(X, shift, centres, weights, has_weights, mode, seed, stream, 
       where it beats the earlier blocks of the run (they stay ``inf`` and -1 otherwise). The run's best key
       so far prunes its later blocks: the smallest key over the blocks, the first on ties, is still the
       smallest key over the rows.
-    * ``LLOYD`` (:func:`~fastcavi._kernels.kmeans.lloyd_assign`): ``partials[b]``, ``far[b]`` and
+    * ``LLOYD`` (:func:`~lloyd_assign`): ``partials[b]``, ``far[b]`` and
       ``far_row[b]``.
     * ``NEAREST`` (:func:`nearest_centre`): ``d2`` and ``nearest`` of each row.
 
@@ -296,7 +258,7 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     -----
     The rows are taken a tile of ``TILE_ROWS`` at a time (:func:`nearest_blocks`, one contiguous run of blocks
     per thread), in three steps: each row's squared distance to its nearest centre (vectorised
-    over the rows by :func:`~fastcavi._kernels.kmeans.nearest_tile`, from the tile's rows loaded as columns,
+    over the rows by :func:`nearest_tile`, from the tile's rows loaded as columns,
     and added up from 0 in feature order: a row-by-row sum over the features vectorised only by regrouping it,
     which would follow the CPU's vector width); each row's uniform and the lower bound
     ``(1 - u) / (w d**2)`` of its key, vectorised over the rows; then, row by row, the key
@@ -319,6 +281,44 @@ def kmeanspp_draw(X, shift, centres, seed, stream, row0, weights, has_weights):
     return float(keys[b]), int(rows[b])
 
 
+def stats_size(K, D):
+    """Statistics per block: ``[sum w, sum w d2_min, sum w (K), sum w y (K, D)]``."""
+    return 2 + K + K * D
+
+
+def lloyd_assign(X, shift, centres, weights, has_weights, partials, far, far_row, block_rows):
+    """Assign each row of a chunk to its nearest centre; per-block weighted counts and sums.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, D), float32 or float64, C-contiguous
+        A chunk of rows.
+    shift : ndarray of shape (D,), float64
+        Subtracted from every row first (``centres`` are in these coordinates).
+    centres : ndarray of shape (K, D), float64
+        The current centres. A row goes to the centre with the smallest squared distance
+        ``sum_d (y_d - c_kd)**2``; ties go to the lowest index.
+    weights : ndarray of shape (n,), float64
+        Row weights (read only when ``has_weights``; any 1-D array otherwise).
+    has_weights : bool
+    partials : ndarray of shape (>= n_blocks, >= stats_size(K, D)), float64
+        Output: row b holds block b's ``[sum w, sum w d2_min, sum w per cluster (K),
+        sum w y per cluster (K, D)]``, each added up in row order within the block.
+    far : ndarray of shape (>= n_blocks, 3), float64
+        Output: per block, the row of positive weight farthest from its centre (the first one on
+        ties): its squared distance (-1 when the block has no row of positive weight), its weight
+        and its cluster.
+    far_row : ndarray of shape (>= n_blocks,), int64
+        Output: the index (in the chunk) of that row (-1 when none).
+    block_rows : int
+        Rows per block (``BLOCK_ROWS``), passed at run time.
+    """
+    nblocks = (X.shape[0] + block_rows - 1) // block_rows
+    run_slots(nearest_blocks, nblocks, n_slots(),
+              lambda g: (X, shift, centres, weights, has_weights, LLOYD, np.uint64(0), np.int64(0), np.int64(0),
+                         partials, far, far_row, _NO_VALUES, _NO_ROWS, _NO_VALUES, _NO_ROWS, np.int64(block_rows)))
+
+
 def nearest_centre(X, shift, centres, d2, nearest):
     """Squared distance of each row to its nearest centre, and that centre's index (the first on ties).
 
@@ -336,7 +336,7 @@ def nearest_centre(X, shift, centres, d2, nearest):
     Notes
     -----
     Tiles of ``TILE_ROWS`` rows, contiguous runs of blocks of them on each thread (:func:`nearest_blocks`), go through
-    :func:`~fastcavi._kernels.kmeans.nearest_tile`: vectorised over
+    :func:`nearest_tile`: vectorised over
     the rows, no branch per row and centre; each row's distance is added up in feature order as one row
     at a time would, so the result is the same bits for any split of the rows.
     """
