@@ -254,6 +254,15 @@ def _print_record(r):
 _BUILD_WITH = {}
 
 
+def _discard(text):
+    pass
+
+
+def _quiet():
+    """In a child that builds kernels: no first-compile notice (compiling is what it was asked for)."""
+    _load_module("_compiling").set_handler(_discard)
+
+
 def _compile_in_processes(variants, jobs, verbose):
     """Build ``variants`` in ``jobs`` child processes, one module's kernels in one child, in registry order.
 
@@ -271,8 +280,8 @@ def _compile_in_processes(variants, jobs, verbose):
     order = sorted(groups, key=lambda m: _SLOWEST_FIRST.index(m) if m in _SLOWEST_FIRST
                    else len(_SLOWEST_FIRST))  # a stable sort: registry order otherwise
     done = {}
-    with ProcessPoolExecutor(max_workers=min(jobs, len(order)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_quiet) as pool:
         futures = {pool.submit(_compile_variants, groups[key], False): key for key in order}
         for future in as_completed(futures):
             done[futures[future]] = future.result()
@@ -538,7 +547,7 @@ def _serve():
     import queue
     import sys
 
-    _load_module("_compiling").set_handler(lambda text: None)
+    _quiet()
     lines = queue.Queue()
 
     def read():
