@@ -313,8 +313,10 @@ def _phase_signatures():
         ("estep", "_given", (ro2, f64m, f64v, i, i, ro1, b, i, f64v)),
         ("estep", "_logits", (f64m, f64v, f64m, f64m, f64v, i)),
         ("estep", "_hard", (f64m, f64v, f64v, i, i)),
-        ("estep", "_normalise", (f64m, f64v, f64v, i, i, ro1, b, i, f64v, b, f64m, f64v)),
-        ("estep", "_statistics", (f64m, f64m, f64v, i, i, i, ro1, b, i, f64v)),
+        ("estep", "_normalise", (f64m, f64v, f64v, i, i, ro1, b, i, f64v)),
+        ("estep", "_write_out", (f64m, f64v, f64v, i, i, i, f64m, f64v)),
+        ("estep", "_weigh", (f64m, f64m, f64v, i, i, i, ro1, b, i)),
+        ("estep", "_statistics", (f64m, f64m, f64v, i, i, i, f64v)),
     )
 
 

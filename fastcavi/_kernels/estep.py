@@ -125,24 +125,32 @@ def _logits(Wp, biasp, phi, L, mx, m):
     """
     K4, F4 = Wp.shape
     for k0 in range(0, K4, 4):
-        for r in range(4):  # the bias first: each tile of features then adds its 4 products to the logit
-            b = biasp[k0 + r]
-            for i in range(m):
-                L[k0 + r, i] = b
         for f0 in range(0, F4, 4):
             w00, w01, w02, w03 = Wp[k0, f0], Wp[k0, f0 + 1], Wp[k0, f0 + 2], Wp[k0, f0 + 3]
             w10, w11, w12, w13 = Wp[k0 + 1, f0], Wp[k0 + 1, f0 + 1], Wp[k0 + 1, f0 + 2], Wp[k0 + 1, f0 + 3]
             w20, w21, w22, w23 = Wp[k0 + 2, f0], Wp[k0 + 2, f0 + 1], Wp[k0 + 2, f0 + 2], Wp[k0 + 2, f0 + 3]
             w30, w31, w32, w33 = Wp[k0 + 3, f0], Wp[k0 + 3, f0 + 1], Wp[k0 + 3, f0 + 2], Wp[k0 + 3, f0 + 3]
-            for i in range(m):
-                p0 = phi[f0, i]
-                p1 = phi[f0 + 1, i]
-                p2 = phi[f0 + 2, i]
-                p3 = phi[f0 + 3, i]
-                L[k0, i] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
-                L[k0 + 1, i] += w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3
-                L[k0 + 2, i] += w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3
-                L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
+            if f0 == 0:
+                b0, b1, b2, b3 = biasp[k0], biasp[k0 + 1], biasp[k0 + 2], biasp[k0 + 3]
+                for i in range(m):
+                    p0 = phi[0, i]
+                    p1 = phi[1, i]
+                    p2 = phi[2, i]
+                    p3 = phi[3, i]
+                    L[k0, i] = b0 + (w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3)
+                    L[k0 + 1, i] = b1 + (w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3)
+                    L[k0 + 2, i] = b2 + (w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3)
+                    L[k0 + 3, i] = b3 + (w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3)
+            else:
+                for i in range(m):
+                    p0 = phi[f0, i]
+                    p1 = phi[f0 + 1, i]
+                    p2 = phi[f0 + 2, i]
+                    p3 = phi[f0 + 3, i]
+                    L[k0, i] += w00 * p0 + w01 * p1 + w02 * p2 + w03 * p3
+                    L[k0 + 1, i] += w10 * p0 + w11 * p1 + w12 * p2 + w13 * p3
+                    L[k0 + 2, i] += w20 * p0 + w21 * p1 + w22 * p2 + w23 * p3
+                    L[k0 + 3, i] += w30 * p0 + w31 * p1 + w32 * p2 + w33 * p3
         if k0 == 0:
             for i in range(m):
                 mx[i] = max(max(L[0, i], L[1, i]), max(L[2, i], L[3, i]))
@@ -152,13 +160,12 @@ def _logits(Wp, biasp, phi, L, mx, m):
 
 
 @njit(**_HELPER)
-def _normalise(L, mx, s, m, K, weights, has_weights, row0, p, want_out, resp_out, lse_out):
+def _normalise(L, mx, s, m, K, weights, has_weights, row0, p):
     """Logits L[:K, :m] -> exponentials ``e_k = exp(logit_k - max)`` in place; padding rows zeroed.
 
     ``mx`` holds each row's maximum logit (from :func:`_logits`) and gets its log-sum-exp; ``s``
     gets the reciprocal of the row's sum of exponentials (``L * s`` are the responsibilities); the
-    weighted sum of the log-sum-exp goes to ``p[1]``. With ``want_out``, each row's log-sum-exp and
-    responsibilities go to the caller's ``lse_out`` and ``resp_out`` too.
+    weighted sum of the log-sum-exp goes to ``p[1]``.
     """
     for i in range(m):
         s[i] = 0.0
@@ -181,11 +188,28 @@ def _normalise(L, mx, s, m, K, weights, has_weights, row0, p, want_out, resp_out
         s[i] = 1.0 / s[i]
     # in lanes, in a fixed order (see _sums)
     p[1] += lane_dot(weights, row0, mx, m) if has_weights else lane_sum(mx, 0, m)
-    if want_out:
+
+
+@njit(**_HELPER)
+def _weigh(L, phi, s, m, K, F, weights, has_weights, row0):
+    """Fold the row factors ``s`` (times the row weights) into the features or the exponentials.
+
+    Where F < K, ``phi[:F] *= s`` (F multiplies a row) and ``s`` stays; otherwise ``L[:K] *= s`` and
+    ``s = 1``. Either way ``sum_i L[k, i] phi[f, i]`` and ``sum_i L[k, i] s[i]`` are the statistics.
+    """
+    if has_weights:
         for i in range(m):
-            lse_out[row0 + i] = mx[i]
-            for k in range(K):
-                resp_out[row0 + i, k] = L[k, i] * s[i]
+            s[i] *= weights[row0 + i]
+    if F < K:
+        for f in range(F):
+            for i in range(m):
+                phi[f, i] = phi[f, i] * s[i]
+    else:
+        for k in range(K):
+            for i in range(m):
+                L[k, i] = L[k, i] * s[i]
+        for i in range(m):
+            s[i] = 1.0
 
 
 @njit(**_HELPER)
@@ -231,29 +255,13 @@ def _hard(L, mx, s, m, K):
 
 
 @njit(**_HELPER)
-def _statistics(L, phi, s, m, K, F, weights, has_weights, row0, p):
-    """p[3 + k] += sum_i r_ki and p[3 + K + k F + f] += sum_i r_ki phi_fi, ``r = L s w``, in tiles of 4
-    components x 4 features.
+def _statistics(L, phi, s, m, K, F, p):
+    """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x 4
+    features.
 
-    First the row factors ``s`` (times the row weights) are folded into the features or the exponentials:
-    where F < K, ``phi[:F] *= s`` (F multiplies a row) and ``s`` stays; otherwise ``L[:K] *= s`` and ``s = 1``.
-    Either way the sums are then ``sum_i L[k, i] s[i]`` and ``sum_i L[k, i] phi[f, i]``. Each runs in four
-    lanes over the rows (:mod:`~fastcavi._kernels._lanes`: the same bits for any vector width). The rows past
-    ``m`` up to a multiple of 4 are zeroed first, so they add exact zeros.
+    Each sum runs in four lanes over the rows (:mod:`~fastcavi._kernels._lanes`: the same bits for any vector
+    width). The rows past ``m`` up to a multiple of 4 are zeroed first, so they add exact zeros.
     """
-    if has_weights:
-        for i in range(m):
-            s[i] *= weights[row0 + i]
-    if F < K:
-        for f in range(F):
-            for i in range(m):
-                phi[f, i] = phi[f, i] * s[i]
-    else:
-        for k in range(K):
-            for i in range(m):
-                L[k, i] = L[k, i] * s[i]
-        for i in range(m):
-            s[i] = 1.0
     K4 = L.shape[0]
     F4 = phi.shape[0]
     base = 3 + K
@@ -316,8 +324,11 @@ def estep_blocks(X, shift, bias, W, Wp, biasp, full_quad, weights, has_weights, 
                 if hard:
                     _hard(L, mx, s, m, K)
                 else:
-                    _normalise(L, mx, s, m, K, weights, has_weights, row0, p, want_out, resp_out, lse_out)
-            _statistics(L, phi, s, m, K, F, weights, has_weights, row0, p)
+                    _normalise(L, mx, s, m, K, weights, has_weights, row0, p)
+                    if want_out:
+                        _write_out(L, mx, s, m, K, row0, resp_out, lse_out)
+            _weigh(L, phi, s, m, K, F, weights, has_weights, row0)
+            _statistics(L, phi, s, m, K, F, p)
         if not (given or hard):
             # the block's entropy of q(z), -sum r log r = sum_n lse_n - sum_nk r_nk logit_nk: the second sum is
             # the coefficients' dot product with the block's own statistics (the logits are linear in the
@@ -329,6 +340,15 @@ def estep_blocks(X, shift, bias, W, Wp, biasp, full_quad, weights, has_weights, 
                 for f in range(F):
                     dot += W[k, f] * p[3 + K + k * F + f]
             p[2] = p[1] - dot
+
+
+@njit(**_HELPER)
+def _write_out(L, mx, s, m, K, row0, resp_out, lse_out):
+    """Each row's log-sum-exp and responsibilities ``L * s``, to the caller's output arrays."""
+    for i in range(m):
+        lse_out[row0 + i] = mx[i]
+        for k in range(K):
+            resp_out[row0 + i, k] = L[k, i] * s[i]
 
 
 def estep(X, shift, bias, W, full_quad, weights, has_weights, given, hard, resp_in, want_out, resp_out, lse_out,
