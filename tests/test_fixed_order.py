@@ -17,14 +17,15 @@ import scipy.special
 from numba import njit
 
 from fastcavi._config import FASTMATH
-from fastcavi._kernels._lanes import diagonal4, tile4x1, tile4x4
+from fastcavi._kernels._lanes import diagonal4, tile4x1, tile4x2, tile4x4, wide_vector_registers
 from fastcavi._kernels.transform import squared_norms, transform
 from fastcavi._models import fixed
 
 
 @njit
 def _tiles(a, a0, b, b0, m4):  # a shim: the intrinsics have no Python entry point
-    return tile4x4(a, a0, b, b0, m4), tile4x1(a, a0, b, b0, m4), diagonal4(a, a0, b, b0, m4)
+    return (tile4x4(a, a0, b, b0, m4), tile4x2(a, a0, b, b0, m4), tile4x1(a, a0, b, b0, m4),
+            diagonal4(a, a0, b, b0, m4))
 
 
 @njit(fastmath=FASTMATH)
@@ -39,16 +40,29 @@ def _scalar_lanes(a, b, m4):
     return (l0 + l1) + (l2 + l3)
 
 
+def test_wide_vector_registers_follows_the_features_numba_targets(monkeypatch):
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,-avx512f")
+    assert not wide_vector_registers()
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,+avx512f,+avx512vl")
+    assert wide_vector_registers()
+    monkeypatch.setattr(config, "CPU_FEATURES", "")  # the CPU name's own features: taken as 16 registers
+    assert not wide_vector_registers()
+
+
 @pytest.mark.parametrize("m4", [0, 4, 8, 124, 128])
 def test_lane_tiles_are_the_scalar_lanes_bit_for_bit(m4):
     rng = np.random.default_rng(m4)
     a = rng.normal(size=(9, 128)) * rng.lognormal(size=(9, 1))
     b = rng.normal(size=(7, 128))
-    t44, t41, diag = _tiles(a, 3, b, 2, m4)
+    t44, t42, t41, diag = _tiles(a, 3, b, 2, m4)
     for r in range(4):
         for c in range(4):
             assert t44[4 * r + c] == _scalar_lanes(a[3 + r], b[2 + c], m4)
             np.testing.assert_allclose(t44[4 * r + c], a[3 + r, :m4] @ b[2 + c, :m4], rtol=1e-12, atol=1e-12)
+        for c in range(2):  # the E-step's tile where the CPU has 16 vector registers: the same sums
+            assert t42[2 * r + c] == t44[4 * r + c]
         assert t41[r] == _scalar_lanes(a[3 + r], b[2], m4)
         assert diag[r] == _scalar_lanes(a[3 + r], b[2 + r], m4)
 

@@ -17,6 +17,11 @@ bits. Scalar code ``acc_j + a * b`` with the same flags computes exactly the sam
 
 The intrinsics read float64 rows with unit inner stride (the kernels' scratch slots) and take
 ``m4``, a multiple of 4; they check nothing (the callers zero the rows up to ``m4``).
+
+Which sums share a loop (a tile of 4 x 4 or 4 x 2 of them) changes no sum's arithmetic, only how many
+accumulators are live: 16 ``<4 x double>`` of a 4 x 4 tile, with the loads, fit in the 32 vector
+registers of AVX-512 but spill from the 16 of AVX2. The E-step picks the tile by the CPU it is compiled
+for (:func:`wide_vector_registers`), so its bits are the same either way.
 """
 from llvmlite import ir
 from numba import types
@@ -97,7 +102,21 @@ def _lanes_intrinsic(name, n_a, n_b, pairs):
 
 #: ``tile4x4(a, a0, b, b0, m4)[4 r + c]`` = the lane sum of ``a[a0 + r, i] * b[b0 + c, i]`` over ``i < m4``.
 tile4x4 = _lanes_intrinsic("tile4x4", 4, 4, [(r, c) for r in range(4) for c in range(4)])
+#: ``tile4x2(a, a0, b, b0, m4)[2 r + c]`` = the lane sum of ``a[a0 + r, i] * b[b0 + c, i]`` over ``i < m4``.
+tile4x2 = _lanes_intrinsic("tile4x2", 4, 2, [(r, c) for r in range(4) for c in range(2)])
+#: ``tile4x2(a, a0, b, b0, m4)[2 r + c]`` = the lane sum of ``a[a0 + r, i] * b[b0 + c, i]`` over ``i < m4``.
+tile4x2 = _lanes_intrinsic("tile4x2", 4, 2, [(r, c) for r in range(4) for c in range(2)])
 #: ``tile4x1(a, a0, b, b0, m4)[r]`` = the lane sum of ``a[a0 + r, i] * b[b0, i]`` over ``i < m4``.
 tile4x1 = _lanes_intrinsic("tile4x1", 4, 1, [(r, 0) for r in range(4)])
 #: ``diagonal4(a, a0, b, b0, m4)[r]`` = the lane sum of ``a[a0 + r, i] * b[b0 + r, i]`` over ``i < m4``.
 diagonal4 = _lanes_intrinsic("diagonal4", 4, 4, [(r, r) for r in range(4)])
+
+
+def wide_vector_registers():
+    """Whether numba compiles for a CPU with 32 vector registers: ``+avx512f`` among the features it targets
+    (``NUMBA_CPU_FEATURES`` when set, else the host's, as numba's code generator takes them). It chooses a
+    tiling, never a result (module docstring); numba keys its cache on the same CPU name and features."""
+    from numba.core import codegen, config
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    return "+avx512f" in str(features).split(",")

@@ -52,7 +52,7 @@ from numba import njit
 
 from .._config import CACHE, FASTMATH
 from ._fastexp import exp_normal_range, log_ge1
-from ._lanes import tile4x1, tile4x4
+from ._lanes import tile4x1, tile4x2, tile4x4, wide_vector_registers
 from ._sums import lane_dot, lane_sum
 from ._threads import run_slots
 
@@ -64,6 +64,11 @@ _HELPER = dict(_KERNEL, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 #: Rows computed together inside a block: the features of SUB_ROWS rows stay in cache.
 SUB_ROWS = 128
+
+#: Features per tile of the statistics: 4 x 4 sums per loop where the CPU has 32 vector registers, 4 x 2 where
+#: it has 16 (a 4 x 4 tile spilled there: full D = 16 sweeps 15% slower in AVX2 code). The same bits either way
+#: (:mod:`~fastcavi._kernels._lanes`).
+_TILE_COLUMNS = 4 if wide_vector_registers() else 2
 
 
 def scratch_rows(K, F):
@@ -256,8 +261,8 @@ def _hard(L, mx, s, m, K):
 
 @njit(**_HELPER)
 def _statistics(L, phi, s, m, K, F, p):
-    """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x 4
-    features.
+    """p[3 + k] += sum_i L_ki s_i and p[3 + K + k F + f] += sum_i L_ki phi_fi, in tiles of 4 components x
+    ``_TILE_COLUMNS`` features.
 
     Each sum runs in four lanes over the rows (:mod:`~fastcavi._kernels._lanes`: the same bits for any vector
     width). The rows past ``m`` up to a multiple of 4 are zeroed first, so they add exact zeros.
@@ -278,15 +283,18 @@ def _statistics(L, phi, s, m, K, F, p):
         for r in range(4):
             if k0 + r < K:
                 p[3 + k0 + r] += col[r]
-        for f0 in range(0, F4, 4):
-            tile = tile4x4(L, k0, phi, f0, m4)
+        for f0 in range(0, F4, _TILE_COLUMNS):  # (a constant: the other tile is not compiled)
+            if _TILE_COLUMNS == 4:
+                tile = tile4x4(L, k0, phi, f0, m4)
+            else:
+                tile = tile4x2(L, k0, phi, f0, m4)
             for r in range(4):
                 k = k0 + r
                 if k < K:
-                    for c in range(4):
+                    for c in range(_TILE_COLUMNS):
                         f = f0 + c
                         if f < F:
-                            p[base + k * F + f] += tile[4 * r + c]
+                            p[base + k * F + f] += tile[_TILE_COLUMNS * r + c]
 
 
 @njit(**_KERNEL)
