@@ -305,7 +305,8 @@ def _phase_signatures():
 
     A background child builds these first, before it is told the data's float width (it may be started when
     the estimator is imported, before any data is seen); the kernel then finds them built. A signature that
-    differed from the kernel's call would build a second variant (``tests/test_compile.py`` checks them).
+    differed from the kernel's call would build a second variant (``tests/test_cold_start_processes.py``
+    checks them).
     """
     T, f64v, f64m, f64t, i64m, ro = _types()
     i, b, ro2, ro1 = T.int64, T.boolean, ro(T.float64, 2), ro(T.float64, 1)
@@ -552,20 +553,20 @@ def _serve():
     _quiet()
     lines = queue.Queue()
 
+    nothing_asked = threading.Event()  # the input ended before any job: whoever started this child is gone
+
     def read():
+        asked = False
         for line in sys.stdin:
+            asked = True
             lines.put(line)
+        if not asked:
+            nothing_asked.set()
         lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    first = []  # a line read while the phases build
     for module, function, signature in _phase_signatures():
-        if not first:
-            try:
-                first.append(lines.get_nowait())
-            except queue.Empty:
-                pass
-        if first == [None]:  # the input ended before any job (the process that started it is gone): stop
+        if nothing_asked.is_set():
             return
         try:
             getattr(_load_module(module), function).compile(signature)
@@ -573,7 +574,7 @@ def _serve():
             pass
     while True:
         try:
-            line = first.pop() if first else lines.get(timeout=IDLE_SECONDS)
+            line = lines.get(timeout=IDLE_SECONDS)
         except queue.Empty:
             return
         if line is None:
@@ -641,7 +642,7 @@ def compile_kernels(dtypes: Sequence[str] = DTYPES, *, verbose: bool = False, jo
     jobs = int(jobs)
     _check_cache_possible()
     _compiling = _load_module("_compiling")  # (a clear error where no cache directory can be written)
-    previous = _compiling.set_handler(lambda text: None)  # no first-compile notice: compiling is the point here
+    previous = _compiling.set_handler(_discard)  # no first-compile notice: compiling is the point here
     try:
         if jobs == 1:
             records = _compile_variants(list(_variants(dtypes)), verbose)
